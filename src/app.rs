@@ -1,0 +1,179 @@
+//! Startup: connect, migrate, bind, serve. Built from a config value so tests can run the real
+//! server on port 0.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::domain::token::TokenEnv;
+use crate::http::limits::Limits;
+use crate::http::{AppState, HttpConfig, make_service, router};
+use crate::service::{Service, ServiceConfig};
+use crate::store::Db;
+
+#[derive(Clone, Debug)]
+pub enum Tls {
+    Off,
+    Files { cert: PathBuf, key: PathBuf },
+    SelfSigned,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub env: TokenEnv,
+    pub tls: Tls,
+    pub behind_tls_proxy: bool,
+    pub allowed_origins: Vec<String>,
+    pub rate_limit_mcp: u32,
+    pub rate_limit_rest: u32,
+    pub rate_limit_auth_failures: u32,
+}
+
+impl ServeConfig {
+    pub fn local(database_url: String) -> Self {
+        ServeConfig {
+            database_url,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            env: TokenEnv::Test,
+            tls: Tls::Off,
+            behind_tls_proxy: false,
+            allowed_origins: vec![],
+            rate_limit_mcp: 120,
+            rate_limit_rest: 300,
+            rate_limit_auth_failures: 5,
+        }
+    }
+}
+
+pub struct Application {
+    addr: SocketAddr,
+    public_url: String,
+    service: Service,
+    listener: TcpListener,
+    state: AppState,
+    tls: Tls,
+}
+
+impl Application {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Application> {
+        let tls_on = !matches!(config.tls, Tls::Off);
+        if !config.listen.ip().is_loopback() && !tls_on && !config.behind_tls_proxy {
+            bail!(
+                "refusing plain HTTP on {}: use --tls-cert/--tls-key or --tls-self-signed, \
+                 or --behind-tls-proxy if a TLS proxy is in front",
+                config.listen
+            );
+        }
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        let listener =
+            TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let scheme = if tls_on { "https" } else { "http" };
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
+        let service = Service::new(
+            db,
+            ServiceConfig {
+                env: config.env,
+                public_url: public_url.clone(),
+            },
+        );
+        let state = AppState {
+            service: service.clone(),
+            limits: Arc::new(Limits::new(
+                config.rate_limit_rest,
+                config.rate_limit_mcp,
+                config.rate_limit_auth_failures,
+            )),
+            http: Arc::new(HttpConfig {
+                behind_proxy: config.behind_tls_proxy,
+                public_url: public_url.clone(),
+            }),
+        };
+        Ok(Application {
+            addr,
+            public_url,
+            service,
+            listener,
+            state,
+            tls: config.tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Serves until `shutdown` resolves, running the job worker alongside.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = axum_server::Handle::new();
+        let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let worker = {
+            let service = self.service.clone();
+            tokio::spawn(async move { service.run_jobs(jobs_stopped).await })
+        };
+        {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                let _ = stop_jobs.send(true);
+                handle.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+        }
+        let app = make_service(router(self.state));
+        match self.tls {
+            Tls::Off => axum_server::from_tcp(self.listener)?.handle(handle).serve(app).await?,
+            tls => {
+                let config = rustls_config(&tls).await?;
+                axum_server::tls_rustls::from_tcp_rustls(self.listener, config)?
+                    .handle(handle)
+                    .serve(app)
+                    .await?
+            }
+        }
+        let _ = worker.await;
+        self.service.db().close().await;
+        Ok(())
+    }
+}
+
+async fn rustls_config(tls: &Tls) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {
+    use axum_server::tls_rustls::RustlsConfig;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match tls {
+        Tls::Files { cert, key } => RustlsConfig::from_pem_file(cert, key)
+            .await
+            .context("cannot load the TLS certificate or key"),
+        Tls::SelfSigned => {
+            let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+            Ok(RustlsConfig::from_pem(
+                cert.cert.pem().into_bytes(),
+                cert.signing_key.serialize_pem().into_bytes(),
+            )
+            .await?)
+        }
+        Tls::Off => bail!("TLS is off"),
+    }
+}

@@ -1,0 +1,180 @@
+//! The error catalog of SPEC §4 and the one error type every operation returns.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::ability::Ability;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    AuthenticationRequired,
+    TokenMissingAbility,
+    OriginNotAllowed,
+    ResourceNotFound,
+    MethodNotAllowed,
+    ValidationFailed,
+    Conflict,
+    IdempotencyKeyReused,
+    PayloadTooLarge,
+    RateLimited,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::AuthenticationRequired,
+        ErrorCode::TokenMissingAbility,
+        ErrorCode::OriginNotAllowed,
+        ErrorCode::ResourceNotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::ValidationFailed,
+        ErrorCode::Conflict,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::RateLimited,
+        ErrorCode::InternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
+            ErrorCode::TokenMissingAbility => "TOKEN_MISSING_ABILITY",
+            ErrorCode::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::ValidationFailed => "VALIDATION_FAILED",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::AuthenticationRequired => 401,
+            ErrorCode::TokenMissingAbility | ErrorCode::OriginNotAllowed => 403,
+            ErrorCode::ResourceNotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => 422,
+            ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::InternalError => 500,
+        }
+    }
+
+    pub fn when(self) -> &'static str {
+        match self {
+            ErrorCode::AuthenticationRequired => "No, malformed, unknown, revoked, expired or wrong-environment token.",
+            ErrorCode::TokenMissingAbility => "The token (or its owner's role) lacks the ability.",
+            ErrorCode::OriginNotAllowed => "MCP request from a browser origin not on the allow list.",
+            ErrorCode::ResourceNotFound => {
+                "Unknown id, malformed id, unknown route, or anything outside the token's team/project scope."
+            }
+            ErrorCode::MethodNotAllowed => "The route exists but not with this HTTP method.",
+            ErrorCode::ValidationFailed => "Bad input; `fields` says which and why.",
+            ErrorCode::Conflict => "The current state forbids it.",
+            ErrorCode::IdempotencyKeyReused => "Same Idempotency-Key, different request.",
+            ErrorCode::PayloadTooLarge => "Body over the limit.",
+            ErrorCode::RateLimited => "Bucket exhausted; see Retry-After.",
+            ErrorCode::InternalError => "Anything else; the body says nothing but request_id.",
+        }
+    }
+
+    pub fn remediation(self) -> &'static str {
+        match self {
+            ErrorCode::AuthenticationRequired => {
+                "Send a valid, unrevoked token as `Authorization: Bearer mpt_…`; mint a new one in Settings → API Tokens."
+            }
+            ErrorCode::TokenMissingAbility => {
+                "Mint a token that includes the required ability (your role must hold it too)."
+            }
+            ErrorCode::OriginNotAllowed => "Add the origin with --allowed-origin, or call from a non-browser client.",
+            ErrorCode::ResourceNotFound => "Check the id and that it belongs to the token's team and projects.",
+            ErrorCode::MethodNotAllowed => "See /openapi.json for the methods this path accepts.",
+            ErrorCode::ValidationFailed => "Fix the fields listed in `fields` and retry.",
+            ErrorCode::Conflict => "Read the current state and retry only if the change still makes sense.",
+            ErrorCode::IdempotencyKeyReused => "Use a new Idempotency-Key for a different request.",
+            ErrorCode::PayloadTooLarge => "Send a smaller body.",
+            ErrorCode::RateLimited => "Wait for the number of seconds in Retry-After.",
+            ErrorCode::InternalError => "Retry later; quote request_id to support.",
+        }
+    }
+}
+
+/// `/error-codes.json`.
+pub fn catalog_json() -> serde_json::Value {
+    let items: Vec<_> = ErrorCode::ALL
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "code": c.as_str(),
+                "http_status": c.http_status(),
+                "when": c.when(),
+                "remediation": c.remediation(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "data": items })
+}
+
+/// What an operation can fail with; every surface maps it to the §4 envelope in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("authentication required")]
+    AuthenticationRequired,
+    #[error("this token lacks the ability `{0}`")]
+    MissingAbility(Ability, Option<&'static str>),
+    #[error("not found")]
+    NotFound,
+    #[error("the request has invalid fields")]
+    Validation(BTreeMap<String, String>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::AuthenticationRequired => ErrorCode::AuthenticationRequired,
+            Error::MissingAbility(..) => ErrorCode::TokenMissingAbility,
+            Error::NotFound => ErrorCode::ResourceNotFound,
+            Error::Validation(_) => ErrorCode::ValidationFailed,
+            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            Error::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    pub fn field(name: &str, why: impl Into<String>) -> Self {
+        Error::Validation(BTreeMap::from([(name.to_owned(), why.into())]))
+    }
+
+    pub fn missing(ability: Ability) -> Self {
+        Error::MissingAbility(ability, None)
+    }
+
+    /// Audit outcome: refusals of the caller are `denied`, the rest `failed`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Error::AuthenticationRequired | Error::MissingAbility(..) | Error::NotFound => "denied",
+            _ => "failed",
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,9 @@
+//! Pure types: no I/O.
+
+pub mod ability;
+pub mod audit;
+pub mod error;
+pub mod ids;
+pub mod role;
+pub mod time;
+pub mod token;

@@ -1,0 +1,130 @@
+//! The §4 envelope, rendered in one place for every failure on the HTTP surfaces.
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::ability::Ability;
+use crate::domain::error::{Error, ErrorCode};
+
+tokio::task_local! {
+    /// The id of the request being served, for error bodies and audit entries.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// An error on the way out of an HTTP handler.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub required_ability: Option<Ability>,
+    pub fields: Option<BTreeMap<String, String>>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            required_ability: None,
+            fields: None,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn unauthenticated() -> Self {
+        ApiError::new(ErrorCode::AuthenticationRequired, "A valid API token is required.")
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..ApiError::new(ErrorCode::RateLimited, "Too many requests.")
+        }
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(ErrorCode::ResourceNotFound, "No such resource.")
+    }
+
+    pub fn validation(field: &str, why: impl Into<String>) -> Self {
+        ApiError {
+            fields: Some(BTreeMap::from([(field.to_owned(), why.into())])),
+            ..ApiError::new(ErrorCode::ValidationFailed, "The request is not valid.")
+        }
+    }
+
+    /// The envelope object (also used inside MCP results and JSON-RPC error data).
+    pub fn envelope(&self, docs_base: &str) -> serde_json::Value {
+        let mut e = json!({
+            "code": self.code.as_str(),
+            "message": self.message,
+            "docs_url": format!("{}/errors#{}", docs_base.trim_end_matches('/'), self.code.as_str()),
+            "remediation": self.code.remediation(),
+            "request_id": current_request_id(),
+        });
+        if let Some(a) = self.required_ability {
+            e["required_ability"] = json!(a.as_str());
+        }
+        if let Some(f) = &self.fields {
+            e["fields"] = json!(f);
+        }
+        json!({ "error": e })
+    }
+}
+
+/// Where `docs_url` points; set once at startup.
+pub static DOCS_BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let code = e.code();
+        match e {
+            Error::MissingAbility(a, why) => ApiError {
+                required_ability: Some(a),
+                message: match why {
+                    Some(why) => format!("This token cannot do this: {why}."),
+                    None => format!("This token lacks the ability `{a}`."),
+                },
+                ..ApiError::new(code, "")
+            },
+            Error::Validation(fields) => ApiError {
+                fields: Some(fields),
+                ..ApiError::new(code, "The request is not valid.")
+            },
+            Error::Conflict(msg) => ApiError::new(code, msg),
+            Error::NotFound => ApiError::not_found(),
+            Error::AuthenticationRequired => ApiError::unauthenticated(),
+            Error::IdempotencyKeyReused => {
+                ApiError::new(code, "This Idempotency-Key was used with a different request.")
+            }
+            Error::Internal(cause) => {
+                tracing::error!(request_id = %current_request_id(), error = ?cause, "internal error");
+                ApiError::new(code, "Something went wrong on our side.")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.envelope(DOCS_BASE.get().map(String::as_str).unwrap_or(""));
+        let mut res = (status, axum::Json(body)).into_response();
+        let headers = res.headers_mut();
+        if self.code == ErrorCode::AuthenticationRequired {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}

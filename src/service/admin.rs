@@ -1,0 +1,208 @@
+//! Operator actions (CLI): users, teams, memberships, projects. Audited as `system`.
+
+use serde_json::json;
+
+use super::Service;
+use super::projects::validate_name;
+use crate::domain::audit::AuditDraft;
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::{new_id, parse_id};
+use crate::domain::role::Role;
+use crate::store::{audit, is_unique_violation, now_ms};
+
+pub fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    let salt = SaltString::encode_b64(&bytes).map_err(|e| Error::Internal(anyhow::anyhow!("salt: {e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing failed: {e}")))
+}
+
+fn normalize_email(email: &str) -> Result<String> {
+    let e = email.trim().to_lowercase();
+    let ok = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !d.starts_with('.'));
+    if ok {
+        Ok(e)
+    } else {
+        Err(Error::field("email", "is not an email address"))
+    }
+}
+
+impl Service {
+    pub async fn create_user(&self, email: &str, name: &str, password: Option<&str>) -> Result<String> {
+        let email = normalize_email(email)?;
+        let name = validate_name("name", name, 100)?;
+        let hash = match password {
+            Some(p) if p.chars().count() < 12 => {
+                return Err(Error::field("password", "must be at least 12 characters"));
+            }
+            Some(p) => Some(hash_password(p)?),
+            None => None,
+        };
+        let id = new_id();
+        let mut tx = self.db.begin_write().await?;
+        let res =
+            sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id)
+                .bind(&email)
+                .bind(&name)
+                .bind(hash)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => return Err(Error::Conflict("a user with this email exists".into())),
+            other => other?,
+        };
+        audit::append(
+            &mut tx,
+            AuditDraft::system("user.created", None)
+                .subject("user", &id)
+                .properties(json!({"email": email})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn user_id_by_email(&self, conn: &mut crate::store::Conn, email: &str) -> Result<String> {
+        let email = normalize_email(email)?;
+        sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::field("email", "no user with this email"))
+    }
+
+    async fn team_exists(&self, conn: &mut crate::store::Conn, team_id: &str) -> Result<String> {
+        let id = parse_id(team_id).map_err(|_| Error::field("team", "no such team"))?;
+        sqlx::query_scalar::<_, String>("SELECT id FROM teams WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::field("team", "no such team"))
+    }
+
+    /// Creates a team with its first owner.
+    pub async fn create_team(&self, name: &str, owner_email: &str) -> Result<String> {
+        let name = validate_name("name", name, 100)?;
+        let mut tx = self.db.begin_write().await?;
+        let owner = self.user_id_by_email(&mut tx, owner_email).await?;
+        let (id, now) = (new_id(), now_ms());
+        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(&name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+            .bind(&id)
+            .bind(&owner)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let entry = AuditDraft::system("team.created", Some(id.clone()))
+            .subject("team", &id)
+            .properties(json!({"name": name, "owner_id": owner}));
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Adds a person to a team, or changes their role if they are already in it.
+    pub async fn set_member_role(&self, team_id: &str, email: &str, role: Role) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        let team = self.team_exists(&mut tx, team_id).await?;
+        let user = self.user_id_by_email(&mut tx, email).await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
+                .bind(&team)
+                .bind(&user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let event = if before.is_some() {
+            sqlx::query("UPDATE team_members SET role = $1 WHERE team_id = $2 AND user_id = $3")
+                .bind(role.as_str())
+                .bind(&team)
+                .bind(&user)
+                .execute(&mut *tx)
+                .await?;
+            "team.member_role_changed"
+        } else {
+            sqlx::query("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&team)
+                .bind(&user)
+                .bind(role.as_str())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            "team.member_added"
+        };
+        let entry = AuditDraft::system(event, Some(team.clone()))
+            .subject("user", &user)
+            .properties(json!({"changes": {"role": {"from": before, "to": role.as_str()}}}));
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a person from a team; their tokens for it stop working at the next request.
+    pub async fn remove_member(&self, team_id: &str, email: &str) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        let team = self.team_exists(&mut tx, team_id).await?;
+        let user = self.user_id_by_email(&mut tx, email).await?;
+        let removed = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+            .bind(&team)
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Err(Error::field("email", "this user is not in the team"));
+        }
+        audit::append(
+            &mut tx,
+            AuditDraft::system("team.member_removed", Some(team.clone())).subject("user", &user),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_project_system(&self, team_id: &str, name: &str, handle: Option<&str>) -> Result<String> {
+        let name = validate_name("name", name, 100)?;
+        let handle = match handle {
+            Some(h) => super::projects::validate_handle(h)?,
+            None => super::projects::slug(&name),
+        };
+        let mut tx = self.db.begin_write().await?;
+        let team = self.team_exists(&mut tx, team_id).await?;
+        let (id, now) = (new_id(), now_ms());
+        let res = sqlx::query(
+            "INSERT INTO projects (id, team_id, name, handle, description, active, created_at, updated_at) VALUES ($1, $2, $3, $4, NULL, 1, $5, $5)",
+        )
+        .bind(&id)
+        .bind(&team)
+        .bind(&name)
+        .bind(&handle)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(e) if is_unique_violation(&e) => return Err(Error::Conflict("this handle is taken".into())),
+            other => other?,
+        };
+        let mut entry = AuditDraft::system("create_project", Some(team.clone()))
+            .subject("project", &id)
+            .properties(json!({"name": name, "handle": handle}));
+        entry.project_id = Some(id.clone());
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

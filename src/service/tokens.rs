@@ -1,0 +1,387 @@
+//! Token lifecycle: mint, list, show, revoke, rotate, and the caller's own token.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::AssertSqlSafe;
+
+use super::catalog::Op;
+use super::{Done, Output, Principal, Service};
+use crate::domain::ability::Ability;
+use crate::domain::audit::{AuditDraft, RequestCtx};
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::parse_id;
+use crate::domain::role::Role;
+use crate::domain::token::{TokenId, TokenSecret};
+use crate::store::rows::{TOKEN_COLUMNS, TokenRow};
+use crate::store::{Conn, audit, now_ms};
+
+/// What to mint. Abilities are names, checked against the catalog and the owner's role.
+#[derive(Clone, Debug, Default)]
+pub struct MintRequest {
+    pub team_id: String,
+    pub user_email: String,
+    pub name: String,
+    pub abilities: Vec<String>,
+    pub project_ids: Vec<String>,
+    pub expires_in_ms: Option<i64>,
+}
+
+/// A freshly minted token: the one place its plaintext exists.
+#[derive(Debug)]
+pub struct Minted {
+    pub secret: TokenSecret,
+    pub row: TokenRow,
+}
+
+impl Minted {
+    /// `{"id", "token", "team_id", "abilities", "project_ids", …}` (SPEC §10).
+    pub fn to_json(&self) -> Value {
+        let mut v = self.row.to_json();
+        v["token"] = json!(self.secret.expose_secret());
+        v
+    }
+}
+
+/// Who asked for a lifecycle change outside a token request (CLI → system, dashboard → human).
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub kind: crate::domain::audit::ActorKind,
+    pub user_id: Option<String>,
+    pub ctx: RequestCtx,
+}
+
+impl Actor {
+    pub fn system() -> Self {
+        Actor {
+            kind: crate::domain::audit::ActorKind::System,
+            user_id: None,
+            ctx: RequestCtx::default(),
+        }
+    }
+
+    fn draft(&self, event: &str, team_id: &str) -> AuditDraft {
+        let mut d = AuditDraft::system(event, Some(team_id.to_owned()));
+        d.actor_kind = self.kind;
+        d.causer_id = self.user_id.clone();
+        d.ctx = self.ctx.clone();
+        d
+    }
+}
+
+pub async fn find_token(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TokenRow>> {
+    sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+#[derive(Serialize)]
+struct Owner<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: &'a str,
+    role: Role,
+}
+
+impl Service {
+    /// `get_token_info` / `GET /v1/me`.
+    pub async fn get_token_info(&self, p: &Principal) -> Result<Done> {
+        self.run(p, Op::GetTokenInfo, Some(&p.token_id), json!({}), |c| {
+            Box::pin(async move {
+                let id = c.principal.token_id.clone();
+                let row = find_token(c.conn(), &id).await?.ok_or(Error::NotFound)?;
+                let p = &c.principal;
+                let mut v = row.to_json();
+                v["owner"] = serde_json::to_value(Owner {
+                    id: &p.user_id,
+                    email: &p.user_email,
+                    name: &p.user_name,
+                    role: p.role,
+                })
+                .map_err(|e| Error::Internal(e.into()))?;
+                v["effective_abilities"] = json!(p.effective_abilities());
+                Output::one(v)
+            })
+        })
+        .await
+    }
+
+    /// `list_tokens` / `GET /v1/tokens`: the owner's tokens in this team, metadata only.
+    pub async fn list_tokens(&self, p: &Principal, page: super::page::Page) -> Result<Done> {
+        self.run(
+            p,
+            Op::ListTokens,
+            None,
+            json!({"page": page.page, "limit": page.limit}),
+            move |c| {
+                Box::pin(async move {
+                    let (team, user) = (c.principal.team_id.clone(), c.principal.user_id.clone());
+                    let total: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE team_id = $1 AND user_id = $2")
+                            .bind(&team)
+                            .bind(&user)
+                            .fetch_one(c.conn())
+                            .await?;
+                    let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+                        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE team_id = $1 AND user_id = $2 \
+                     ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+                    )))
+                    .bind(&team)
+                    .bind(&user)
+                    .bind(page.limit)
+                    .bind(page.offset())
+                    .fetch_all(c.conn())
+                    .await?;
+                    Output::list(rows.iter().map(TokenRow::to_json).collect(), page.meta(total))
+                })
+            },
+        )
+        .await
+    }
+
+    /// `DELETE /v1/tokens/current`: a token revoking itself.
+    pub async fn revoke_current_token(&self, p: &Principal) -> Result<Done> {
+        self.run(p, Op::RevokeCurrentToken, Some(&p.token_id), json!({}), |c| {
+            Box::pin(async move {
+                let id = c.principal.token_id.clone();
+                revoke_row(c.conn(), &id, "revoked by its own holder").await?;
+                let row = find_token(c.conn(), &id).await?.ok_or(Error::NotFound)?;
+                Output::one(row.to_json())
+            })
+        })
+        .await
+    }
+
+    /// Mints a token (CLI and dashboard). Nobody can mint beyond their role.
+    pub async fn mint_token(&self, actor: &Actor, req: MintRequest) -> Result<Minted> {
+        let mut tx = self.db.begin_write().await?;
+        let team_id = parse_id(&req.team_id).map_err(|_| Error::field("team", "no such team"))?;
+        let owner: Option<(String, String)> = sqlx::query_as(
+            "SELECT u.id, m.role FROM users u JOIN team_members m ON m.user_id = u.id \
+             WHERE u.email = $1 AND m.team_id = $2",
+        )
+        .bind(req.user_email.trim().to_lowercase())
+        .bind(&team_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (user_id, role) = owner.ok_or_else(|| Error::field("user", "no such user in this team"))?;
+        let role: Role = role.parse().map_err(|e: String| Error::Internal(anyhow::anyhow!(e)))?;
+        let name = req.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::field("name", "must be 1 to 100 characters"));
+        }
+        let mut abilities = Vec::new();
+        for a in &req.abilities {
+            let ability: Ability = a
+                .parse()
+                .map_err(|e: crate::domain::ability::UnknownAbility| Error::field("abilities", e.to_string()))?;
+            if !role.holds(ability) {
+                return Err(Error::field(
+                    "abilities",
+                    format!("the {role} role does not hold `{ability}`"),
+                ));
+            }
+            if !abilities.contains(&ability) {
+                abilities.push(ability);
+            }
+        }
+        abilities.sort();
+        let mut projects = Vec::new();
+        for pid in &req.project_ids {
+            let pid = parse_id(pid).map_err(|_| Error::field("projects", "no such project in this team"))?;
+            let found: Option<String> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1 AND team_id = $2")
+                .bind(&pid)
+                .bind(&team_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            found.ok_or_else(|| Error::field("projects", "no such project in this team"))?;
+            if !projects.contains(&pid) {
+                projects.push(pid);
+            }
+        }
+        if let Some(ms) = req.expires_in_ms
+            && ms <= 0
+        {
+            return Err(Error::field("expires_in", "must be in the future"));
+        }
+        let secret = TokenSecret::generate(self.config.env);
+        let now = now_ms();
+        let row = TokenRow {
+            id: secret.id().to_string(),
+            env: self.config.env.as_str().to_owned(),
+            digest: secret.digest().as_str().to_owned(),
+            team_id: team_id.clone(),
+            user_id,
+            name: name.to_owned(),
+            abilities: json!(abilities).to_string(),
+            project_ids: (!projects.is_empty()).then(|| json!(projects).to_string()),
+            created_at: now,
+            expires_at: req.expires_in_ms.map(|ms| now + ms),
+            last_used_at: None,
+            last_used_ip: None,
+            revoked_at: None,
+            revoked_reason: None,
+            replaced_by: None,
+        };
+        insert_token(&mut tx, &row).await?;
+        let entry = actor
+            .draft("token.minted", &team_id)
+            .subject("token", &row.id)
+            .properties(json!({
+                "name": row.name, "owner_id": row.user_id, "abilities": abilities, "project_ids": projects,
+                "expires_at": row.expires_at.map(crate::domain::time::rfc3339),
+            }));
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(Minted { secret, row })
+    }
+
+    /// Revokes by ID (CLI, dashboard). Revoking a revoked token is a conflict.
+    pub async fn revoke_token(&self, actor: &Actor, token_id: &str, reason: Option<&str>) -> Result<TokenRow> {
+        let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
+        let mut tx = self.db.begin_write().await?;
+        let row = find_token(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        if row.revoked_at.is_some() {
+            return Err(Error::Conflict("this token is already revoked".into()));
+        }
+        let reason = reason.unwrap_or("revoked");
+        revoke_row(&mut tx, id.as_str(), reason).await?;
+        let entry = actor
+            .draft("token.revoked", &row.team_id)
+            .subject("token", id.as_str())
+            .properties(json!({"reason": reason}));
+        audit::append(&mut tx, entry).await?;
+        let row = find_token(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Mints a replacement with the same name, abilities and scopes and revokes the old token,
+    /// in one transaction.
+    pub async fn rotate_token(&self, actor: &Actor, token_id: &str) -> Result<Minted> {
+        let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
+        let mut tx = self.db.begin_write().await?;
+        let old = find_token(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        if old.revoked_at.is_some() {
+            return Err(Error::Conflict(
+                "a revoked token cannot be rotated; mint a new one".into(),
+            ));
+        }
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
+                .bind(&old.team_id)
+                .bind(&old.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let role: Role = role
+            .ok_or_else(|| Error::Conflict("the token's owner is no longer in its team".into()))?
+            .parse()
+            .map_err(|e: String| Error::Internal(anyhow::anyhow!(e)))?;
+        for a in old.ability_names() {
+            if a.parse::<Ability>().is_ok_and(|a| !role.holds(a)) {
+                return Err(Error::Conflict(format!(
+                    "the owner's {role} role no longer holds `{a}`"
+                )));
+            }
+        }
+        let secret = TokenSecret::generate(self.config.env);
+        let now = now_ms();
+        let row = TokenRow {
+            id: secret.id().to_string(),
+            digest: secret.digest().as_str().to_owned(),
+            env: self.config.env.as_str().to_owned(),
+            created_at: now,
+            // The replacement gets the same lifetime the old one was minted with.
+            expires_at: old.expires_at.map(|e| now + (e - old.created_at)),
+            last_used_at: None,
+            last_used_ip: None,
+            revoked_at: None,
+            revoked_reason: None,
+            replaced_by: None,
+            ..old.clone()
+        };
+        insert_token(&mut tx, &row).await?;
+        revoke_row(&mut tx, &old.id, "rotated").await?;
+        sqlx::query("UPDATE tokens SET replaced_by = $1 WHERE id = $2")
+            .bind(&row.id)
+            .bind(&old.id)
+            .execute(&mut *tx)
+            .await?;
+        let entry = actor
+            .draft("token.rotated", &old.team_id)
+            .subject("token", &old.id)
+            .properties(json!({"replaced_by": row.id, "name": row.name}));
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(Minted { secret, row })
+    }
+
+    pub async fn show_token(&self, token_id: &str) -> Result<TokenRow> {
+        let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
+        let mut conn = self.db.pool().acquire().await?;
+        find_token(&mut conn, id.as_str()).await?.ok_or(Error::NotFound)
+    }
+
+    /// Operator listing, by user and/or team.
+    pub async fn list_tokens_admin(&self, user_email: Option<&str>, team_id: Option<&str>) -> Result<Vec<TokenRow>> {
+        let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+            "SELECT {} FROM tokens t WHERE ($1 = '' OR t.user_id IN (SELECT id FROM users WHERE email = $1)) \
+             AND ($2 = '' OR t.team_id = $2) ORDER BY t.created_at DESC, t.id",
+            TOKEN_COLUMNS
+                .split(", ")
+                .map(|c| format!("t.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(user_email.map(|e| e.trim().to_lowercase()).unwrap_or_default())
+        .bind(team_id.unwrap_or_default())
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows)
+    }
+}
+
+async fn insert_token(conn: &mut Conn, row: &TokenRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, env, digest, team_id, user_id, name, abilities, project_ids, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&row.id)
+    .bind(&row.env)
+    .bind(&row.digest)
+    .bind(&row.team_id)
+    .bind(&row.user_id)
+    .bind(&row.name)
+    .bind(&row.abilities)
+    .bind(&row.project_ids)
+    .bind(row.created_at)
+    .bind(row.expires_at)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+async fn revoke_row(conn: &mut Conn, id: &str, reason: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// Parses `30d`, `12h`, `45m` into milliseconds.
+pub fn parse_duration_ms(s: &str) -> Option<i64> {
+    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit_ms = match unit {
+        "d" => crate::domain::time::DAY_MS,
+        "h" => 3_600_000,
+        "m" => crate::domain::time::MINUTE_MS,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}

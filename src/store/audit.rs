@@ -1,0 +1,298 @@
+//! The hash-chained audit log. `append` runs inside the caller's transaction, so an entry and the
+//! change it describes commit together.
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Conn, now_ms};
+use crate::domain::audit::{AuditDraft, redact};
+use crate::domain::ids::new_id;
+
+/// A stored entry, in the order its hash covers.
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub id: String,
+    pub created_at: i64,
+    pub team_id: Option<String>,
+    pub project_id: Option<String>,
+    pub actor_kind: String,
+    pub causer_type: Option<String>,
+    pub causer_id: Option<String>,
+    pub token_id: Option<String>,
+    pub event: String,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub properties: String,
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub client: Option<String>,
+    #[serde(skip)]
+    pub prev_hash: String,
+    #[serde(skip)]
+    pub hash: String,
+}
+
+impl AuditRow {
+    /// SHA-256 over the previous hash and every field but `hash` itself.
+    pub fn compute_hash(&self) -> String {
+        let body = serde_json::to_string(self).expect("audit rows serialise");
+        let mut h = Sha256::new();
+        h.update(self.prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(body.as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// The API shape of SPEC §7.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "created_at": crate::domain::time::rfc3339(self.created_at),
+            "team_id": self.team_id,
+            "project_id": self.project_id,
+            "actor_kind": self.actor_kind,
+            "causer_type": self.causer_type,
+            "causer_id": self.causer_id,
+            "token_id": self.token_id,
+            "event": self.event,
+            "subject_type": self.subject_type,
+            "subject_id": self.subject_id,
+            "properties": serde_json::from_str::<Value>(&self.properties).unwrap_or(Value::Null),
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+            "request_id": self.request_id,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "client": self.client,
+        })
+    }
+}
+
+const COLUMNS: &str = "seq, id, created_at, team_id, project_id, actor_kind, causer_type, causer_id, \
+     token_id, event, subject_type, subject_id, properties, outcome, error_code, request_id, ip, \
+     user_agent, client, prev_hash, hash";
+
+/// Appends one entry to the chain. Must run inside a write transaction.
+pub async fn append(conn: &mut Conn, draft: AuditDraft) -> sqlx::Result<AuditRow> {
+    // Updating the head first takes its lock: appends from every process queue here.
+    let (seq, prev_hash): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut properties = draft.properties;
+    redact(&mut properties);
+    let mut row = AuditRow {
+        seq,
+        id: new_id(),
+        created_at: now_ms(),
+        team_id: draft.team_id,
+        project_id: draft.project_id,
+        actor_kind: draft.actor_kind.as_str().to_owned(),
+        causer_type: draft.causer_id.as_ref().map(|_| "user".to_owned()),
+        causer_id: draft.causer_id,
+        token_id: draft.token_id,
+        event: draft.event,
+        subject_type: draft.subject_type,
+        subject_id: draft.subject_id,
+        properties: properties.to_string(),
+        outcome: draft.outcome.as_str().to_owned(),
+        error_code: draft.error_code.map(str::to_owned),
+        request_id: draft.ctx.request_id,
+        ip: draft.ctx.ip,
+        user_agent: draft
+            .ctx
+            .user_agent
+            .map(|s| crate::domain::audit::redact_token_runs(&s)),
+        client: draft.ctx.client,
+        prev_hash,
+        hash: String::new(),
+    };
+    row.hash = row.compute_hash();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, id, created_at, team_id, project_id, actor_kind, causer_type, \
+         causer_id, token_id, event, subject_type, subject_id, properties, outcome, error_code, \
+         request_id, ip, user_agent, client, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+    )
+    .bind(row.seq)
+    .bind(&row.id)
+    .bind(row.created_at)
+    .bind(&row.team_id)
+    .bind(&row.project_id)
+    .bind(&row.actor_kind)
+    .bind(&row.causer_type)
+    .bind(&row.causer_id)
+    .bind(&row.token_id)
+    .bind(&row.event)
+    .bind(&row.subject_type)
+    .bind(&row.subject_id)
+    .bind(&row.properties)
+    .bind(&row.outcome)
+    .bind(&row.error_code)
+    .bind(&row.request_id)
+    .bind(&row.ip)
+    .bind(&row.user_agent)
+    .bind(&row.client)
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&row.hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(row)
+}
+
+/// Filters of `GET /v1/activity` (all optional, ANDed).
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub team_id: Option<String>,
+    /// When set, only entries about these projects (project-scoped tokens).
+    pub project_ids: Option<Vec<String>>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    pub causer_id: Option<String>,
+    pub token_id: Option<String>,
+    pub actor_kind: Option<String>,
+    pub event: Option<String>,
+    pub outcome: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Only entries with `seq` below this (the cursor).
+    pub before_seq: Option<i64>,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Newest first, at most `limit`.
+pub async fn list(conn: &mut Conn, f: &AuditFilter, limit: i64) -> sqlx::Result<Vec<AuditRow>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1");
+    let mut binds = Vec::new();
+    let mut text = |sql: &mut String, col: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            binds.push(Bind::Text(v.clone()));
+            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+        }
+    };
+    text(&mut sql, "team_id", &f.team_id);
+    text(&mut sql, "subject_type", &f.subject_type);
+    text(&mut sql, "subject_id", &f.subject_id);
+    text(&mut sql, "causer_id", &f.causer_id);
+    text(&mut sql, "token_id", &f.token_id);
+    text(&mut sql, "actor_kind", &f.actor_kind);
+    text(&mut sql, "event", &f.event);
+    text(&mut sql, "outcome", &f.outcome);
+    if let Some(projects) = &f.project_ids {
+        if projects.is_empty() {
+            sql.push_str(" AND 1 = 0");
+        } else {
+            let mut slots = Vec::new();
+            for p in projects {
+                binds.push(Bind::Text(p.clone()));
+                slots.push(format!("${}", binds.len()));
+            }
+            sql.push_str(&format!(" AND project_id IN ({})", slots.join(", ")));
+        }
+    }
+    for (col, op, v) in [
+        ("created_at", ">=", f.since_ms),
+        ("created_at", "<", f.until_ms),
+        ("seq", "<", f.before_seq),
+    ] {
+        if let Some(v) = v {
+            binds.push(Bind::Int(v));
+            sql.push_str(&format!(" AND {col} {op} ${}", binds.len()));
+        }
+    }
+    binds.push(Bind::Int(limit));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", binds.len()));
+    let mut q = sqlx::query_as::<_, AuditRow>(AssertSqlSafe(sql));
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    q.fetch_all(&mut *conn).await
+}
+
+/// All entries in chain order, in pages, for `audit verify` and `audit export`.
+pub async fn page_in_order(conn: &mut Conn, after_seq: i64, limit: i64) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as::<_, AuditRow>(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+    )))
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+pub async fn head(conn: &mut Conn) -> sqlx::Result<(i64, String)> {
+    sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// What `audit verify` found.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub entries: i64,
+    pub problems: Vec<String>,
+}
+
+/// Walks the whole chain: sequence without gaps, each `prev_hash` the previous `hash`, each
+/// `hash` recomputed, and the head naming the last entry (so a deleted tail shows).
+pub async fn verify(conn: &mut Conn) -> sqlx::Result<Verification> {
+    let mut problems = Vec::new();
+    let mut expected_seq = 1;
+    let mut prev = "0".repeat(64);
+    let mut last_seq = 0;
+    loop {
+        let rows = page_in_order(conn, last_seq, 1000).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            if row.seq != expected_seq {
+                problems.push(format!(
+                    "entry {} is at position {} where {} was expected (deleted or inserted entries)",
+                    row.id, row.seq, expected_seq
+                ));
+            }
+            if row.prev_hash != prev {
+                problems.push(format!(
+                    "entry {} (seq {}) does not follow its predecessor",
+                    row.id, row.seq
+                ));
+            }
+            if row.compute_hash() != row.hash {
+                problems.push(format!("entry {} (seq {}) was modified", row.id, row.seq));
+            }
+            prev = row.hash.clone();
+            expected_seq = row.seq + 1;
+            last_seq = row.seq;
+        }
+    }
+    let (head_seq, head_hash) = head(conn).await?;
+    if head_seq != last_seq || head_hash != prev {
+        problems.push(format!(
+            "the chain ends at seq {last_seq} but its head records seq {head_seq} (entries deleted from the end, or the head edited)"
+        ));
+    }
+    Ok(Verification {
+        ok: problems.is_empty(),
+        entries: last_seq,
+        problems,
+    })
+}

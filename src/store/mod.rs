@@ -1,0 +1,180 @@
+//! Storage: one schema and one set of SQL for SQLite and PostgreSQL, through sqlx's Any driver.
+//!
+//! The SQL stays in the subset both dialects accept (`$N` placeholders, TEXT and BIGINT
+//! columns). Where they differ, [`Backend`] chooses, and both versions sit side by side.
+
+pub mod audit;
+pub mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub type Conn = sqlx::AnyConnection;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects by URL scheme (`sqlite://…` or `postgres://…`); anything else is an error.
+    /// A SQLite file is created if missing; a PostgreSQL database never is.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+            }
+        }
+        .context("cannot connect to the database")?;
+        Ok(Db { pool, backend })
+    }
+
+    /// The default embedded database: `<data_dir>/memberpass.db`.
+    pub fn sqlite_url_in(data_dir: &Path) -> anyhow::Result<String> {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+        Ok(format!("sqlite://{}", data_dir.join("memberpass.db").display()))
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("migrations failed")?;
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a read-then-write never fails with a stale snapshot.
+    pub async fn begin_write(&self) -> sqlx::Result<Tx> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one time representation on disk.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+/// A `WHERE` clause of text conditions with `$N` placeholders, for lists with optional filters.
+#[derive(Default)]
+pub struct Filter {
+    sql: String,
+    binds: Vec<String>,
+}
+
+impl Filter {
+    pub fn eq(mut self, col: &str, value: impl Into<String>) -> Self {
+        self.binds.push(value.into());
+        self.sql.push_str(&format!(" AND {col} = ${}", self.binds.len()));
+        self
+    }
+
+    pub fn eq_opt(self, col: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.eq(col, v),
+            None => self,
+        }
+    }
+
+    /// Case-insensitive substring match on any of `cols`.
+    pub fn contains_any(mut self, cols: &[&str], needle: &str) -> Self {
+        let escaped = needle
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        self.binds.push(format!("%{escaped}%"));
+        let n = self.binds.len();
+        let ors: Vec<String> = cols
+            .iter()
+            .map(|c| format!("LOWER({c}) LIKE ${n} ESCAPE '\\'"))
+            .collect();
+        self.sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
+        self
+    }
+
+    /// `WHERE 1 = 1 AND …`
+    pub fn clause(&self) -> String {
+        format!("WHERE 1 = 1{}", self.sql)
+    }
+
+    /// The next free placeholder number.
+    pub fn next(&self) -> usize {
+        self.binds.len() + 1
+    }
+
+    pub fn binds(&self) -> &[String] {
+        &self.binds
+    }
+}
