@@ -33,6 +33,8 @@ pub struct ServeConfig {
     pub rate_limit_mcp: u32,
     pub rate_limit_rest: u32,
     pub rate_limit_auth_failures: u32,
+    /// Run the background job worker in this process (tests turn it off to simulate a crash).
+    pub run_jobs: bool,
 }
 
 impl ServeConfig {
@@ -48,6 +50,7 @@ impl ServeConfig {
             rate_limit_mcp: 120,
             rate_limit_rest: 300,
             rate_limit_auth_failures: 5,
+            run_jobs: true,
         }
     }
 }
@@ -59,6 +62,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     tls: Tls,
+    run_jobs: bool,
 }
 
 impl Application {
@@ -108,6 +112,7 @@ impl Application {
             listener,
             state,
             tls: config.tls,
+            run_jobs: config.run_jobs,
         })
     }
 
@@ -132,7 +137,12 @@ impl Application {
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
         let worker = {
             let service = self.service.clone();
-            tokio::spawn(async move { service.run_jobs(jobs_stopped).await })
+            let run = self.run_jobs;
+            tokio::spawn(async move {
+                if run {
+                    service.run_jobs(jobs_stopped).await
+                }
+            })
         };
         {
             let handle = handle.clone();

@@ -454,6 +454,7 @@ async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_mcp: args.rate_limit_mcp,
         rate_limit_rest: args.rate_limit_rest,
         rate_limit_auth_failures: args.rate_limit_auth_failures,
+        run_jobs: true,
     };
     let app = Application::build(config).await?;
     let url = app.public_url().to_owned();

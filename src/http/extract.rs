@@ -132,10 +132,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             h.update(&bytes);
             hex::encode(h.finalize())
         };
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::validation("body", "must be a JSON object"));
+        }
+        if carries_a_token(&bytes) {
+            return Err(ApiError::validation(
+                "body",
+                "contains a MemberPass API token; tokens never belong in request fields (revoke it if it was shared)",
+            ));
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(de).map_err(|e| json_error(&e))?;
         Ok(ApiJson { value, fingerprint })
     }
+}
+
+/// Whether a body holds a well-formed token (checksum and all): such input is refused rather than
+/// stored where it would outlive a revocation (a name, a ban reason, an audit entry).
+fn carries_a_token(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.match_indices(crate::domain::token::PREFIX).any(|(at, _)| {
+        text.get(at..at + crate::domain::token::TOKEN_LEN)
+            .is_some_and(|candidate| crate::domain::token::TokenSecret::parse(candidate).is_ok())
+    })
 }
 
 fn too_large() -> ApiError {
@@ -156,11 +175,8 @@ fn json_error(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
             .map(str::to_owned)
     };
     if let Some(field) = named("unknown field `") {
-        let field = if path == "." || path.is_empty() {
-            field
-        } else {
-            format!("{path}.{field}")
-        };
+        // The path already ends with the unknown field.
+        let field = if path == "." || path.is_empty() { field } else { path };
         return ApiError::validation(&field, "is not a known field");
     }
     if let Some(field) = named("missing field `") {

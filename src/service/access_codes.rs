@@ -60,7 +60,7 @@ impl Service {
     ) -> Result<Done> {
         let id = plan_id.to_owned();
         let args = json!({"plan_id": plan_id, "status": status, "page": page.page, "limit": page.limit});
-        self.run(p, Op::ListAccessCodes, Some(plan_id), args, move |c| {
+        self.run(p, Op::ListAccessCodes, None, args, move |c| {
             Box::pin(async move {
                 let plan = plan_in_scope(c, &id).await?;
                 check_enum("status", status.as_deref(), CODE_STATUSES)?;
@@ -96,7 +96,7 @@ impl Service {
         let id = plan_id.to_owned();
         let args = json!({"plan_id": plan_id, "quantity": input.quantity, "expires_in_days": input.expires_in_days});
         let done = self
-            .run(p, Op::BulkGenerateAccessCodes, Some(plan_id), args, move |c| {
+            .run(p, Op::BulkGenerateAccessCodes, None, args, move |c| {
                 Box::pin(async move {
                     let plan = plan_in_scope(c, &id).await?;
                     if !(1..=MAX_QUANTITY).contains(&input.quantity) {
@@ -121,7 +121,7 @@ impl Service {
                     .bind(now)
                     .execute(c.conn())
                     .await?;
-                    c.note("job_id", json!(job_id));
+                    c.subject(&job_id);
                     let job = load_job(c.conn(), &job_id).await?.ok_or(Error::NotFound)?;
                     Output::one(job.to_json())
                 })

@@ -407,7 +407,7 @@ impl Op {
                 Some(A::AccessCodeCreate),
                 "POST",
                 "/v1/plans/{plan_id}/access-codes",
-                "project-access-code",
+                "job",
                 Write,
                 "Generate access codes for a plan as a background job.",
             ),

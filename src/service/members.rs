@@ -81,7 +81,7 @@ impl Service {
     ) -> Result<Done> {
         let pid = project_id.to_owned();
         let args = json!({"project_id": project_id, "status": q.status, "search": q.search, "page": page.page, "limit": page.limit});
-        self.run(p, Op::ListSubscribers, Some(project_id), args, move |c| {
+        self.run(p, Op::ListSubscribers, None, args, move |c| {
             Box::pin(async move {
                 let project = project_in_scope(c, &pid).await?;
                 check_enum("status", q.status.as_deref(), MEMBER_STATUSES)?;
@@ -258,7 +258,7 @@ impl Service {
     ) -> Result<Done> {
         let pid = project_id.to_owned();
         let args = json!({"project_id": project_id, "status": status, "page": page.page, "limit": page.limit});
-        self.run(p, Op::ListRecentPayments, Some(project_id), args, move |c| {
+        self.run(p, Op::ListRecentPayments, None, args, move |c| {
             Box::pin(async move {
                 let project = project_in_scope(c, &pid).await?;
                 check_enum("status", status.as_deref(), PAYMENT_STATUSES)?;

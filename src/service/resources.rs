@@ -43,7 +43,7 @@ impl Service {
     pub async fn list_resources(&self, p: &Principal, project_id: &str, page: Page) -> Result<Done> {
         let pid = project_id.to_owned();
         let args = json!({"project_id": project_id, "page": page.page, "limit": page.limit});
-        self.run(p, Op::ListResources, Some(project_id), args, move |c| {
+        self.run(p, Op::ListResources, None, args, move |c| {
             Box::pin(async move {
                 let project = project_in_scope(c, &pid).await?;
                 let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM project_resources WHERE project_id = $1")

@@ -1,0 +1,6 @@
+//! Black-box tests: the real server over real HTTP, and the real binary.
+
+mod bad_input;
+mod helpers;
+mod matrix;
+mod tokens;

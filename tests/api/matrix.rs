@@ -1,0 +1,209 @@
+//! Security properties as tables: every operation of the catalog, through REST, against tokens
+//! of another team, without the ability, and scoped to a sibling project. A new operation in
+//! the catalog is in these tables without anyone adding it.
+
+use memberpass::domain::ability::Ability;
+use memberpass::service::catalog::{Op, Operation};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{OWNER_A, OWNER_B, TestApp, World, spawn_app, token_id};
+
+/// One call of an operation against team A's project p1.
+struct Case {
+    op: Operation,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    /// The id the path names, if any.
+    path_id: Option<String>,
+}
+
+fn case(op: Op, w: &World, job: &str) -> Case {
+    let spec = op.spec();
+    let mut path = spec.path.to_owned();
+    let mut path_id = None;
+    for param in spec.path_params() {
+        let id = match param {
+            "team_id" => &w.team_a,
+            "project_id" => &w.p1,
+            "resource_id" => &w.resource,
+            "plan_id" => &w.plan,
+            "member_id" => &w.member,
+            "subscription_id" => &w.subscription,
+            "job_id" => job,
+            other => panic!("the matrix does not know the path parameter {other}"),
+        };
+        path = path.replace(&format!("{{{param}}}"), id);
+        path_id = Some(id.to_owned());
+    }
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let body = match spec.name {
+        "create_project" => Some(json!({"name": format!("Matrix {unique}")})),
+        "update_project" => Some(json!({"name": format!("Renamed {unique}")})),
+        "create_resource" => Some(json!({"kind": "channel", "title": "VIP", "telegram_chat_id": "-1009990001"})),
+        "create_plan" => Some(
+            json!({"name": format!("Plan {unique}"), "price_cents": 500, "currency": "usd", "billing_interval": "month"}),
+        ),
+        "publish_plan" => Some(json!({"active": false})),
+        "ban_member" | "kick_member" => Some(json!({"reason": "matrix test"})),
+        "bulk_generate_access_codes" => Some(json!({"quantity": 3})),
+        _ if spec.method == "POST" => Some(json!({})),
+        _ => None,
+    };
+    let method = Method::from_bytes(spec.method.as_bytes()).unwrap();
+    Case {
+        op: spec,
+        method,
+        path,
+        body,
+        path_id,
+    }
+}
+
+async fn setup() -> (TestApp, World, String) {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    // A job started by team A's owner, for get_job_status.
+    let owner = app.mint(OWNER_A, &w.team_a, &[Ability::AccessCodeCreate], &[]).await;
+    let job = app
+        .post(
+            &format!("/v1/plans/{}/access-codes", w.plan),
+            &owner,
+            json!({"quantity": 2}),
+        )
+        .await;
+    assert_eq!(job.status, 202, "{:#}", job.body);
+    let job = job.body["data"]["id"].as_str().unwrap().to_owned();
+    (app, w, job)
+}
+
+async fn send(app: &TestApp, c: &Case, token: &str) -> crate::helpers::Reply {
+    app.call(c.method.clone(), &c.path, Some(token), c.body.clone()).await
+}
+
+#[tokio::test]
+async fn every_operation_hides_other_teams() {
+    let (app, w, job) = setup().await;
+    for op in Op::ALL {
+        let c = case(*op, &w, &job);
+        let token = app.mint(OWNER_B, &w.team_b, Ability::ALL, &[]).await;
+        let reply = send(&app, &c, &token).await;
+        if c.path_id.is_some() {
+            reply.assert_error(404, "RESOURCE_NOT_FOUND");
+            let audit = app.audit_of(&token).await;
+            assert_eq!(audit.len(), 1, "{}: {audit:?}", c.op.name);
+            assert_eq!(audit[0].outcome, "denied", "{}", c.op.name);
+            assert_eq!(audit[0].team_id.as_deref(), Some(w.team_b.as_str()), "{}", c.op.name);
+        } else if c.op.name == "get_activity_log" {
+            // B's log holds B's own attempts (with the ids B typed), never team A's entries.
+            let entries = reply.body["data"].as_array().expect("a list");
+            assert!(!entries.is_empty());
+            assert!(
+                entries.iter().all(|e| e["team_id"] == w.team_b.as_str()),
+                "{:#}",
+                reply.body
+            );
+        } else {
+            // No id to name: the call acts in the caller's own team and shows nothing of team A.
+            let text = reply.body.to_string();
+            for id in [&w.team_a, &w.p1, &w.p2] {
+                assert!(!text.contains(id.as_str()), "{} leaked team A: {text}", c.op.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_operation_names_its_missing_ability() {
+    let (app, w, job) = setup().await;
+    for op in Op::ALL {
+        let c = case(*op, &w, &job);
+        let Some(required) = c.op.ability else { continue };
+        let others: Vec<Ability> = Ability::ALL.iter().copied().filter(|a| *a != required).collect();
+        let token = app.mint(OWNER_A, &w.team_a, &others, &[]).await;
+        let reply = send(&app, &c, &token).await;
+        reply.assert_error(403, "TOKEN_MISSING_ABILITY");
+        assert_eq!(
+            reply.body["error"]["required_ability"],
+            required.as_str(),
+            "{}",
+            c.op.name
+        );
+        let audit = app.audit_of(&token).await;
+        assert_eq!(audit.len(), 1, "{}: {audit:?}", c.op.name);
+        assert_eq!(audit[0].outcome, "denied");
+        assert_eq!(audit[0].error_code.as_deref(), Some("TOKEN_MISSING_ABILITY"));
+        assert_eq!(audit[0].event, c.op.event);
+    }
+}
+
+#[tokio::test]
+async fn every_operation_refuses_a_sibling_project_to_a_scoped_token() {
+    let (app, w, job) = setup().await;
+    for op in Op::ALL {
+        let c = case(*op, &w, &job);
+        let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[&w.p2]).await;
+        let reply = send(&app, &c, &token).await;
+        let team_level = c.op.path_params().iter().all(|p| *p == "team_id");
+        if !team_level {
+            reply.assert_error(404, "RESOURCE_NOT_FOUND");
+            let audit = app.audit_of(&token).await;
+            assert_eq!(audit.len(), 1, "{}", c.op.name);
+            assert_eq!(audit[0].outcome, "denied");
+        } else if c.op.name == "create_project" {
+            reply.assert_error(403, "TOKEN_MISSING_ABILITY");
+        } else {
+            assert!(reply.status.is_success(), "{}: {:#}", c.op.name, reply.body);
+            assert!(
+                !reply.body.to_string().contains(w.p1.as_str()),
+                "{} shows p1: {:#}",
+                c.op.name,
+                reply.body
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_allowed_operation_writes_exactly_one_audit_entry() {
+    let (app, w, job) = setup().await;
+    for op in Op::ALL {
+        let c = case(*op, &w, &job);
+        let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[]).await;
+        let reply = send(&app, &c, &token).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            c.op.success_status,
+            "{}: {:#}",
+            c.op.name,
+            reply.body
+        );
+        assert!(
+            reply.body["data"].is_object() || reply.body["data"].is_array(),
+            "{}",
+            c.op.name
+        );
+        let audit = app.audit_of(&token).await;
+        assert_eq!(audit.len(), 1, "{}: {audit:?}", c.op.name);
+        let e = &audit[0];
+        assert_eq!(e.event, c.op.event, "{}", c.op.name);
+        assert_eq!(e.actor_kind, "api_token");
+        assert_eq!(e.outcome, "success");
+        assert_eq!(e.token_id.as_deref(), Some(token_id(&token).as_str()));
+        assert!(e.causer_id.is_some());
+        assert_eq!(e.team_id.as_deref(), Some(w.team_a.as_str()));
+        assert_eq!(e.subject_type.as_deref(), Some(c.op.subject_type), "{}", c.op.name);
+        let name = c.op.name;
+        let expected = if name.starts_with("create_") || name.starts_with("bulk_") {
+            reply.body["data"]["id"].as_str().map(str::to_owned)
+        } else if name == "get_token_info" || name == "revoke_current_token" {
+            Some(token_id(&token))
+        } else if name.starts_with("list_") && name != "list_team_members" || name == "get_activity_log" {
+            None
+        } else {
+            c.path_id.clone()
+        };
+        assert_eq!(e.subject_id, expected, "{name}");
+    }
+}
