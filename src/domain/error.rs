@@ -137,6 +137,8 @@ pub enum Error {
     Conflict(String),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    #[error("the body is too large")]
+    PayloadTooLarge,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -150,6 +152,7 @@ impl Error {
             Error::Validation(_) => ErrorCode::ValidationFailed,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }

@@ -26,7 +26,13 @@ pub struct ApiError {
     pub required_ability: Option<Ability>,
     pub fields: Option<BTreeMap<String, String>>,
     pub retry_after_secs: Option<u64>,
+    /// Refused before reaching an operation (bad body, query, path): the HTTP layer audits it.
+    pub input_rejected: bool,
 }
+
+/// Marks a response whose refusal no operation has audited yet.
+#[derive(Clone, Debug)]
+pub struct InputRejected(pub std::sync::Arc<Error>);
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -36,6 +42,7 @@ impl ApiError {
             required_ability: None,
             fields: None,
             retry_after_secs: None,
+            input_rejected: false,
         }
     }
 
@@ -50,6 +57,12 @@ impl ApiError {
         }
     }
 
+    /// This error refuses the request's input before any operation ran.
+    pub fn input(mut self) -> Self {
+        self.input_rejected = true;
+        self
+    }
+
     pub fn not_found() -> Self {
         ApiError::new(ErrorCode::ResourceNotFound, "No such resource.")
     }
@@ -59,6 +72,7 @@ impl ApiError {
             fields: Some(BTreeMap::from([(field.to_owned(), why.into())])),
             ..ApiError::new(ErrorCode::ValidationFailed, "The request is not valid.")
         }
+        .input()
     }
 
     /// The envelope object (also used inside MCP results and JSON-RPC error data).
@@ -105,6 +119,7 @@ impl From<Error> for ApiError {
             Error::IdempotencyKeyReused => {
                 ApiError::new(code, "This Idempotency-Key was used with a different request.")
             }
+            Error::PayloadTooLarge => ApiError::new(code, "The body is too large."),
             Error::Internal(cause) => {
                 tracing::error!(request_id = %current_request_id(), error = ?cause, "internal error");
                 ApiError::new(code, "Something went wrong on our side.")
@@ -124,6 +139,14 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.input_rejected {
+            let e = match self.code {
+                ErrorCode::ValidationFailed => Error::Validation(self.fields.clone().unwrap_or_default()),
+                ErrorCode::PayloadTooLarge => Error::PayloadTooLarge,
+                _ => Error::NotFound,
+            };
+            res.extensions_mut().insert(InputRejected(std::sync::Arc::new(e)));
         }
         res
     }

@@ -62,6 +62,9 @@ impl AppState {
         }
         match self.service.authenticate(bearer(&parts.headers), actor, ctx).await {
             Ok(p) => {
+                if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
+                    *slot.0.lock().expect("slot") = Some(p.clone());
+                }
                 let bucket = if actor == ActorKind::Mcp {
                     &self.limits.mcp
                 } else {
@@ -87,6 +90,10 @@ impl FromRequestParts<AppState> for Principal {
         state.authenticate(parts, ActorKind::ApiToken).await
     }
 }
+
+/// Where the principal of a request is left for the middleware that audits refused input.
+#[derive(Clone, Default)]
+pub struct PrincipalSlot(pub std::sync::Arc<std::sync::Mutex<Option<Principal>>>);
 
 /// A JSON body, with a digest of its bytes for Idempotency-Key fingerprints. An empty body is `{}`.
 pub struct ApiJson<T> {
@@ -162,6 +169,7 @@ fn too_large() -> ApiError {
         ErrorCode::PayloadTooLarge,
         format!("The body is larger than {MAX_BODY_BYTES} bytes."),
     )
+    .input()
 }
 
 /// Turns a serde error into `fields`: which field, and why, without echoing the input.

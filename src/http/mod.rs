@@ -37,7 +37,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let _ = error::DOCS_BASE.set(format!("{}/docs", state.http.public_url.trim_end_matches('/')));
     Router::new()
-        .merge(v1::router())
+        .merge(v1::router().route_layer(middleware::from_fn_with_state(state.clone(), v1::audit_rejections)))
         .merge(meta::router())
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "No such route.") })
         .method_not_allowed_fallback(|| async {

@@ -321,6 +321,23 @@ impl Service {
         }
     }
 
+    /// Audits a call the HTTP layer refused before the operation ran (bad body, query or id).
+    pub async fn record_rejected(&self, p: &Principal, op: Op, error: &Error) -> sqlx::Result<()> {
+        let spec = op.spec();
+        let mut entry = p.draft(spec.event, Outcome::Failed);
+        entry.subject_type = Some(spec.subject_type.to_owned());
+        entry.outcome = if error.outcome() == "denied" {
+            Outcome::Denied
+        } else {
+            Outcome::Failed
+        };
+        entry.error_code = Some(error.code().as_str());
+        if let Error::Validation(fields) = error {
+            entry.properties = json!({ "invalid_fields": fields.keys().collect::<Vec<_>>() });
+        }
+        self.append_alone(entry).await
+    }
+
     /// Writes the entry of a refused or failed call in its own transaction.
     async fn record_failure(&self, mut entry: AuditDraft, e: Error) -> Error {
         entry.outcome = if e.outcome() == "denied" {

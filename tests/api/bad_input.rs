@@ -93,6 +93,16 @@ async fn bad_bodies_are_refused_with_the_envelope_and_change_nothing() {
         .await
         .assert_error(413, "PAYLOAD_TOO_LARGE");
     assert_eq!(app.count("projects").await, before, "nothing was created");
+    // Each refused call still leaves its one entry.
+    let audit = app.audit_of(&token).await;
+    assert_eq!(audit.len(), 9, "{audit:#?}");
+    assert!(
+        audit
+            .iter()
+            .all(|e| e.event == "create_project" && e.outcome == "failed"),
+        "{audit:#?}"
+    );
+    assert_eq!(audit.last().unwrap().error_code.as_deref(), Some("PAYLOAD_TOO_LARGE"));
 }
 
 #[tokio::test]

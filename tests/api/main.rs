@@ -1,6 +1,8 @@
 //! Black-box tests: the real server over real HTTP, and the real binary.
 
+mod audit;
 mod bad_input;
 mod helpers;
 mod matrix;
+mod requests;
 mod tokens;

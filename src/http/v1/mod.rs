@@ -9,13 +9,42 @@ mod teams;
 mod tokens;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, InputRejected};
+use super::extract::PrincipalSlot;
+use crate::service::catalog::Op;
 use crate::service::page::Page;
+
+/// Audits a call whose input was refused before its operation ran, so every call with a valid
+/// token leaves one entry. The operation is found in the catalog by method and route.
+pub async fn audit_rejections(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    let slot = PrincipalSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let res = next.run(req).await;
+    let Some(InputRejected(error)) = res.extensions().get::<InputRejected>().cloned() else {
+        return res;
+    };
+    let principal = slot.0.lock().expect("slot").take();
+    let op = Op::ALL
+        .iter()
+        .copied()
+        .find(|o| Some(o.spec().path) == route.as_deref() && o.spec().method == method);
+    if let (Some(p), Some(op)) = (principal, op)
+        && let Err(e) = s.service.record_rejected(&p, op, &error).await
+    {
+        tracing::error!(error = ?e, "could not audit a refused call");
+        return ApiError::from(crate::domain::error::Error::Internal(e.into())).into_response();
+    }
+    res
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,7 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(id)| Id(id))
-            .map_err(|_| ApiError::not_found())
+            .map_err(|_| ApiError::not_found().input())
     }
 }
 
@@ -50,7 +79,7 @@ pub struct PageQuery {
 
 impl PageQuery {
     pub fn page(&self) -> Result<Page, ApiError> {
-        Ok(Page::new(self.page, self.limit)?)
+        Page::new(self.page, self.limit).map_err(|e| ApiError::from(e).input())
     }
 }
 
@@ -65,7 +94,7 @@ pub struct StatusQuery {
 
 impl StatusQuery {
     pub fn page(&self) -> Result<Page, ApiError> {
-        Ok(Page::new(self.page, self.limit)?)
+        Page::new(self.page, self.limit).map_err(|e| ApiError::from(e).input())
     }
 }
 

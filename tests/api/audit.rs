@@ -1,0 +1,242 @@
+//! The audit trail: its chain verified by the real binary, its API filters and cursor, redaction,
+//! and export.
+
+use memberpass::domain::ability::Ability;
+use serde_json::{Value, json};
+
+use crate::helpers::{OWNER_A, TestApp, spawn_app, token_id};
+
+async fn verify(app: &TestApp) -> (bool, String) {
+    let out = app.cli(&["--json", "audit", "verify"]).await;
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn busy_app() -> TestApp {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[]).await;
+    app.get("/v1/projects", &token).await;
+    app.post("/v1/projects", &token, json!({"name": "Audited"})).await;
+    app.get("/v1/me", &token).await;
+    app
+}
+
+#[tokio::test]
+async fn audit_verify_passes_on_an_untouched_log() {
+    let app = busy_app().await;
+    let (ok, report) = verify(&app).await;
+    assert!(ok, "{report}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert!(report["entries"].as_i64().unwrap() > 5);
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_edited_entry() {
+    let app = busy_app().await;
+    sqlx::query("UPDATE audit_log SET outcome = 'success', error_code = NULL WHERE seq = 3")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET properties = '{}' WHERE event = 'create_project'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let (ok, report) = verify(&app).await;
+    assert!(!ok);
+    assert!(report.contains("modified"), "{report}");
+}
+
+#[tokio::test]
+async fn audit_verify_reports_a_deleted_entry() {
+    for seq in ["4", "(SELECT MAX(seq) FROM audit_log)"] {
+        let app = busy_app().await;
+        let delete = format!("DELETE FROM audit_log WHERE seq = {seq}");
+        sqlx::query(sqlx::AssertSqlSafe(delete))
+            .execute(app.pool())
+            .await
+            .unwrap();
+        let (ok, report) = verify(&app).await;
+        assert!(!ok, "deleting {seq} went unnoticed: {report}");
+    }
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_inserted_entry() {
+    let app = busy_app().await;
+    // A forged entry copied from a real one, slotted between two others.
+    sqlx::query("UPDATE audit_log SET seq = seq + 1000 WHERE seq > 5")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_log (seq, id, created_at, team_id, project_id, actor_kind, causer_type, causer_id, token_id, \
+         event, subject_type, subject_id, properties, outcome, error_code, request_id, ip, user_agent, client, prev_hash, hash) \
+         SELECT 6, 'forged', created_at, team_id, project_id, actor_kind, causer_type, causer_id, token_id, event, subject_type, \
+         subject_id, properties, outcome, error_code, request_id, ip, user_agent, client, hash, hash FROM audit_log WHERE seq = 5",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE audit_log SET seq = seq - 999 WHERE seq > 1000")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let (ok, report) = verify(&app).await;
+    assert!(!ok, "{report}");
+}
+
+#[tokio::test]
+async fn the_activity_log_filters_and_pages_with_a_cursor() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let reader = app.mint(OWNER_A, &w.team_a, &[Ability::ActivityRead], &[]).await;
+    let actor = app
+        .mint(
+            OWNER_A,
+            &w.team_a,
+            &[Ability::ProjectViewAny, Ability::ProjectView],
+            &[],
+        )
+        .await;
+    for _ in 0..3 {
+        app.get("/v1/projects", &actor).await;
+    }
+    app.get(&format!("/v1/projects/{}", w.p1), &actor).await;
+    app.get("/v1/roles", &actor).await; // denied: no role:view-any
+
+    let by_token = app
+        .get(&format!("/v1/activity?token_id={}", token_id(&actor)), &reader)
+        .await;
+    assert_eq!(by_token.status, 200, "{:#}", by_token.body);
+    let events: Vec<&str> = by_token.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "list_roles",
+            "get_project",
+            "list_projects",
+            "list_projects",
+            "list_projects"
+        ],
+        "newest first"
+    );
+
+    let q = |query: String| {
+        let (app, reader) = (&app, &reader);
+        async move { app.get(&format!("/v1/activity?{query}"), reader).await.body }
+    };
+    let denied = q(format!("token_id={}&outcome=denied", token_id(&actor))).await;
+    assert_eq!(denied["data"].as_array().unwrap().len(), 1);
+    assert_eq!(denied["data"][0]["error_code"], "TOKEN_MISSING_ABILITY");
+    let subject = q(format!("subject_type=project&subject_id={}", w.p1)).await;
+    assert!(
+        subject["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["subject_id"] == w.p1.as_str())
+    );
+    assert!(!subject["data"].as_array().unwrap().is_empty());
+    let mcp = q("actor_kind=mcp".into()).await;
+    assert_eq!(mcp["data"].as_array().unwrap().len(), 0);
+    let system = q("actor_kind=system&event=token.minted".into()).await;
+    assert!(system["data"].as_array().unwrap().len() >= 3);
+    let causer = q(format!(
+        "causer_id={}&event=list_projects",
+        by_token.body["data"][0]["causer_id"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(causer["data"].as_array().unwrap().len(), 3);
+    let future = q("since=2999-01-01T00:00:00Z".into()).await;
+    assert_eq!(future["data"].as_array().unwrap().len(), 0);
+    let past = q("until=2000-01-01T00:00:00Z".into()).await;
+    assert_eq!(past["data"].as_array().unwrap().len(), 0);
+
+    // Paging by cursor walks the same entries, without overlap.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = q(format!("token_id={}&limit=2{cursor}", token_id(&actor))).await;
+        seen.extend(page["data"].as_array().unwrap().iter().map(|e| e["id"].clone()));
+        match page["meta"]["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let all: Vec<Value> = by_token.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(seen, all);
+
+    for bad in [
+        "limit=0",
+        "limit=201",
+        "since=yesterday",
+        "actor_kind=robot",
+        "outcome=maybe",
+        "cursor=abc",
+        "colour=red",
+    ] {
+        app.get(&format!("/v1/activity?{bad}"), &reader)
+            .await
+            .assert_error(422, "VALIDATION_FAILED");
+    }
+}
+
+#[tokio::test]
+async fn secret_looking_properties_are_redacted() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[]).await;
+    let reason = "contact me, my password is hunter2 and key mpt_test_notARealTokenButLooksLikeOne";
+    let reply = app
+        .post(
+            &format!("/v1/members/{}/ban", w.member),
+            &token,
+            json!({"reason": reason}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    let props: String =
+        sqlx::query_scalar("SELECT properties FROM audit_log WHERE event = 'ban_member' AND token_id = $1")
+            .bind(token_id(&token))
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert!(!props.contains("notARealToken"), "{props}");
+    assert!(props.contains("[REDACTED]"), "{props}");
+    assert!(props.contains("\"changes\""), "{props}");
+}
+
+#[tokio::test]
+async fn audit_export_writes_every_entry_as_ndjson() {
+    let app = busy_app().await;
+    let total = app.count("audit_log").await;
+    let out = app.cli(&["audit", "export"]).await;
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len() as i64, total);
+    assert!(lines.iter().all(|l| l["hash"].is_string() && l["event"].is_string()));
+    let team: String = lines
+        .iter()
+        .find_map(|l| l["team_id"].as_str().map(str::to_owned))
+        .unwrap();
+    let out = app
+        .cli(&["audit", "export", "--team", &team, "--since", "2000-01-01T00:00:00Z"])
+        .await;
+    let filtered = String::from_utf8(out.stdout).unwrap();
+    assert!(filtered.lines().all(|l| l.contains(&team)));
+    assert!(filtered.lines().count() > 0);
+}
