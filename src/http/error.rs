@@ -9,13 +9,27 @@ use serde_json::json;
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, ErrorCode};
 
+/// What an error body needs to know about the request it answers.
+#[derive(Clone, Debug)]
+pub struct RequestScope {
+    pub request_id: String,
+    /// `<public URL>/docs`, where `docs_url` points.
+    pub docs_base: std::sync::Arc<str>,
+}
+
 tokio::task_local! {
-    /// The id of the request being served, for error bodies and audit entries.
-    pub static REQUEST_ID: String;
+    /// Set by the outermost middleware for the whole of one request.
+    pub static REQUEST_SCOPE: RequestScope;
 }
 
 pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+    REQUEST_SCOPE.try_with(|s| s.request_id.clone()).unwrap_or_default()
+}
+
+fn current_docs_base() -> std::sync::Arc<str> {
+    REQUEST_SCOPE
+        .try_with(|s| s.docs_base.clone())
+        .unwrap_or_else(|_| "".into())
 }
 
 /// An error on the way out of an HTTP handler.
@@ -94,9 +108,6 @@ impl ApiError {
     }
 }
 
-/// Where `docs_url` points; set once at startup.
-pub static DOCS_BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let code = e.code();
@@ -131,7 +142,7 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = self.envelope(DOCS_BASE.get().map(String::as_str).unwrap_or(""));
+        let body = self.envelope(&current_docs_base());
         let mut res = (status, axum::Json(body)).into_response();
         let headers = res.headers_mut();
         if self.code == ErrorCode::AuthenticationRequired {

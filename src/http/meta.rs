@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
         .route("/abilities.json", get(|| async { Json(ability::catalog_json()) }))
         .route("/error-codes.json", get(|| async { Json(error::catalog_json()) }))
+        .route("/docs/errors", get(error_docs))
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -32,6 +33,24 @@ async fn readyz(State(s): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Where every error's `docs_url` points: one anchor per code.
+async fn error_docs() -> axum::response::Html<String> {
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>MemberPass errors</title></head><body><h1>Errors</h1>",
+    );
+    for c in error::ErrorCode::ALL {
+        html.push_str(&format!(
+            "<h2 id=\"{code}\">{code} (HTTP {status})</h2><p>{when}</p><p><strong>What to do:</strong> {fix}</p>",
+            code = c.as_str(),
+            status = c.http_status(),
+            when = c.when(),
+            fix = c.remediation(),
+        ));
+    }
+    html.push_str("</body></html>");
+    axum::response::Html(html)
 }
 
 async fn openapi(State(s): State<AppState>) -> Json<serde_json::Value> {

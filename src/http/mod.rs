@@ -17,7 +17,7 @@ use axum::response::Response;
 
 use crate::domain::error::ErrorCode;
 use crate::service::Service;
-use error::{ApiError, REQUEST_ID};
+use error::{ApiError, REQUEST_SCOPE, RequestScope};
 use limits::Limits;
 
 #[derive(Clone, Debug)]
@@ -35,7 +35,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let _ = error::DOCS_BASE.set(format!("{}/docs", state.http.public_url.trim_end_matches('/')));
+    let docs_base: Arc<str> = format!("{}/docs", state.http.public_url.trim_end_matches('/')).into();
     Router::new()
         .merge(v1::router().route_layer(middleware::from_fn_with_state(state.clone(), v1::audit_rejections)))
         .merge(meta::router())
@@ -43,17 +43,51 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method.")
         })
-        .layer(middleware::from_fn(request_id))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                // The panic's message stays out of the response; the log has it with its request id.
+                tracing::error!(request_id = %error::current_request_id(), "handler panicked");
+                axum::response::IntoResponse::into_response(ApiError::new(
+                    ErrorCode::InternalError,
+                    "Something went wrong on our side.",
+                ))
+            },
+        ))
+        .layer(middleware::from_fn_with_state(docs_base, request_scope))
         .with_state(state)
 }
 
 /// Gives every request an id: in the response header, error bodies and audit entries.
-async fn request_id(req: Request, next: Next) -> Response {
+/// Logs one line per request: method, route, status, time. Never headers, bodies or queries.
+async fn request_scope(
+    axum::extract::State(docs_base): axum::extract::State<Arc<str>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let id = crate::domain::ids::new_id();
-    let mut res = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let scope = RequestScope {
+        request_id: id.clone(),
+        docs_base,
+    };
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let mut res = REQUEST_SCOPE.scope(scope, next.run(req)).await;
+    tracing::info!(
+        request_id = %id,
+        %method,
+        path = %crate::domain::audit::redact_token_runs(&path),
+        status = res.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert("x-request-id", v);
+        headers.insert("x-request-id", v);
     }
+    // API answers are per caller and may describe tokens: never cache them.
+    headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     res
 }
 

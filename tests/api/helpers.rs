@@ -32,6 +32,8 @@ impl Write for LogSink {
 }
 
 fn init_logs() {
+    // The one TLS provider in the tree (ring), for the test client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = LogSink(buf.clone());

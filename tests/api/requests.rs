@@ -224,3 +224,50 @@ async fn serve_refuses_plain_http_off_loopback() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing plain HTTP"));
 }
+
+#[tokio::test]
+async fn serve_speaks_tls_with_a_self_signed_certificate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = spawn_with(|c| c.tls = memberpass::app::Tls::SelfSigned).await;
+    assert!(app.base.starts_with("http://"));
+    let https = app.base.replace("http://", "https://");
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let res = client.get(format!("{https}/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let plain = app.client.get(format!("{}/healthz", app.base)).send().await;
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "plain HTTP must not be served on a TLS port"
+    );
+}
+
+#[test]
+fn the_readme_names_every_operation_ability_and_error_code() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for op in Op::ALL {
+        let spec = op.spec();
+        assert!(
+            readme.contains(&format!("`{}`", spec.name)),
+            "README lacks {}",
+            spec.name
+        );
+        assert!(
+            readme.contains(&format!("{} {}", spec.method, spec.path)),
+            "README lacks the route of {}",
+            spec.name
+        );
+    }
+    for a in Ability::ALL {
+        assert!(readme.contains(&format!("`{}`", a.as_str())), "README lacks {a}");
+    }
+    for c in memberpass::domain::error::ErrorCode::ALL {
+        assert!(
+            readme.contains(&format!("`{}`", c.as_str())),
+            "README lacks {}",
+            c.as_str()
+        );
+    }
+}
