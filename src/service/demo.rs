@@ -7,7 +7,7 @@ use super::Service;
 use super::tokens::{Actor, MintRequest, Minted};
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
-use crate::domain::error::Result;
+use crate::domain::error::{Error, Result};
 use crate::domain::ids::new_id;
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
@@ -72,6 +72,14 @@ impl Service {
         let (team_id, password) = match existing {
             Some((_, team)) => (team, None),
             None => {
+                let teams: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams")
+                    .fetch_one(self.db.pool())
+                    .await?;
+                if teams > 0 {
+                    return Err(Error::Conflict(
+                        "--demo only seeds an empty database, and this one already holds teams".into(),
+                    ));
+                }
                 let password = random_base62(20);
                 self.create_user(DEMO_EMAIL, "Demo Owner", Some(&password)).await?;
                 let team = self.create_team("Northwind Creators", DEMO_EMAIL).await?;

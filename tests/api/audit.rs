@@ -240,3 +240,41 @@ async fn audit_export_writes_every_entry_as_ndjson() {
     assert!(filtered.lines().all(|l| l.contains(&team)));
     assert!(filtered.lines().count() > 0);
 }
+
+#[tokio::test]
+async fn the_chain_stays_intact_under_concurrent_writes() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let w = app.world().await;
+    let token = std::sync::Arc::new(app.mint(OWNER_A, &w.team_a, Ability::ALL, &[]).await);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (app, token, p1) = (app.clone(), token.clone(), w.p1.clone());
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                0 => app.get("/v1/projects", &token).await.status,
+                1 => {
+                    app.post("/v1/projects", &token, json!({"name": format!("Concurrent {i}")}))
+                        .await
+                        .status
+                }
+                _ => {
+                    let body = json!({"name": format!("Renamed {i}")});
+                    app.call(
+                        reqwest::Method::PATCH,
+                        &format!("/v1/projects/{p1}"),
+                        Some(&token),
+                        Some(body),
+                    )
+                    .await
+                    .status
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().is_success());
+    }
+    assert_eq!(app.audit_of(&token).await.len(), 24);
+    let (ok, report) = verify(&app).await;
+    assert!(ok, "{report}");
+}
