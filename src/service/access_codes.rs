@@ -67,26 +67,9 @@ impl Service {
                 let f = Filter::default()
                     .eq("plan_id", &plan.id)
                     .eq_opt("status", status.as_deref());
-                let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
-                    "SELECT COUNT(*) FROM access_codes {}",
-                    f.clause()
-                )));
-                for b in f.binds() {
-                    count = count.bind(b);
-                }
-                let total = count.fetch_one(c.conn()).await?;
-                let n = f.next();
-                let mut rows = sqlx::query_as::<_, AccessCode>(AssertSqlSafe(format!(
-                    "SELECT id, plan_id, job_id, code_masked, status, expires_at, redeemed_at, created_at \
-                     FROM access_codes {} ORDER BY created_at DESC, id LIMIT ${n} OFFSET ${}",
-                    f.clause(),
-                    n + 1
-                )));
-                for b in f.binds() {
-                    rows = rows.bind(b);
-                }
-                let rows = rows.bind(page.limit).bind(page.offset()).fetch_all(c.conn()).await?;
-                Output::list(rows, page.meta(total))
+                let columns = "id, plan_id, job_id, code_masked, status, expires_at, redeemed_at, created_at";
+                page.fetch::<AccessCode>(c.conn(), f, columns, "access_codes", "created_at DESC, id")
+                    .await
             })
         })
         .await

@@ -94,23 +94,8 @@ impl Service {
                 if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
                     f = f.contains_any(&["display_name", "username", "telegram_user_id"], s);
                 }
-                let mut count =
-                    sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!("SELECT COUNT(*) FROM members {}", f.clause())));
-                for b in f.binds() {
-                    count = count.bind(b);
-                }
-                let total = count.fetch_one(c.conn()).await?;
-                let n = f.next();
-                let mut rows = sqlx::query_as::<_, Member>(AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM members {} ORDER BY created_at DESC, id LIMIT ${n} OFFSET ${}",
-                    f.clause(),
-                    n + 1
-                )));
-                for b in f.binds() {
-                    rows = rows.bind(b);
-                }
-                let rows = rows.bind(page.limit).bind(page.offset()).fetch_all(c.conn()).await?;
-                Output::list(rows, page.meta(total))
+                page.fetch::<Member>(c.conn(), f, COLUMNS, "members", "created_at DESC, id")
+                    .await
             })
         })
         .await
@@ -265,26 +250,9 @@ impl Service {
                 let f = Filter::default()
                     .eq("project_id", &project.id)
                     .eq_opt("status", status.as_deref());
-                let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
-                    "SELECT COUNT(*) FROM payments {}",
-                    f.clause()
-                )));
-                for b in f.binds() {
-                    count = count.bind(b);
-                }
-                let total = count.fetch_one(c.conn()).await?;
-                let n = f.next();
-                let mut rows = sqlx::query_as::<_, Payment>(AssertSqlSafe(format!(
-                    "SELECT id, project_id, member_id, subscription_id, amount_cents, currency, status, created_at \
-                     FROM payments {} ORDER BY created_at DESC, id LIMIT ${n} OFFSET ${}",
-                    f.clause(),
-                    n + 1
-                )));
-                for b in f.binds() {
-                    rows = rows.bind(b);
-                }
-                let rows = rows.bind(page.limit).bind(page.offset()).fetch_all(c.conn()).await?;
-                Output::list(rows, page.meta(total))
+                let columns = "id, project_id, member_id, subscription_id, amount_cents, currency, status, created_at";
+                page.fetch::<Payment>(c.conn(), f, columns, "payments", "created_at DESC, id")
+                    .await
             })
         })
         .await

@@ -42,3 +42,23 @@ impl Page {
         })
     }
 }
+
+impl Page {
+    /// Runs a filtered list query for this page and wraps it as `{"data", "meta"}`.
+    pub async fn fetch<T>(
+        &self,
+        conn: &mut crate::store::Conn,
+        filter: crate::store::Filter,
+        columns: &str,
+        from: &str,
+        order: &str,
+    ) -> Result<super::Output>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin + serde::Serialize,
+    {
+        let (rows, total) = filter
+            .page::<T>(conn, columns, from, order, self.limit, self.offset())
+            .await?;
+        super::Output::list(rows, self.meta(total))
+    }
+}

@@ -10,6 +10,7 @@ use super::projects::{project_in_scope, validate_name};
 use super::{Call, Done, Output, Principal, Service};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{new_id, parse_id};
+use crate::store::Filter;
 use crate::store::rows::Plan;
 use crate::store::{is_unique_violation, now_ms};
 
@@ -55,19 +56,9 @@ impl Service {
         self.run(p, Op::ListPlans, None, args, move |c| {
             Box::pin(async move {
                 let project = project_in_scope(c, &pid).await?;
-                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plans WHERE project_id = $1")
-                    .bind(&project.id)
-                    .fetch_one(c.conn())
-                    .await?;
-                let rows = sqlx::query_as::<_, Plan>(AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM plans WHERE project_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-                )))
-                .bind(&project.id)
-                .bind(page.limit)
-                .bind(page.offset())
-                .fetch_all(c.conn())
-                .await?;
-                Output::list(rows, page.meta(total))
+                let filter = Filter::default().eq("project_id", &project.id);
+                page.fetch::<Plan>(c.conn(), filter, COLUMNS, "plans", "created_at, id")
+                    .await
             })
         })
         .await

@@ -10,6 +10,7 @@ use super::{Call, Done, Output, Principal, Service};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{new_id, parse_id};
+use crate::store::Filter;
 use crate::store::rows::Project;
 use crate::store::{Conn, is_unique_violation, now_ms};
 
@@ -44,18 +45,6 @@ pub async fn project_in_scope(c: &mut Call, id: &str) -> Result<Project> {
     .ok_or(Error::NotFound)?;
     c.check_project(&project.id)?;
     Ok(project)
-}
-
-/// `AND <col> IN (…)` for a project-scoped token, binding from `$first`.
-pub fn scope_clause(col: &str, scope: &Option<Vec<String>>, first: usize) -> String {
-    match scope {
-        None => String::new(),
-        Some(ids) if ids.is_empty() => " AND 1 = 0".to_owned(),
-        Some(ids) => {
-            let slots: Vec<String> = (0..ids.len()).map(|i| format!("${}", first + i)).collect();
-            format!(" AND {col} IN ({})", slots.join(", "))
-        }
-    }
 }
 
 pub fn validate_name(field: &str, name: &str, max: usize) -> Result<String> {
@@ -111,33 +100,21 @@ async fn load(conn: &mut Conn, id: &str) -> Result<Project> {
 
 impl Service {
     pub async fn list_projects(&self, p: &Principal, page: Page) -> Result<Done> {
-        self.run(p, Op::ListProjects, None, json!({"page": page.page, "limit": page.limit}), move |c| {
-            Box::pin(async move {
-                let scope = c.principal.project_ids.clone();
-                let team = c.team_id();
-                let filter = scope_clause("id", &scope, 2);
-                let mut count = sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
-                    "SELECT COUNT(*) FROM projects WHERE team_id = $1{filter}"
-                )))
-                .bind(&team);
-                for id in scope.iter().flatten() {
-                    count = count.bind(id);
-                }
-                let total = count.fetch_one(c.conn()).await?;
-                let n = scope.as_ref().map_or(0, Vec::len);
-                let mut q = sqlx::query_as::<_, Project>(AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM projects WHERE team_id = $1{filter} ORDER BY created_at, id LIMIT ${} OFFSET ${}",
-                    n + 2,
-                    n + 3
-                )))
-                .bind(&team);
-                for id in scope.iter().flatten() {
-                    q = q.bind(id);
-                }
-                let rows = q.bind(page.limit).bind(page.offset()).fetch_all(c.conn()).await?;
-                Output::list(rows, page.meta(total))
-            })
-        })
+        self.run(
+            p,
+            Op::ListProjects,
+            None,
+            json!({"page": page.page, "limit": page.limit}),
+            move |c| {
+                Box::pin(async move {
+                    let filter = Filter::default()
+                        .eq("team_id", c.team_id())
+                        .in_list("id", c.principal.project_ids.as_deref());
+                    page.fetch::<Project>(c.conn(), filter, COLUMNS, "projects", "created_at, id")
+                        .await
+                })
+            },
+        )
         .await
     }
 

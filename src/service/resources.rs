@@ -10,6 +10,7 @@ use super::projects::{project_in_scope, validate_name};
 use super::{Call, Done, Output, Principal, Service};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{new_id, parse_id};
+use crate::store::Filter;
 use crate::store::now_ms;
 use crate::store::rows::Resource;
 
@@ -46,19 +47,9 @@ impl Service {
         self.run(p, Op::ListResources, None, args, move |c| {
             Box::pin(async move {
                 let project = project_in_scope(c, &pid).await?;
-                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM project_resources WHERE project_id = $1")
-                    .bind(&project.id)
-                    .fetch_one(c.conn())
-                    .await?;
-                let rows = sqlx::query_as::<_, Resource>(AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM project_resources WHERE project_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-                )))
-                .bind(&project.id)
-                .bind(page.limit)
-                .bind(page.offset())
-                .fetch_all(c.conn())
-                .await?;
-                Output::list(rows, page.meta(total))
+                let filter = Filter::default().eq("project_id", &project.id);
+                page.fetch::<Resource>(c.conn(), filter, COLUMNS, "project_resources", "created_at, id")
+                    .await
             })
         })
         .await

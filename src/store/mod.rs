@@ -164,17 +164,58 @@ impl Filter {
         self
     }
 
+    /// `AND col IN (…)` when `values` is given (an empty list matches nothing).
+    pub fn in_list(mut self, col: &str, values: Option<&[String]>) -> Self {
+        let Some(values) = values else { return self };
+        if values.is_empty() {
+            self.sql.push_str(" AND 1 = 0");
+            return self;
+        }
+        let mut slots = Vec::with_capacity(values.len());
+        for v in values {
+            self.binds.push(v.clone());
+            slots.push(format!("${}", self.binds.len()));
+        }
+        self.sql.push_str(&format!(" AND {col} IN ({})", slots.join(", ")));
+        self
+    }
+
     /// `WHERE 1 = 1 AND …`
     pub fn clause(&self) -> String {
         format!("WHERE 1 = 1{}", self.sql)
     }
 
-    /// The next free placeholder number.
-    pub fn next(&self) -> usize {
-        self.binds.len() + 1
-    }
-
-    pub fn binds(&self) -> &[String] {
-        &self.binds
+    /// One page of `SELECT {columns} FROM {from} WHERE … ORDER BY {order}`, and the total count.
+    pub async fn page<T>(
+        &self,
+        conn: &mut Conn,
+        columns: &str,
+        from: &str,
+        order: &str,
+        limit: i64,
+        offset: i64,
+    ) -> sqlx::Result<(Vec<T>, i64)>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {from} {}",
+            self.clause()
+        )));
+        for b in &self.binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(&mut *conn).await?;
+        let n = self.binds.len() + 1;
+        let mut rows = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns} FROM {from} {} ORDER BY {order} LIMIT ${n} OFFSET ${}",
+            self.clause(),
+            n + 1
+        )));
+        for b in &self.binds {
+            rows = rows.bind(b);
+        }
+        let rows = rows.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
+        Ok((rows, total))
     }
 }
