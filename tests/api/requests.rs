@@ -271,3 +271,31 @@ fn the_readme_names_every_operation_ability_and_error_code() {
         );
     }
 }
+
+#[tokio::test]
+async fn serve_uses_certificate_files_when_given() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::temp_dir().join(format!("memberpass-tls-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let app = spawn_with(|c| {
+        c.tls = memberpass::app::Tls::Files {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        }
+    })
+    .await;
+    let https = app.base.replace("http://", "https://");
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.get(format!("{https}/readyz")).send().await.unwrap().status(),
+        200
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
