@@ -14,7 +14,35 @@ use anyhow::{Context, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A write transaction. On SQLite it also holds this process's writer slot, so writers queue
+/// in order here instead of spinning in SQLite's busy handler (which sleeps up to 100 ms).
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        self.inner.rollback().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.inner
+    }
+}
 pub type Conn = sqlx::AnyConnection;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -29,6 +57,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time; this process's writers take turns here first.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -77,7 +107,11 @@ impl Db {
             }
         }
         .context("cannot connect to the database")?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            writer: Default::default(),
+        })
     }
 
     /// The default embedded database: `<data_dir>/memberpass.db`.
@@ -103,8 +137,18 @@ impl Db {
     /// (`BEGIN IMMEDIATE`), so a read-then-write never fails with a stale snapshot.
     pub async fn begin_write(&self) -> sqlx::Result<Tx> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let writer = self.writer.clone().lock_owned().await;
+                let inner = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(Tx {
+                    inner,
+                    _writer: Some(writer),
+                })
+            }
+            Backend::Postgres => Ok(Tx {
+                inner: self.pool.begin().await?,
+                _writer: None,
+            }),
         }
     }
 

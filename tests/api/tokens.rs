@@ -132,14 +132,14 @@ async fn an_expired_token_is_refused_and_the_reason_audited() {
                 name: "short".into(),
                 abilities: vec!["project:view-any".into()],
                 project_ids: vec![],
-                expires_in_ms: Some(300),
+                expires_in_ms: Some(1500),
             },
         )
         .await
         .unwrap();
     let token = minted.secret.expose_secret().to_owned();
     assert_eq!(app.get("/v1/projects", &token).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     app.get("/v1/projects", &token)
         .await
         .assert_error(401, "AUTHENTICATION_REQUIRED");
