@@ -139,15 +139,21 @@ impl Service {
         if token.last_used_at.is_some_and(|t| now - t < MINUTE_MS) {
             return;
         }
-        let res = sqlx::query(
-            "UPDATE tokens SET last_used_at = $1, last_used_ip = $2 \
-             WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $4)",
-        )
-        .bind(now)
-        .bind(ip)
-        .bind(&token.id)
-        .bind(now - MINUTE_MS)
-        .execute(self.db.pool())
+        // Through the writer queue, like every other write, so SQLite never busy-waits for it.
+        let res = async {
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = $1, last_used_ip = $2 \
+                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $4)",
+            )
+            .bind(now)
+            .bind(ip)
+            .bind(&token.id)
+            .bind(now - MINUTE_MS)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
         .await;
         if let Err(e) = res {
             tracing::warn!(error = ?e, token_id = %token.id, "could not record last use");
