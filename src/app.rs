@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hyper_util::rt::TokioTimer;
 
 use crate::domain::token::TokenEnv;
 use crate::http::limits::Limits;
@@ -35,6 +36,8 @@ pub struct ServeConfig {
     pub rate_limit_auth_failures: u32,
     /// Run the background job worker in this process (tests turn it off to simulate a crash).
     pub run_jobs: bool,
+    /// How long a client may take to send its request headers (slow-loris guard).
+    pub header_read_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -51,6 +54,7 @@ impl ServeConfig {
             rate_limit_rest: 300,
             rate_limit_auth_failures: 5,
             run_jobs: true,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -63,6 +67,7 @@ pub struct Application {
     state: AppState,
     tls: Tls,
     run_jobs: bool,
+    header_read_timeout: Duration,
 }
 
 impl Application {
@@ -113,6 +118,7 @@ impl Application {
             state,
             tls: config.tls,
             run_jobs: config.run_jobs,
+            header_read_timeout: config.header_read_timeout,
         })
     }
 
@@ -153,14 +159,26 @@ impl Application {
             });
         }
         let app = make_service(router(self.state));
+        let timeout = self.header_read_timeout;
         match self.tls {
-            Tls::Off => axum_server::from_tcp(self.listener)?.handle(handle).serve(app).await?,
+            Tls::Off => {
+                let mut server = axum_server::from_tcp(self.listener)?.handle(handle);
+                server
+                    .http_builder()
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout);
+                server.serve(app).await?
+            }
             tls => {
                 let config = rustls_config(&tls).await?;
-                axum_server::tls_rustls::from_tcp_rustls(self.listener, config)?
-                    .handle(handle)
-                    .serve(app)
-                    .await?
+                let mut server = axum_server::tls_rustls::from_tcp_rustls(self.listener, config)?.handle(handle);
+                server
+                    .http_builder()
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout);
+                server.serve(app).await?
             }
         }
         let _ = worker.await;

@@ -455,6 +455,7 @@ async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_rest: args.rate_limit_rest,
         rate_limit_auth_failures: args.rate_limit_auth_failures,
         run_jobs: true,
+        header_read_timeout: std::time::Duration::from_secs(10),
     };
     let app = Application::build(config).await?;
     let url = app.public_url().to_owned();
