@@ -135,17 +135,12 @@ async fn routes_methods_ids_and_queries_are_checked() {
         ("limit=101", "limit"),
         ("page=0", "page"),
         ("limit=abc", "limit"),
-        ("colour=red", "query"),
+        ("colour=red", "colour"),
     ] {
         let reply = app.get(&format!("/v1/projects?{query}"), &token).await;
         reply.assert_error(422, "VALIDATION_FAILED");
         assert_eq!(reply.code(), "VALIDATION_FAILED");
-        assert!(
-            reply.body["error"]["fields"].as_object().is_some_and(|f| !f.is_empty()),
-            "{query}: {:#}",
-            reply.body
-        );
-        let _ = field;
+        assert!(reply.body["error"]["fields"][field].is_string(), "{query}: {:#}", reply.body);
     }
     let bad_status = app
         .get(&format!("/v1/projects/{}/members?status=vip", w.p1), &token)
