@@ -140,7 +140,11 @@ async fn routes_methods_ids_and_queries_are_checked() {
         let reply = app.get(&format!("/v1/projects?{query}"), &token).await;
         reply.assert_error(422, "VALIDATION_FAILED");
         assert_eq!(reply.code(), "VALIDATION_FAILED");
-        assert!(reply.body["error"]["fields"][field].is_string(), "{query}: {:#}", reply.body);
+        assert!(
+            reply.body["error"]["fields"][field].is_string(),
+            "{query}: {:#}",
+            reply.body
+        );
     }
     let bad_status = app
         .get(&format!("/v1/projects/{}/members?status=vip", w.p1), &token)

@@ -259,6 +259,26 @@ impl TestApp {
         .unwrap()
     }
 
+    /// Everything an operation could change, as one comparable string.
+    pub async fn state(&self) -> String {
+        let mut out = String::new();
+        for sql in [
+            "SELECT id || name || handle || COALESCE(description, '') || CAST(active AS TEXT) FROM projects ORDER BY id",
+            "SELECT id || title FROM project_resources ORDER BY id",
+            "SELECT id || name || CAST(active AS TEXT) FROM plans ORDER BY id",
+            "SELECT id || status || COALESCE(status_reason, '') FROM members ORDER BY id",
+            "SELECT id || status FROM subscriptions ORDER BY id",
+            "SELECT id || status FROM jobs ORDER BY id",
+            "SELECT id FROM access_codes ORDER BY id",
+            "SELECT id || COALESCE(CAST(revoked_at AS TEXT), '') FROM tokens ORDER BY id",
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(self.pool()).await.unwrap();
+            out.push_str(&rows.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(self.pool())

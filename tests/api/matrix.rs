@@ -88,8 +88,15 @@ async fn every_operation_hides_other_teams() {
     for op in Op::ALL {
         let c = case(*op, &w, &job);
         let token = app.mint(OWNER_B, &w.team_b, Ability::ALL, &[]).await;
+        let before = app.state().await;
         let reply = send(&app, &c, &token).await;
         if c.path_id.is_some() {
+            assert_eq!(
+                app.state().await,
+                before,
+                "{} changed something for another team",
+                c.op.name
+            );
             reply.assert_error(404, "RESOURCE_NOT_FOUND");
             let audit = app.audit_of(&token).await;
             assert_eq!(audit.len(), 1, "{}: {audit:?}", c.op.name);
@@ -122,8 +129,15 @@ async fn every_operation_names_its_missing_ability() {
         let Some(required) = c.op.ability else { continue };
         let others: Vec<Ability> = Ability::ALL.iter().copied().filter(|a| *a != required).collect();
         let token = app.mint(OWNER_A, &w.team_a, &others, &[]).await;
+        let before = app.state().await;
         let reply = send(&app, &c, &token).await;
         reply.assert_error(403, "TOKEN_MISSING_ABILITY");
+        assert_eq!(
+            app.state().await,
+            before,
+            "{} changed something without its ability",
+            c.op.name
+        );
         assert_eq!(
             reply.body["error"]["required_ability"],
             required.as_str(),
@@ -144,10 +158,12 @@ async fn every_operation_refuses_a_sibling_project_to_a_scoped_token() {
     for op in Op::ALL {
         let c = case(*op, &w, &job);
         let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[&w.p2]).await;
+        let before = app.state().await;
         let reply = send(&app, &c, &token).await;
         let team_level = c.op.path_params().iter().all(|p| *p == "team_id");
         if !team_level {
             reply.assert_error(404, "RESOURCE_NOT_FOUND");
+            assert_eq!(app.state().await, before, "{} changed a sibling project", c.op.name);
             let audit = app.audit_of(&token).await;
             assert_eq!(audit.len(), 1, "{}", c.op.name);
             assert_eq!(audit[0].outcome, "denied");
