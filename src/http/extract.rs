@@ -98,7 +98,8 @@ pub struct PrincipalSlot(pub std::sync::Arc<std::sync::Mutex<Option<Principal>>>
 /// A JSON body, with a digest of its bytes for Idempotency-Key fingerprints. An empty body is `{}`.
 pub struct ApiJson<T> {
     pub value: T,
-    pub fingerprint: String,
+    /// The request's `Idempotency-Key`, fingerprinted with this body.
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
@@ -150,7 +151,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(de).map_err(|e| json_error(&e))?;
-        Ok(ApiJson { value, fingerprint })
+        let idempotency = idempotency_key(&parts.headers, &fingerprint)?;
+        Ok(ApiJson { value, idempotency })
     }
 }
 

@@ -1,6 +1,5 @@
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -8,7 +7,7 @@ use serde::Deserialize;
 use super::{Id, StatusQuery};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, idempotency_key, respond};
+use crate::http::extract::{ApiJson, ApiQuery, respond};
 use crate::service::Principal;
 use crate::service::members::{Reason, SubscriberQuery};
 use crate::service::page::Page;
@@ -66,44 +65,40 @@ async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Res
 
 async fn ban(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<Reason>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(200, s.service.ban_member(&p, &id, body.value).await?))
 }
 
 async fn unban(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<super::NoQuery>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(200, s.service.unban_member(&p, &id).await?))
 }
 
 async fn kick(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<Reason>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(200, s.service.kick_member(&p, &id, body.value).await?))
 }
 
 async fn cancel(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<super::NoQuery>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(200, s.service.cancel_subscription(&p, &id).await?))
 }

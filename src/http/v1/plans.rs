@@ -1,13 +1,12 @@
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::{Id, PageQuery, StatusQuery};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, idempotency_key, respond};
+use crate::http::extract::{ApiJson, ApiQuery, respond};
 use crate::service::Principal;
 use crate::service::access_codes::BulkGenerate;
 use crate::service::catalog::Op;
@@ -37,12 +36,11 @@ async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Res
 
 async fn create(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<CreatePlan>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(
         Op::CreatePlan.spec().success_status,
         s.service.create_plan(&p, &id, body.value).await?,
@@ -51,12 +49,11 @@ async fn create(
 
 async fn publish(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<PublishPlan>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(200, s.service.publish_plan(&p, &id, body.value).await?))
 }
 
@@ -75,12 +72,11 @@ async fn list_codes(
 
 async fn generate_codes(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<BulkGenerate>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     let status = Op::BulkGenerateAccessCodes.spec().success_status;
     Ok(respond(
         status,

@@ -1,13 +1,12 @@
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::{Id, PageQuery};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiJson, ApiQuery, idempotency_key, respond};
+use crate::http::extract::{ApiJson, ApiQuery, respond};
 use crate::service::Principal;
 use crate::service::catalog::Op;
 use crate::service::projects::{CreateProject, UpdateProject};
@@ -36,11 +35,10 @@ async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Res
 
 async fn create(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     body: ApiJson<CreateProject>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(
         Op::CreateProject.spec().success_status,
         s.service.create_project(&p, body.value).await?,
@@ -58,12 +56,11 @@ async fn update(
 
 async fn archive(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<super::NoQuery>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(200, s.service.archive_project(&p, &id).await?))
 }
 
@@ -82,12 +79,11 @@ async fn list_resources(
 
 async fn create_resource(
     State(s): State<AppState>,
-    headers: HeaderMap,
     mut p: Principal,
     Id(id): Id,
     body: ApiJson<CreateResource>,
 ) -> Result<Response, ApiError> {
-    p.idempotency = idempotency_key(&headers, &body.fingerprint)?;
+    p.idempotency = body.idempotency;
     Ok(respond(
         Op::CreateResource.spec().success_status,
         s.service.create_resource(&p, &id, body.value).await?,
