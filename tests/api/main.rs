@@ -3,7 +3,9 @@
 mod audit;
 mod bad_input;
 mod cli;
+mod demo;
 mod helpers;
 mod matrix;
 mod requests;
+mod secrets;
 mod tokens;

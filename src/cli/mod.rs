@@ -2,197 +2,21 @@
 //! prints the result, as one JSON object with `--json`.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use serde_json::{Value, json};
+
+mod args;
+
+pub use args::{AuditCmd, Cli, Command, Global, ProjectCmd, ServeArgs, TeamCmd, TokenCmd, UserCmd};
 
 use crate::app::{Application, ServeConfig, Tls};
 use crate::domain::error::Error;
-use crate::domain::role::Role;
-use crate::domain::token::TokenEnv;
 use crate::service::tokens::{Actor, MintRequest, parse_duration_ms};
 use crate::service::{Service, ServiceConfig};
 use crate::store::Db;
-
-#[derive(Parser, Debug)]
-#[command(name = "memberpass", version, about = "MemberPass server and operator CLI")]
-pub struct Cli {
-    #[command(flatten)]
-    pub global: Global,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct Global {
-    /// `sqlite://…` or `postgres://…`; default: a SQLite file in --data-dir.
-    #[arg(long, global = true, env = "MEMBERPASS_DATABASE_URL")]
-    pub database_url: Option<String>,
-    #[arg(
-        long,
-        global = true,
-        default_value = "./memberpass-data",
-        env = "MEMBERPASS_DATA_DIR"
-    )]
-    pub data_dir: PathBuf,
-    /// Print one JSON object on stdout.
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Token environment this server and its tokens belong to.
-    #[arg(long, global = true, default_value = "test", env = "MEMBERPASS_ENV")]
-    pub env: TokenEnv,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Run the server.
-    Serve(ServeArgs),
-    /// Apply the embedded migrations.
-    Migrate,
-    /// Seed demo data; print a login and a least-privilege MCP token.
-    Demo,
-    #[command(subcommand)]
-    User(UserCmd),
-    #[command(subcommand)]
-    Team(TeamCmd),
-    #[command(subcommand)]
-    Project(ProjectCmd),
-    #[command(subcommand)]
-    Token(TokenCmd),
-    #[command(subcommand)]
-    Audit(AuditCmd),
-}
-
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    #[arg(long)]
-    pub public_url: Option<String>,
-    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
-    pub tls_cert: Option<PathBuf>,
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    #[arg(long)]
-    pub tls_self_signed: bool,
-    #[arg(long)]
-    pub behind_tls_proxy: bool,
-    #[arg(long = "allowed-origin")]
-    pub allowed_origins: Vec<String>,
-    #[arg(long, default_value_t = 120)]
-    pub rate_limit_mcp: u32,
-    #[arg(long, default_value_t = 300)]
-    pub rate_limit_rest: u32,
-    #[arg(long, default_value_t = 5)]
-    pub rate_limit_auth_failures: u32,
-    /// Seed demo data (on an empty database) and print a read-only token.
-    #[arg(long)]
-    pub demo: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum UserCmd {
-    Create {
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        name: String,
-        /// Read the dashboard password from stdin.
-        #[arg(long)]
-        password_stdin: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TeamCmd {
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        owner: String,
-    },
-    /// Add a person to a team, or change their role.
-    AddMember {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        role: Role,
-    },
-    RemoveMember {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        email: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ProjectCmd {
-    Create {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        handle: Option<String>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TokenCmd {
-    Mint {
-        #[arg(long)]
-        team: String,
-        #[arg(long)]
-        user: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long = "ability")]
-        abilities: Vec<String>,
-        #[arg(long = "project")]
-        projects: Vec<String>,
-        /// e.g. 30d, 12h, 45m
-        #[arg(long)]
-        expires_in: Option<String>,
-    },
-    List {
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        team: Option<String>,
-    },
-    /// Metadata for support, by ID; never the secret.
-    Show {
-        token_id: String,
-    },
-    Revoke {
-        token_id: String,
-        #[arg(long)]
-        reason: Option<String>,
-    },
-    Rotate {
-        token_id: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum AuditCmd {
-    /// Check the hash chain; exits non-zero if any entry was edited, inserted or deleted.
-    Verify,
-    /// Write entries as NDJSON, oldest first.
-    Export {
-        #[arg(long)]
-        team: Option<String>,
-        #[arg(long)]
-        since: Option<String>,
-    },
-}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
