@@ -1,14 +1,14 @@
 //! The operator CLI (SPEC §10). Each command translates arguments into one service call and
 //! prints the result, as one JSON object with `--json`.
 
+mod args;
+
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
-
-mod args;
 
 pub use args::{AuditCmd, Cli, Command, Global, ProjectCmd, ServeArgs, TeamCmd, TokenCmd, UserCmd};
 
