@@ -162,29 +162,34 @@ impl Application {
         let timeout = self.header_read_timeout;
         match self.tls {
             Tls::Off => {
-                let mut server = axum_server::from_tcp(self.listener)?.handle(handle);
-                server
-                    .http_builder()
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(timeout);
-                server.serve(app).await?
+                guarded(axum_server::from_tcp(self.listener)?, timeout)
+                    .handle(handle)
+                    .serve(app)
+                    .await?
             }
             tls => {
                 let config = rustls_config(&tls).await?;
-                let mut server = axum_server::tls_rustls::from_tcp_rustls(self.listener, config)?.handle(handle);
-                server
-                    .http_builder()
-                    .http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(timeout);
-                server.serve(app).await?
+                let server = axum_server::tls_rustls::from_tcp_rustls(self.listener, config)?;
+                guarded(server, timeout).handle(handle).serve(app).await?
             }
         }
         let _ = worker.await;
         self.service.db().close().await;
         Ok(())
     }
+}
+
+/// A client must finish sending its request headers within `timeout` (slow-loris guard).
+fn guarded<A: axum_server::Address, Acc>(
+    mut server: axum_server::Server<A, Acc>,
+    timeout: Duration,
+) -> axum_server::Server<A, Acc> {
+    server
+        .http_builder()
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout);
+    server
 }
 
 async fn rustls_config(tls: &Tls) -> anyhow::Result<axum_server::tls_rustls::RustlsConfig> {

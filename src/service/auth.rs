@@ -2,7 +2,7 @@
 //! expired, environment, membership. One answer for every failure; the reason goes to the audit.
 
 use serde_json::json;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::FromRow;
 
 use super::{Principal, Service};
 use crate::domain::ability::Ability;
@@ -12,7 +12,7 @@ use crate::domain::role::Role;
 use crate::domain::time::MINUTE_MS;
 use crate::domain::token::{TokenDigest, TokenSecret};
 use crate::store::now_ms;
-use crate::store::rows::{TOKEN_COLUMNS, TokenRow};
+use crate::store::rows::TokenRow;
 
 #[derive(FromRow)]
 struct AuthRow {
@@ -117,17 +117,14 @@ impl Service {
     }
 
     async fn load_for_auth(&self, id: &str) -> sqlx::Result<Option<AuthRow>> {
-        let cols = TOKEN_COLUMNS
-            .split(", ")
-            .map(|c| format!("t.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        sqlx::query_as::<_, AuthRow>(AssertSqlSafe(format!(
-            "SELECT {cols}, m.role, u.email, u.name AS user_name FROM tokens t \
+        sqlx::query_as::<_, AuthRow>(
+            "SELECT t.id, t.env, t.digest, t.team_id, t.user_id, t.name, t.abilities, t.project_ids, t.created_at, \
+             t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, \
+             m.role, u.email, u.name AS user_name FROM tokens t \
              JOIN users u ON u.id = t.user_id \
              LEFT JOIN team_members m ON m.team_id = t.team_id AND m.user_id = t.user_id \
-             WHERE t.id = $1"
-        )))
+             WHERE t.id = $1",
+        )
         .bind(id)
         .fetch_optional(self.db.pool())
         .await
