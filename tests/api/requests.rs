@@ -312,3 +312,26 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(read.is_ok(), "the server kept a half-sent request open");
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
 }
+
+#[tokio::test]
+async fn x_forwarded_for_is_trusted_only_behind_a_tls_proxy() {
+    for (behind_proxy, expected) in [(false, "127.0.0.1"), (true, "203.0.113.7")] {
+        let app = spawn_with(|c| c.behind_tls_proxy = behind_proxy).await;
+        let w = app.world().await;
+        let token = app.mint(OWNER_A, &w.team_a, &[], &[]).await;
+        let res = app
+            .client
+            .get(format!("{}/v1/me", app.base))
+            .bearer_auth(&token)
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let ip: Option<String> = sqlx::query_scalar("SELECT ip FROM audit_log WHERE event = 'get_token_info'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+        assert_eq!(ip.as_deref(), Some(expected), "behind_proxy = {behind_proxy}");
+    }
+}
