@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub run_jobs: bool,
     /// How long a client may take to send its request headers (slow-loris guard).
     pub header_read_timeout: Duration,
+    /// How long one request may run before it is abandoned and rolled back.
+    pub request_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -55,6 +57,7 @@ impl ServeConfig {
             rate_limit_auth_failures: 5,
             run_jobs: true,
             header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -108,6 +111,7 @@ impl Application {
             http: Arc::new(HttpConfig {
                 behind_proxy: config.behind_tls_proxy,
                 public_url: public_url.clone(),
+                request_timeout: config.request_timeout,
             }),
         };
         Ok(Application {

@@ -280,6 +280,7 @@ async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_auth_failures: args.rate_limit_auth_failures,
         run_jobs: true,
         header_read_timeout: std::time::Duration::from_secs(10),
+        request_timeout: std::time::Duration::from_secs(30),
     };
     let app = Application::build(config).await?;
     let url = app.public_url().to_owned();

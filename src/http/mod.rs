@@ -25,6 +25,8 @@ pub struct HttpConfig {
     /// Trust the last `X-Forwarded-For` hop as the client address.
     pub behind_proxy: bool,
     pub public_url: String,
+    /// How long one request may take before it is abandoned (its transaction rolls back).
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -53,6 +55,20 @@ pub fn router(state: AppState) -> Router {
                 ))
             },
         ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    |_: tower::BoxError| async {
+                        // Dropping the handler rolled its transaction back: nothing was written.
+                        tracing::warn!(request_id = %error::current_request_id(), "request timed out");
+                        ApiError::new(
+                            ErrorCode::InternalError,
+                            "The request took too long and was abandoned; nothing was changed.",
+                        )
+                    },
+                ))
+                .timeout(state.http.request_timeout),
+        )
         .layer(middleware::from_fn_with_state(docs_base, request_scope))
         .with_state(state)
 }

@@ -335,3 +335,30 @@ async fn x_forwarded_for_is_trusted_only_behind_a_tls_proxy() {
         assert_eq!(ip.as_deref(), Some(expected), "behind_proxy = {behind_proxy}");
     }
 }
+
+#[tokio::test]
+async fn a_request_stuck_behind_a_lock_is_abandoned_and_changes_nothing() {
+    let app = spawn_with(|c| c.request_timeout = Duration::from_millis(300)).await;
+    let w = app.world().await;
+    let token = app.mint(OWNER_A, &w.team_a, &[Ability::ProjectCreate], &[]).await;
+    let before = app.count("projects").await;
+    // Hold the audit chain's head: every audited call now waits for it.
+    let mut blocker = app.service.db().begin_write().await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let stuck = app.post("/v1/projects", &token, json!({"name": "Stuck"})).await;
+    stuck.assert_error(500, "INTERNAL_ERROR");
+    blocker.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        app.count("projects").await,
+        before,
+        "the abandoned request wrote nothing"
+    );
+    let later = app.post("/v1/projects", &token, json!({"name": "Later"})).await;
+    assert_eq!(later.status, 201, "{:#}", later.body);
+    let verify = app.cli(&["audit", "verify"]).await;
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}
