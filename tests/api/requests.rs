@@ -338,7 +338,7 @@ async fn x_forwarded_for_is_trusted_only_behind_a_tls_proxy() {
 
 #[tokio::test]
 async fn a_request_stuck_behind_a_lock_is_abandoned_and_changes_nothing() {
-    let app = spawn_with(|c| c.request_timeout = Duration::from_millis(300)).await;
+    let app = spawn_with(|c| c.request_timeout = Duration::from_secs(2)).await;
     let w = app.world().await;
     let token = app.mint(OWNER_A, &w.team_a, &[Ability::ProjectCreate], &[]).await;
     let before = app.count("projects").await;
