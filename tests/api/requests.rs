@@ -76,7 +76,7 @@ async fn repeated_failed_authentications_are_refused_with_429() {
 }
 
 async fn wait_for_job(app: &TestApp, token: &str, job: &str) -> Value {
-    for _ in 0..200 {
+    for _ in 0..400 {
         let reply = app.get(&format!("/v1/jobs/{job}"), token).await;
         assert_eq!(reply.status, 200, "{:#}", reply.body);
         if reply.body["data"]["status"] == "completed" || reply.body["data"]["status"] == "failed" {

@@ -95,13 +95,13 @@ async fn no_request_started_after_the_revoke_returned_succeeds() {
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     app.service
         .revoke_token(&memberpass::service::tokens::Actor::system(), &token_id(&token), None)
         .await
         .unwrap();
     let revoked_at = Instant::now();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut before_ok = 0;
     let mut after = 0;
