@@ -362,3 +362,29 @@ async fn a_request_stuck_behind_a_lock_is_abandoned_and_changes_nothing() {
     let verify = app.cli(&["audit", "verify"]).await;
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }
+
+/// The catalogs are checked in under `docs/` for clients to read without a server; this fails
+/// when the code and the copies drift. `MEMBERPASS_UPDATE_DOCS=1 cargo test` rewrites them.
+#[test]
+fn the_checked_in_catalogs_match_the_code() {
+    let generated = [
+        (
+            "openapi.json",
+            memberpass::service::catalog::openapi_json("http://127.0.0.1:8080"),
+        ),
+        ("abilities.json", memberpass::domain::ability::catalog_json()),
+        ("error-codes.json", memberpass::domain::error::catalog_json()),
+    ];
+    for (name, value) in generated {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);
+        let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+        if std::env::var_os("MEMBERPASS_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == text,
+            "docs/{name} is out of date: run MEMBERPASS_UPDATE_DOCS=1 cargo test"
+        );
+    }
+}
