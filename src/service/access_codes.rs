@@ -27,10 +27,12 @@ const JOB_COLUMNS: &str = "id, team_id, project_id, kind, status, input, result,
 const LEASE_MS: i64 = 5 * 60_000;
 const MAX_ATTEMPTS: i64 = 3;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkGenerate {
+    #[schemars(range(min = 1, max = 10_000))]
     pub quantity: i64,
+    #[schemars(range(min = 1, max = 3650))]
     pub expires_in_days: Option<i64>,
 }
 

@@ -10,15 +10,17 @@ use crate::domain::error::{Error, Result};
 use crate::domain::time::parse_rfc3339;
 use crate::store::audit::{self, AuditFilter};
 
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
     pub causer_id: Option<String>,
     pub token_id: Option<String>,
+    #[schemars(extend("enum" = ["mcp", "api_token", "human", "system", null]))]
     pub actor_kind: Option<String>,
     pub event: Option<String>,
+    #[schemars(extend("enum" = ["success", "denied", "failed", null]))]
     pub outcome: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,

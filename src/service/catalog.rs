@@ -193,27 +193,70 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The JSON Schema of the operation's body, for operations that take one.
+    pub fn body_schema(self) -> Option<serde_json::Value> {
+        use schemars::schema_for;
+        let schema = match self {
+            Op::CreateProject => schema_for!(super::projects::CreateProject),
+            Op::UpdateProject => schema_for!(super::projects::UpdateProject),
+            Op::ArchiveProject | Op::UnbanMember | Op::CancelSubscription => schema_for!(super::args::NoArgs),
+            Op::CreateResource => schema_for!(super::resources::CreateResource),
+            Op::CreatePlan => schema_for!(super::plans::CreatePlan),
+            Op::PublishPlan => schema_for!(super::plans::PublishPlan),
+            Op::BanMember | Op::KickMember => schema_for!(super::members::Reason),
+            Op::BulkGenerateAccessCodes => schema_for!(super::access_codes::BulkGenerate),
+            _ => return None,
+        };
+        serde_json::to_value(schema).ok()
+    }
+
+    /// The JSON Schema of the operation's query arguments (an object; its properties are the
+    /// parameters).
+    pub fn query_schema(self) -> serde_json::Value {
+        use schemars::schema_for;
+        let schema = match self {
+            Op::ListTokens
+            | Op::ListTeams
+            | Op::ListTeamMembers
+            | Op::ListProjects
+            | Op::ListResources
+            | Op::ListPlans => {
+                schema_for!(super::args::PageArgs)
+            }
+            Op::ListRecentPayments | Op::ListAccessCodes => schema_for!(super::args::StatusPageArgs),
+            Op::ListSubscribers => schema_for!(super::args::SubscriberArgs),
+            Op::GetActivityLog => schema_for!(super::activity::ActivityQuery),
+            _ => schema_for!(super::args::NoArgs),
+        };
+        serde_json::to_value(schema).unwrap_or_default()
+    }
+}
+
 /// `x-required-ability` and friends, for `/openapi.json`.
 pub fn openapi_json(public_url: &str) -> serde_json::Value {
     use serde_json::{Map, Value, json};
     let mut paths: Map<String, Value> = Map::new();
-    for o in Op::ALL.iter().map(|o| o.spec()) {
+    for (op, o) in Op::ALL.iter().map(|o| (*o, o.spec())) {
         let params: Vec<Value> = o
             .path_params()
             .into_iter()
-            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string", "format": if p == "job_id" || p.ends_with("_id") { "uuid" } else { "string" }}}))
+            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}))
             .collect();
         let mut responses = json!({
             o.success_status.to_string(): {"description": "Success", "content": {"application/json": {"schema": {"type": "object", "required": ["data"]}}}},
             "401": {"$ref": "#/components/responses/Error"},
             "404": {"$ref": "#/components/responses/Error"},
+            "422": {"$ref": "#/components/responses/Error"},
             "429": {"$ref": "#/components/responses/Error"},
+            "500": {"$ref": "#/components/responses/Error"},
         });
-        if o.ability.is_some() {
+        if o.ability.is_some() || o.name == "create_project" {
             responses["403"] = json!({"$ref": "#/components/responses/Error"});
         }
         if o.method != "GET" {
-            responses["422"] = json!({"$ref": "#/components/responses/Error"});
+            responses["409"] = json!({"$ref": "#/components/responses/Error"});
+            responses["413"] = json!({"$ref": "#/components/responses/Error"});
         }
         let mut item = json!({
             "operationId": o.name,
@@ -224,11 +267,43 @@ pub fn openapi_json(public_url: &str) -> serde_json::Value {
             "x-required-ability": o.ability.map(|a| a.as_str()),
             "x-effect": o.effect,
         });
-        if o.method == "POST" || o.method == "PATCH" {
-            item["requestBody"] =
-                json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
+        let query = op.query_schema();
+        let required: Vec<&str> = query["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for (name, schema) in query["properties"].as_object().into_iter().flatten() {
+            let mut schema = schema.clone();
+            let mut param = json!({"name": name, "in": "query", "required": required.contains(&name.as_str())});
+            if let Some(m) = schema.as_object_mut() {
+                if let Some(d) = m.remove("description") {
+                    param["description"] = d;
+                }
+                // A query string has no null: an absent parameter is the null.
+                if let Some(Value::Array(values)) = m.get_mut("enum") {
+                    values.retain(|v| !v.is_null());
+                }
+                if let Some(Value::Array(types)) = m.get_mut("type") {
+                    types.retain(|t| t != "null");
+                    if types.len() == 1 {
+                        let only = types[0].clone();
+                        m.insert("type".into(), only);
+                    }
+                }
+            }
+            param["schema"] = schema;
+            item["parameters"].as_array_mut().expect("array").push(param);
+        }
+        if let Some(body) = op.body_schema() {
+            item["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": body}}});
+        }
+        if o.method == "POST" {
             item["parameters"].as_array_mut().expect("array").push(json!({
-                "name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255}
+                "name": "Idempotency-Key", "in": "header", "required": false,
+                "description": "Replays the saved response for 24 h for the same request; visible ASCII, 1 to 255 characters.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"}
             }));
         }
         let entry = paths.entry(o.path.to_owned()).or_insert_with(|| json!({}));

@@ -20,7 +20,7 @@ pub const MEMBER_STATUSES: &[&str] = &["lead", "trialing", "customer", "churned"
 pub const SUBSCRIPTION_STATUSES: &[&str] = &["trialing", "active", "past_due", "canceled", "expired"];
 pub const PAYMENT_STATUSES: &[&str] = &["succeeded", "pending", "failed", "refunded"];
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     pub reason: Option<String>,

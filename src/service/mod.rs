@@ -5,6 +5,7 @@
 pub mod access_codes;
 pub mod activity;
 pub mod admin;
+pub mod args;
 pub mod auth;
 pub mod catalog;
 pub mod demo;

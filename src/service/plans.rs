@@ -17,18 +17,21 @@ use crate::store::{is_unique_violation, now_ms};
 const COLUMNS: &str = "id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at";
 pub const INTERVALS: &[&str] = &["week", "month", "year", "lifetime"];
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePlan {
     pub name: String,
+    #[schemars(range(min = 0, max = 100_000_000))]
     pub price_cents: i64,
+    #[schemars(length(min = 3, max = 3))]
     pub currency: String,
+    #[schemars(extend("enum" = ["week", "month", "year", "lifetime"]))]
     pub billing_interval: String,
     /// Plans start unpublished unless asked.
     pub active: Option<bool>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishPlan {
     pub active: bool,

@@ -16,15 +16,16 @@ use crate::store::{Conn, is_unique_violation, now_ms};
 
 const COLUMNS: &str = "id, team_id, name, handle, description, active, created_at, updated_at";
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
+    #[schemars(length(min = 1, max = 100))]
     pub name: String,
     pub handle: Option<String>,
     pub description: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
     pub name: Option<String>,

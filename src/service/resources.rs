@@ -17,9 +17,10 @@ use crate::store::rows::Resource;
 const COLUMNS: &str = "id, project_id, kind, title, telegram_chat_id, created_at";
 pub const KINDS: &[&str] = &["channel", "group", "supergroup"];
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateResource {
+    #[schemars(extend("enum" = ["channel", "group", "supergroup"]))]
     pub kind: String,
     pub title: String,
     pub telegram_chat_id: String,

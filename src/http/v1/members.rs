@@ -2,13 +2,13 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
-use serde::Deserialize;
 
-use super::{Id, StatusQuery};
+use super::{Id, page};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, respond};
 use crate::service::Principal;
+use crate::service::args::{NoArgs, StatusPageArgs, SubscriberArgs};
 use crate::service::members::{Reason, SubscriberQuery};
 use crate::service::page::Page;
 
@@ -23,20 +23,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/subscriptions/{subscription_id}/cancel", post(cancel))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    status: Option<String>,
-    search: Option<String>,
-    page: Option<i64>,
-    limit: Option<i64>,
-}
-
 async fn list(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
-    ApiQuery(q): ApiQuery<ListQuery>,
+    ApiQuery(q): ApiQuery<SubscriberArgs>,
 ) -> Result<Response, ApiError> {
     let page = Page::new(q.page, q.limit)?;
     let query = SubscriberQuery {
@@ -50,16 +41,21 @@ async fn payments(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
-    ApiQuery(q): ApiQuery<StatusQuery>,
+    ApiQuery(q): ApiQuery<StatusPageArgs>,
 ) -> Result<Response, ApiError> {
-    let page = q.page()?;
+    let page = page(q.page())?;
     Ok(respond(
         200,
         s.service.list_recent_payments(&p, &id, q.status, page).await?,
     ))
 }
 
-async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Response, ApiError> {
+async fn show(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
+) -> Result<Response, ApiError> {
     Ok(respond(200, s.service.get_member(&p, &id).await?))
 }
 
@@ -67,6 +63,7 @@ async fn ban(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<Reason>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
@@ -77,7 +74,8 @@ async fn unban(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
-    body: ApiJson<super::NoQuery>,
+    ApiQuery(_): ApiQuery<NoArgs>,
+    body: ApiJson<NoArgs>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
     Ok(respond(200, s.service.unban_member(&p, &id).await?))
@@ -87,6 +85,7 @@ async fn kick(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<Reason>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
@@ -97,7 +96,8 @@ async fn cancel(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
-    body: ApiJson<super::NoQuery>,
+    ApiQuery(_): ApiQuery<NoArgs>,
+    body: ApiJson<NoArgs>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
     Ok(respond(200, s.service.cancel_subscription(&p, &id).await?))

@@ -13,13 +13,11 @@ use axum::extract::{FromRequestParts, MatchedPath, Path, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::AppState;
 use super::error::{ApiError, InputRejected};
 use super::extract::PrincipalSlot;
 use crate::service::catalog::Op;
-use crate::service::page::Page;
 
 /// Audits a call whose input was refused before its operation ran, so every call with a valid
 /// token leaves one entry. The operation is found in the catalog by method and route.
@@ -70,35 +68,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    pub page: Option<i64>,
-    pub limit: Option<i64>,
+/// A page from list arguments; a bad one is refused input (audited by the middleware above).
+pub fn page(
+    p: crate::domain::error::Result<crate::service::page::Page>,
+) -> Result<crate::service::page::Page, ApiError> {
+    p.map_err(|e| ApiError::from(e).input())
 }
-
-impl PageQuery {
-    pub fn page(&self) -> Result<Page, ApiError> {
-        Page::new(self.page, self.limit).map_err(|e| ApiError::from(e).input())
-    }
-}
-
-/// `?status=&page=&limit=`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusQuery {
-    pub status: Option<String>,
-    pub page: Option<i64>,
-    pub limit: Option<i64>,
-}
-
-impl StatusQuery {
-    pub fn page(&self) -> Result<Page, ApiError> {
-        Page::new(self.page, self.limit).map_err(|e| ApiError::from(e).input())
-    }
-}
-
-/// Routes that take no query parameters still refuse unknown ones.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoQuery {}

@@ -3,12 +3,13 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use super::{Id, PageQuery, StatusQuery};
+use super::{Id, page};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, respond};
 use crate::service::Principal;
 use crate::service::access_codes::BulkGenerate;
+use crate::service::args::{NoArgs, PageArgs, StatusPageArgs};
 use crate::service::catalog::Op;
 use crate::service::plans::{CreatePlan, PublishPlan};
 
@@ -25,12 +26,17 @@ async fn list(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<PageArgs>,
 ) -> Result<Response, ApiError> {
-    Ok(respond(200, s.service.list_plans(&p, &id, q.page()?).await?))
+    Ok(respond(200, s.service.list_plans(&p, &id, page(q.page())?).await?))
 }
 
-async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Response, ApiError> {
+async fn show(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
+) -> Result<Response, ApiError> {
     Ok(respond(200, s.service.get_plan(&p, &id).await?))
 }
 
@@ -38,6 +44,7 @@ async fn create(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<CreatePlan>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
@@ -51,6 +58,7 @@ async fn publish(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<PublishPlan>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
@@ -61,9 +69,9 @@ async fn list_codes(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
-    ApiQuery(q): ApiQuery<StatusQuery>,
+    ApiQuery(q): ApiQuery<StatusPageArgs>,
 ) -> Result<Response, ApiError> {
-    let page = q.page()?;
+    let page = page(q.page())?;
     Ok(respond(
         200,
         s.service.list_access_codes(&p, &id, q.status, page).await?,
@@ -74,6 +82,7 @@ async fn generate_codes(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<BulkGenerate>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
@@ -84,6 +93,11 @@ async fn generate_codes(
     ))
 }
 
-async fn job(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Response, ApiError> {
+async fn job(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
+) -> Result<Response, ApiError> {
     Ok(respond(200, s.service.get_job_status(&p, &id).await?))
 }

@@ -3,11 +3,12 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use super::{Id, PageQuery};
+use super::{Id, page};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiJson, ApiQuery, respond};
 use crate::service::Principal;
+use crate::service::args::{NoArgs, PageArgs};
 use crate::service::catalog::Op;
 use crate::service::projects::{CreateProject, UpdateProject};
 use crate::service::resources::CreateResource;
@@ -25,17 +26,23 @@ pub fn router() -> Router<AppState> {
         .route("/v1/resources/{resource_id}", get(show_resource))
 }
 
-async fn list(State(s): State<AppState>, p: Principal, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Response, ApiError> {
-    Ok(respond(200, s.service.list_projects(&p, q.page()?).await?))
+async fn list(State(s): State<AppState>, p: Principal, ApiQuery(q): ApiQuery<PageArgs>) -> Result<Response, ApiError> {
+    Ok(respond(200, s.service.list_projects(&p, page(q.page())?).await?))
 }
 
-async fn show(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Response, ApiError> {
+async fn show(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
+) -> Result<Response, ApiError> {
     Ok(respond(200, s.service.get_project(&p, &id).await?))
 }
 
 async fn create(
     State(s): State<AppState>,
     mut p: Principal,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<CreateProject>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
@@ -49,6 +56,7 @@ async fn update(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<UpdateProject>,
 ) -> Result<Response, ApiError> {
     Ok(respond(200, s.service.update_project(&p, &id, body.value).await?))
@@ -58,13 +66,19 @@ async fn archive(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
-    body: ApiJson<super::NoQuery>,
+    ApiQuery(_): ApiQuery<NoArgs>,
+    body: ApiJson<NoArgs>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
     Ok(respond(200, s.service.archive_project(&p, &id).await?))
 }
 
-async fn portal_url(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Response, ApiError> {
+async fn portal_url(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
+) -> Result<Response, ApiError> {
     Ok(respond(200, s.service.get_portal_url(&p, &id).await?))
 }
 
@@ -72,15 +86,16 @@ async fn list_resources(
     State(s): State<AppState>,
     p: Principal,
     Id(id): Id,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<PageArgs>,
 ) -> Result<Response, ApiError> {
-    Ok(respond(200, s.service.list_resources(&p, &id, q.page()?).await?))
+    Ok(respond(200, s.service.list_resources(&p, &id, page(q.page())?).await?))
 }
 
 async fn create_resource(
     State(s): State<AppState>,
     mut p: Principal,
     Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
     body: ApiJson<CreateResource>,
 ) -> Result<Response, ApiError> {
     p.idempotency = body.idempotency;
@@ -90,6 +105,11 @@ async fn create_resource(
     ))
 }
 
-async fn show_resource(State(s): State<AppState>, p: Principal, Id(id): Id) -> Result<Response, ApiError> {
+async fn show_resource(
+    State(s): State<AppState>,
+    p: Principal,
+    Id(id): Id,
+    ApiQuery(_): ApiQuery<NoArgs>,
+) -> Result<Response, ApiError> {
     Ok(respond(200, s.service.get_resource(&p, &id).await?))
 }
