@@ -1,46 +1,8 @@
 //! Audit entries (SPEC §7): who did what, through which surface, with what outcome.
 
-use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActorKind {
-    Mcp,
-    ApiToken,
-    Human,
-    System,
-}
-
-impl ActorKind {
-    pub const ALL: &'static [ActorKind] = &[ActorKind::Mcp, ActorKind::ApiToken, ActorKind::Human, ActorKind::System];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorKind::Mcp => "mcp",
-            ActorKind::ApiToken => "api_token",
-            ActorKind::Human => "human",
-            ActorKind::System => "system",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Denied,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Denied => "denied",
-            Outcome::Failed => "failed",
-        }
-    }
-}
+pub use super::kinds::{ActorKind, Outcome};
 
 /// Where a request came from; copied into its audit entry.
 #[derive(Clone, Debug, Default)]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::ability::Ability;
+use super::kinds::Outcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -166,11 +167,79 @@ impl Error {
     }
 
     /// Audit outcome: refusals of the caller are `denied`, the rest `failed`.
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Error::AuthenticationRequired | Error::MissingAbility(..) | Error::NotFound => "denied",
-            _ => "failed",
+            Error::AuthenticationRequired | Error::MissingAbility(..) | Error::NotFound => Outcome::Denied,
+            _ => Outcome::Failed,
         }
+    }
+
+    /// What the caller is told. An internal error's cause is never part of it.
+    pub fn body(&self) -> ErrorBody {
+        let code = self.code();
+        match self {
+            Error::MissingAbility(a, why) => ErrorBody {
+                required_ability: Some(*a),
+                ..ErrorBody::new(
+                    code,
+                    match why {
+                        Some(why) => format!("This token cannot do this: {why}."),
+                        None => format!("This token lacks the ability `{a}`."),
+                    },
+                )
+            },
+            Error::Validation(fields) => ErrorBody {
+                fields: Some(fields.clone()),
+                ..ErrorBody::new(code, "The request is not valid.")
+            },
+            Error::Conflict(msg) => ErrorBody::new(code, msg.clone()),
+            Error::NotFound => ErrorBody::new(code, "No such resource."),
+            Error::AuthenticationRequired => ErrorBody::new(code, "A valid API token is required."),
+            Error::IdempotencyKeyReused => {
+                ErrorBody::new(code, "This Idempotency-Key was used with a different request.")
+            }
+            Error::PayloadTooLarge => ErrorBody::new(code, "The body is too large."),
+            Error::Internal(_) => ErrorBody::new(code, "Something went wrong on our side."),
+        }
+    }
+}
+
+/// The error object of SPEC §4, as every surface shows it: REST bodies, MCP tool results, and
+/// the `data` of MCP's JSON-RPC errors.
+#[derive(Clone, Debug)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    pub required_ability: Option<Ability>,
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
+impl ErrorBody {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorBody {
+            code,
+            message: message.into(),
+            required_ability: None,
+            fields: None,
+        }
+    }
+
+    /// `{"error": {...}}`; `docs_base` is `<public URL>/docs`.
+    pub fn envelope(&self, request_id: &str, docs_base: &str) -> serde_json::Value {
+        let mut e = serde_json::json!({
+            "code": self.code.as_str(),
+            "message": self.message,
+            "docs_url": format!("{}/errors#{}", docs_base.trim_end_matches('/'), self.code.as_str()),
+            "remediation": self.code.remediation(),
+            "request_id": request_id,
+        });
+        if let Some(a) = self.required_ability {
+            e["required_ability"] = serde_json::json!(a.as_str());
+        }
+        if let Some(f) = &self.fields {
+            e["fields"] = serde_json::json!(f);
+        }
+        serde_json::json!({ "error": e })
     }
 }
 

@@ -4,6 +4,7 @@ pub mod ability;
 pub mod audit;
 pub mod error;
 pub mod ids;
+pub mod kinds;
 pub mod role;
 pub mod time;
 pub mod token;

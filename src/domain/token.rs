@@ -211,9 +211,12 @@ pub fn checksum(body: &str) -> String {
     String::from_utf8(digits.to_vec()).expect("base62 is ASCII")
 }
 
-/// Finds every `mpt_…` look-alike in a text; used to redact audit properties and logs.
-pub fn contains_token_like(s: &str) -> bool {
-    s.contains(PREFIX)
+/// Whether a text holds a well-formed token (checksum and all) anywhere in it.
+pub fn contains_token(text: &str) -> bool {
+    text.match_indices(PREFIX).any(|(at, _)| {
+        text.get(at..at + TOKEN_LEN)
+            .is_some_and(|candidate| TokenSecret::parse(candidate).is_ok())
+    })
 }
 
 fn is_base62(b: u8) -> bool {

@@ -1,13 +1,10 @@
-//! The §4 envelope, rendered in one place for every failure on the HTTP surfaces.
-
-use std::collections::BTreeMap;
+//! Errors on the HTTP surfaces: the §4 envelope (built in `domain::error`) with the status and
+//! headers HTTP adds.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-use crate::domain::ability::Ability;
-use crate::domain::error::{Error, ErrorCode};
+use crate::domain::error::{Error, ErrorBody, ErrorCode};
 
 /// What an error body needs to know about the request it answers.
 #[derive(Clone, Debug)]
@@ -35,33 +32,20 @@ fn current_docs_base() -> std::sync::Arc<str> {
 /// An error on the way out of an HTTP handler.
 #[derive(Debug)]
 pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-    pub required_ability: Option<Ability>,
-    pub fields: Option<BTreeMap<String, String>>,
+    pub body: ErrorBody,
     pub retry_after_secs: Option<u64>,
-    /// Refused before reaching an operation (bad body, query, path): the HTTP layer audits it.
-    pub input_rejected: bool,
 }
-
-/// Marks a response whose refusal no operation has audited yet.
-#[derive(Clone, Debug)]
-pub struct InputRejected(pub std::sync::Arc<Error>);
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            code,
-            message: message.into(),
-            required_ability: None,
-            fields: None,
+            body: ErrorBody::new(code, message),
             retry_after_secs: None,
-            input_rejected: false,
         }
     }
 
     pub fn unauthenticated() -> Self {
-        ApiError::new(ErrorCode::AuthenticationRequired, "A valid API token is required.")
+        Error::AuthenticationRequired.into()
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
@@ -70,94 +54,31 @@ impl ApiError {
             ..ApiError::new(ErrorCode::RateLimited, "Too many requests.")
         }
     }
-
-    /// This error refuses the request's input before any operation ran.
-    pub fn input(mut self) -> Self {
-        self.input_rejected = true;
-        self
-    }
-
-    pub fn not_found() -> Self {
-        ApiError::new(ErrorCode::ResourceNotFound, "No such resource.")
-    }
-
-    pub fn validation(field: &str, why: impl Into<String>) -> Self {
-        ApiError {
-            fields: Some(BTreeMap::from([(field.to_owned(), why.into())])),
-            ..ApiError::new(ErrorCode::ValidationFailed, "The request is not valid.")
-        }
-        .input()
-    }
-
-    /// The envelope object (also used inside MCP results and JSON-RPC error data).
-    pub fn envelope(&self, docs_base: &str) -> serde_json::Value {
-        let mut e = json!({
-            "code": self.code.as_str(),
-            "message": self.message,
-            "docs_url": format!("{}/errors#{}", docs_base.trim_end_matches('/'), self.code.as_str()),
-            "remediation": self.code.remediation(),
-            "request_id": current_request_id(),
-        });
-        if let Some(a) = self.required_ability {
-            e["required_ability"] = json!(a.as_str());
-        }
-        if let Some(f) = &self.fields {
-            e["fields"] = json!(f);
-        }
-        json!({ "error": e })
-    }
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let code = e.code();
-        match e {
-            Error::MissingAbility(a, why) => ApiError {
-                required_ability: Some(a),
-                message: match why {
-                    Some(why) => format!("This token cannot do this: {why}."),
-                    None => format!("This token lacks the ability `{a}`."),
-                },
-                ..ApiError::new(code, "")
-            },
-            Error::Validation(fields) => ApiError {
-                fields: Some(fields),
-                ..ApiError::new(code, "The request is not valid.")
-            },
-            Error::Conflict(msg) => ApiError::new(code, msg),
-            Error::NotFound => ApiError::not_found(),
-            Error::AuthenticationRequired => ApiError::unauthenticated(),
-            Error::IdempotencyKeyReused => {
-                ApiError::new(code, "This Idempotency-Key was used with a different request.")
-            }
-            Error::PayloadTooLarge => ApiError::new(code, "The body is too large."),
-            Error::Internal(cause) => {
-                tracing::error!(request_id = %current_request_id(), error = ?cause, "internal error");
-                ApiError::new(code, "Something went wrong on our side.")
-            }
+        if let Error::Internal(cause) = &e {
+            tracing::error!(request_id = %current_request_id(), error = ?cause, "internal error");
+        }
+        ApiError {
+            body: e.body(),
+            retry_after_secs: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = self.envelope(&current_docs_base());
+        let status = StatusCode::from_u16(self.body.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.body.envelope(&current_request_id(), &current_docs_base());
         let mut res = (status, axum::Json(body)).into_response();
         let headers = res.headers_mut();
-        if self.code == ErrorCode::AuthenticationRequired {
+        if self.body.code == ErrorCode::AuthenticationRequired {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if self.input_rejected {
-            let e = match self.code {
-                ErrorCode::ValidationFailed => Error::Validation(self.fields.clone().unwrap_or_default()),
-                ErrorCode::PayloadTooLarge => Error::PayloadTooLarge,
-                _ => Error::NotFound,
-            };
-            res.extensions_mut().insert(InputRejected(std::sync::Arc::new(e)));
         }
         res
     }

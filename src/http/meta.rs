@@ -9,7 +9,6 @@ use axum::routing::get;
 
 use super::AppState;
 use crate::domain::{ability, error};
-use crate::service::catalog;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -54,5 +53,5 @@ async fn error_docs() -> axum::response::Html<String> {
 }
 
 async fn openapi(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(catalog::openapi_json(&s.http.public_url))
+    Json(super::openapi::openapi_json(&s.http.public_url))
 }

@@ -4,7 +4,8 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 mod meta;
-mod v1;
+pub mod openapi;
+pub mod rest;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let docs_base: Arc<str> = format!("{}/docs", state.http.public_url.trim_end_matches('/')).into();
     Router::new()
-        .merge(v1::router().route_layer(middleware::from_fn_with_state(state.clone(), v1::audit_rejections)))
+        .merge(rest::routes(crate::service::catalog::all()))
         .merge(meta::router())
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "No such route.") })
         .method_not_allowed_fallback(|| async {

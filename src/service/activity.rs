@@ -1,30 +1,37 @@
 //! `get_activity_log`: the team's audit trail, newest first, with filters and a cursor.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::catalog::Op;
-use super::members::check_enum;
-use super::{Done, Output, Principal, Service};
-use crate::domain::audit::ActorKind;
+use super::Call;
+use super::args::Bounded;
+use super::op::{Op, Operation, Output, Spec};
+use crate::domain::ability::Ability;
+use crate::domain::audit::{ActorKind, Outcome};
 use crate::domain::error::{Error, Result};
 use crate::domain::time::parse_rfc3339;
 use crate::store::audit::{self, AuditFilter};
 
-#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+pub static OPS: &[&dyn Op] = &[&GetActivityLog];
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
     pub causer_id: Option<String>,
     pub token_id: Option<String>,
-    #[schemars(extend("enum" = ["mcp", "api_token", "human", "system", null]))]
-    pub actor_kind: Option<String>,
+    pub actor_kind: Option<ActorKind>,
     pub event: Option<String>,
-    #[schemars(extend("enum" = ["success", "denied", "failed", null]))]
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Entries at or after this RFC 3339 time.
     pub since: Option<String>,
+    /// Entries before this RFC 3339 time.
     pub until: Option<String>,
-    pub limit: Option<i64>,
+    /// Entries per page, 1 to 200 (default 50).
+    pub limit: Option<Bounded<1, 200>>,
+    /// `meta.next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -36,63 +43,58 @@ fn time_field(name: &str, v: &Option<String>) -> Result<Option<i64>> {
         .transpose()
 }
 
-impl Service {
-    pub async fn get_activity_log(&self, p: &Principal, q: ActivityQuery) -> Result<Done> {
-        let args = serde_json::to_value(json!({
-            "subject_type": q.subject_type, "subject_id": q.subject_id, "causer_id": q.causer_id,
-            "token_id": q.token_id, "actor_kind": q.actor_kind, "event": q.event, "outcome": q.outcome,
-            "since": q.since, "until": q.until, "limit": q.limit, "cursor": q.cursor,
-        }))
-        .unwrap_or_default();
-        self.run(p, Op::GetActivityLog, None, args, move |c| {
-            Box::pin(async move {
-                let kinds: Vec<&str> = ActorKind::ALL.iter().map(|k| k.as_str()).collect();
-                check_enum("actor_kind", q.actor_kind.as_deref(), &kinds)?;
-                check_enum("outcome", q.outcome.as_deref(), &["success", "denied", "failed"])?;
-                let limit = q.limit.unwrap_or(50);
-                if !(1..=200).contains(&limit) {
-                    return Err(Error::field("limit", "must be a whole number from 1 to 200"));
-                }
-                let before_seq = q
-                    .cursor
-                    .as_deref()
-                    .map(|s| {
-                        s.parse::<i64>()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| Error::field("cursor", "is not a cursor this server issued"))
-                    })
-                    .transpose()?;
-                let filter = AuditFilter {
-                    team_id: Some(c.team_id()),
-                    project_ids: c.principal.project_ids.clone(),
-                    subject_type: q.subject_type,
-                    subject_id: q.subject_id,
-                    causer_id: q.causer_id,
-                    token_id: q.token_id,
-                    actor_kind: q.actor_kind,
-                    event: q.event,
-                    outcome: q.outcome,
-                    since_ms: time_field("since", &q.since)?,
-                    until_ms: time_field("until", &q.until)?,
-                    before_seq,
-                };
-                // One extra row tells whether there is a next page.
-                let mut rows = audit::list(c.conn(), &filter, limit + 1).await?;
-                let has_more = rows.len() as i64 > limit;
-                rows.truncate(limit as usize);
-                let next_cursor = if has_more {
-                    rows.last().map(|r| r.seq.to_string())
-                } else {
-                    None
-                };
-                let data: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
-                Output::list(
-                    data,
-                    json!({"limit": limit, "has_more": has_more, "next_cursor": next_cursor}),
-                )
+pub struct GetActivityLog;
+impl Operation for GetActivityLog {
+    type Args = ActivityQuery;
+    const SPEC: Spec = Spec {
+        name: "get_activity_log",
+        event: "get_activity_log",
+        ability: Some(Ability::ActivityRead),
+        path: "/v1/activity",
+        subject_type: "activity",
+        summary: "The team's activity log, newest first.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, q: ActivityQuery) -> Result<Output> {
+        let limit = q.limit.map_or(50, Bounded::get);
+        let before_seq = q
+            .cursor
+            .as_deref()
+            .map(|s| {
+                s.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::field("cursor", "is not a cursor this server issued"))
             })
-        })
-        .await
+            .transpose()?;
+        let filter = AuditFilter {
+            team_id: Some(c.team_id()),
+            project_ids: c.principal.project_ids().map(<[String]>::to_vec),
+            since_ms: time_field("since", &q.since)?,
+            until_ms: time_field("until", &q.until)?,
+            subject_type: q.subject_type,
+            subject_id: q.subject_id,
+            causer_id: q.causer_id,
+            token_id: q.token_id,
+            actor_kind: q.actor_kind.map(|k| k.as_str().to_owned()),
+            event: q.event,
+            outcome: q.outcome.map(|o| o.as_str().to_owned()),
+            before_seq,
+        };
+        // One extra row tells whether there is a next page.
+        let mut rows = audit::list(c.conn(), &filter, limit + 1).await?;
+        let has_more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next_cursor = if has_more {
+            rows.last().map(|r| r.seq.to_string())
+        } else {
+            None
+        };
+        let data: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
+        Output::list(
+            data,
+            json!({"limit": limit, "has_more": has_more, "next_cursor": next_cursor}),
+        )
     }
 }

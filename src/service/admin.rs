@@ -3,12 +3,12 @@
 use serde_json::json;
 
 use super::Service;
-use super::projects::validate_name;
+use super::projects::{CreateProjectArgs, create_in, validate_name};
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{new_id, parse_id};
 use crate::domain::role::Role;
-use crate::store::{audit, is_unique_violation, now_ms};
+use crate::store::{audit, is_unique_violation, now_ms, teams};
 
 pub fn hash_password(password: &str) -> Result<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
@@ -94,18 +94,8 @@ impl Service {
         let mut tx = self.db.begin_write().await?;
         let owner = self.user_id_by_email(&mut tx, owner_email).await?;
         let (id, now) = (new_id(), now_ms());
-        sqlx::query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&id)
-            .bind(&name)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
-            .bind(&id)
-            .bind(&owner)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        teams::insert(&mut tx, &id, &name, now).await?;
+        teams::add_member(&mut tx, &id, &owner, Role::Owner, now).await?;
         let entry = AuditDraft::system("team.created", Some(id.clone()))
             .subject("team", &id)
             .properties(json!({"name": name, "owner_id": owner}));
@@ -134,13 +124,7 @@ impl Service {
                 .await?;
             "team.member_role_changed"
         } else {
-            sqlx::query("INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&team)
-                .bind(&user)
-                .bind(role.as_str())
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
+            teams::add_member(&mut tx, &team, &user, role, now_ms()).await?;
             "team.member_added"
         };
         let entry = AuditDraft::system(event, Some(team.clone()))
@@ -174,35 +158,22 @@ impl Service {
         Ok(())
     }
 
+    /// `memberpass project create`: the same validation and insert as `create_project`.
     pub async fn create_project_system(&self, team_id: &str, name: &str, handle: Option<&str>) -> Result<String> {
-        let name = validate_name("name", name, 100)?;
-        let handle = match handle {
-            Some(h) => super::projects::validate_handle(h)?,
-            None => super::projects::slug(&name),
+        let args = CreateProjectArgs {
+            name: name.to_owned(),
+            handle: handle.map(str::to_owned),
+            description: None,
         };
         let mut tx = self.db.begin_write().await?;
         let team = self.team_exists(&mut tx, team_id).await?;
-        let (id, now) = (new_id(), now_ms());
-        let res = sqlx::query(
-            "INSERT INTO projects (id, team_id, name, handle, description, active, created_at, updated_at) VALUES ($1, $2, $3, $4, NULL, 1, $5, $5)",
-        )
-        .bind(&id)
-        .bind(&team)
-        .bind(&name)
-        .bind(&handle)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Err(e) if is_unique_violation(&e) => return Err(Error::Conflict("this handle is taken".into())),
-            other => other?,
-        };
+        let project = create_in(&mut tx, &team, &args).await?;
         let mut entry = AuditDraft::system("create_project", Some(team.clone()))
-            .subject("project", &id)
-            .properties(json!({"name": name, "handle": handle}));
-        entry.project_id = Some(id.clone());
+            .subject("project", &project.id)
+            .properties(json!({"name": project.name, "handle": project.handle}));
+        entry.project_id = Some(project.id.clone());
         audit::append(&mut tx, entry).await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(project.id)
     }
 }

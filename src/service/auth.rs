@@ -4,7 +4,8 @@
 use serde_json::json;
 use sqlx::FromRow;
 
-use super::{Principal, Service};
+use super::Service;
+use super::principal::{Principal, TokenGrant};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::ErrorCode;
@@ -12,7 +13,7 @@ use crate::domain::role::Role;
 use crate::domain::time::MINUTE_MS;
 use crate::domain::token::{TokenDigest, TokenSecret};
 use crate::store::now_ms;
-use crate::store::rows::TokenRow;
+use crate::store::tokens::TokenRow;
 
 #[derive(FromRow)]
 struct AuthRow {
@@ -58,7 +59,7 @@ impl Service {
         &self,
         bearer: Option<&str>,
         actor: ActorKind,
-        ctx: RequestCtx,
+        ctx: &RequestCtx,
     ) -> Result<Principal, AuthFailure> {
         let raw = bearer.ok_or(AuthFailure::Missing)?;
         let token = TokenSecret::parse(raw.trim()).map_err(|_| AuthFailure::Malformed)?;
@@ -90,12 +91,12 @@ impl Service {
             None
         };
         if let Some(reason) = failure {
-            self.record_auth_failure(&row.token, reason, actor, ctx);
+            self.record_auth_failure(&row.token, reason, actor, ctx.clone());
             return Err(reason);
         }
         let role: Role = row.role.as_deref().unwrap_or("viewer").parse().unwrap_or(Role::Viewer);
         self.touch_last_used(&row.token, ctx.ip.as_deref(), now).await;
-        Ok(Principal {
+        let grant = TokenGrant {
             abilities: row
                 .token
                 .ability_names()
@@ -103,16 +104,17 @@ impl Service {
                 .filter_map(|a| a.parse::<Ability>().ok())
                 .collect(),
             project_ids: row.token.project_id_list(),
-            token_id: row.token.id,
-            token_name: row.token.name,
+            id: row.token.id,
+            name: row.token.name,
+        };
+        Ok(Principal {
             team_id: row.token.team_id,
             user_id: row.token.user_id,
             user_email: row.email,
             user_name: row.user_name,
             role,
             actor,
-            ctx,
-            idempotency: None,
+            token: Some(grant),
         })
     }
 

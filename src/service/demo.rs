@@ -9,10 +9,16 @@ use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::new_id;
+use crate::domain::kinds::{BillingInterval, MemberStatus, PaymentStatus, ResourceKind, SubscriptionStatus};
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::random_base62;
-use crate::store::{Tx, audit, now_ms};
+use crate::store::members::NewMember;
+use crate::store::plans::NewPlan;
+use crate::store::projects::NewProject;
+use crate::store::resources::NewResource;
+use crate::store::subscriptions::{NewPayment, NewSubscription};
+use crate::store::{self, Tx, audit, now_ms};
 
 pub const DEMO_EMAIL: &str = "demo@memberpass.test";
 pub const DEMO_TOKEN_NAME: &str = "demo read-only agent";
@@ -43,8 +49,14 @@ const FIRST: &[&str] = &[
 const LAST: &[&str] = &[
     "Silva", "Okafor", "Novak", "Kim", "Haddad", "Berg", "Rossi", "Sato", "Ivanova", "Moreau", "Diaz",
 ];
-const STATUSES: &[&str] = &[
-    "lead", "trialing", "customer", "customer", "customer", "churned", "banned",
+const STATUSES: &[MemberStatus] = &[
+    MemberStatus::Lead,
+    MemberStatus::Trialing,
+    MemberStatus::Customer,
+    MemberStatus::Customer,
+    MemberStatus::Customer,
+    MemberStatus::Churned,
+    MemberStatus::Banned,
 ];
 
 /// A small deterministic generator, so every demo database looks alike.
@@ -139,32 +151,55 @@ impl Service {
 }
 
 async fn seed_team(tx: &mut Tx, team: &str, projects: &[(&str, &str)], seed: u64) -> sqlx::Result<()> {
+    use MemberStatus::{Banned, Lead, Trialing};
     let mut rng = Lcg(seed);
     let now = now_ms();
     for (pi, (name, handle)) in projects.iter().enumerate() {
-        let project = new_id();
-        sqlx::query("INSERT INTO projects (id, team_id, name, handle, description, active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $6)")
-            .bind(&project).bind(team).bind(*name).bind(*handle).bind(format!("{name}: a paid Telegram community"))
-            .bind(now - 200 * DAY_MS).execute(&mut **tx).await?;
-        for (ri, (kind, title)) in [("channel", "Announcements"), ("supergroup", "Members chat")]
-            .iter()
-            .enumerate()
+        let description = format!("{name}: a paid Telegram community");
+        let new = NewProject {
+            team_id: team,
+            name,
+            handle,
+            description: Some(&description),
+            created_at: now - 200 * DAY_MS,
+        };
+        let project = store::projects::insert(tx, &new).await?;
+        for (ri, (kind, title)) in [
+            (ResourceKind::Channel, "Announcements"),
+            (ResourceKind::Supergroup, "Members chat"),
+        ]
+        .into_iter()
+        .enumerate()
         {
-            sqlx::query("INSERT INTO project_resources (id, team_id, project_id, kind, title, telegram_chat_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(new_id()).bind(team).bind(&project).bind(*kind).bind(format!("{name} {title}"))
-                .bind(format!("-100{}{}{}", 1_000_000 + seed * 1000, pi, ri)).bind(now - 199 * DAY_MS).execute(&mut **tx).await?;
+            let title = format!("{name} {title}");
+            let chat = format!("-100{}{}{}", 1_000_000 + seed * 1000, pi, ri);
+            let new = NewResource {
+                team_id: team,
+                project_id: &project,
+                kind,
+                title: &title,
+                telegram_chat_id: &chat,
+                created_at: now - 199 * DAY_MS,
+            };
+            store::resources::insert(tx, &new).await?;
         }
         let mut plans = Vec::new();
         for (plan_name, cents, interval, active) in [
-            ("Monthly", 1500, "month", 1),
-            ("Yearly", 15000, "year", 1),
-            ("Founders (closed)", 900, "month", 0),
+            ("Monthly", 1500, BillingInterval::Month, true),
+            ("Yearly", 15000, BillingInterval::Year, true),
+            ("Founders (closed)", 900, BillingInterval::Month, false),
         ] {
-            let plan = new_id();
-            sqlx::query("INSERT INTO plans (id, team_id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'USD', $6, $7, $8, $8)")
-                .bind(&plan).bind(team).bind(&project).bind(plan_name).bind(cents as i64).bind(interval).bind(active as i64)
-                .bind(now - 198 * DAY_MS).execute(&mut **tx).await?;
-            plans.push((plan, cents as i64));
+            let new = NewPlan {
+                team_id: team,
+                project_id: &project,
+                name: plan_name,
+                price_cents: cents,
+                currency: "USD",
+                billing_interval: interval,
+                active,
+                created_at: now - 198 * DAY_MS,
+            };
+            plans.push((store::plans::insert(tx, &new).await?, cents));
         }
         let count = if projects.len() > 1 { 25 } else { 8 };
         for i in 0..count {
@@ -173,31 +208,62 @@ async fn seed_team(tx: &mut Tx, team: &str, projects: &[(&str, &str)], seed: u64
             let first = FIRST[rng.next(FIRST.len())];
             let last = LAST[rng.next(LAST.len())];
             let joined = now - (rng.next(180) as i64 + 1) * DAY_MS;
-            sqlx::query("INSERT INTO members (id, team_id, project_id, telegram_user_id, username, display_name, status, status_reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)")
-                .bind(&member).bind(team).bind(&project).bind(format!("{}", 500_000_000 + seed * 100_000 + (pi * 100 + i) as u64))
-                .bind(format!("{}_{}", first.to_lowercase(), i)).bind(format!("{first} {last}")).bind(status)
-                .bind((status == "banned").then_some("spam in the members chat")).bind(joined).execute(&mut **tx).await?;
-            if status == "lead" {
+            let telegram_id = format!("{}", 500_000_000 + seed * 100_000 + (pi * 100 + i) as u64);
+            let username = format!("{}_{}", first.to_lowercase(), i);
+            let display = format!("{first} {last}");
+            let new = NewMember {
+                id: &member,
+                team_id: team,
+                project_id: &project,
+                telegram_user_id: &telegram_id,
+                username: Some(&username),
+                display_name: &display,
+                status,
+                status_reason: (status == Banned).then_some("spam in the members chat"),
+                created_at: joined,
+            };
+            store::members::insert(tx, &new).await?;
+            if status == Lead {
                 continue;
             }
             let (plan, cents) = &plans[rng.next(2)];
             let sub_status = match status {
-                "trialing" => "trialing",
-                "customer" => "active",
-                _ => "canceled",
+                Trialing => SubscriptionStatus::Trialing,
+                MemberStatus::Customer => SubscriptionStatus::Active,
+                _ => SubscriptionStatus::Canceled,
             };
             let sub = new_id();
-            sqlx::query("INSERT INTO subscriptions (id, team_id, project_id, member_id, plan_id, status, started_at, current_period_end, canceled_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $7)")
-                .bind(&sub).bind(team).bind(&project).bind(&member).bind(plan).bind(sub_status).bind(joined)
-                .bind(joined + 30 * DAY_MS).bind((sub_status == "canceled").then_some(joined + 20 * DAY_MS)).execute(&mut **tx).await?;
-            if status == "trialing" {
+            let canceled = sub_status == SubscriptionStatus::Canceled;
+            let new = NewSubscription {
+                id: &sub,
+                team_id: team,
+                project_id: &project,
+                member_id: &member,
+                plan_id: plan,
+                status: sub_status,
+                started_at: joined,
+                current_period_end: Some(joined + 30 * DAY_MS),
+                canceled_at: canceled.then_some(joined + 20 * DAY_MS),
+            };
+            store::subscriptions::insert(tx, &new).await?;
+            if status == Trialing {
                 continue;
             }
             for k in 0..(1 + rng.next(3)) {
-                let pay_status = ["succeeded", "succeeded", "succeeded", "failed", "refunded"][rng.next(5)];
-                sqlx::query("INSERT INTO payments (id, team_id, project_id, member_id, subscription_id, amount_cents, currency, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'USD', $7, $8)")
-                    .bind(new_id()).bind(team).bind(&project).bind(&member).bind(&sub).bind(*cents).bind(pay_status)
-                    .bind(joined + k as i64 * 30 * DAY_MS).execute(&mut **tx).await?;
+                use PaymentStatus::{Failed, Refunded, Succeeded};
+                let pay = new_id();
+                let new = NewPayment {
+                    id: &pay,
+                    team_id: team,
+                    project_id: &project,
+                    member_id: &member,
+                    subscription_id: Some(&sub),
+                    amount_cents: *cents,
+                    currency: "USD",
+                    status: [Succeeded, Succeeded, Succeeded, Failed, Refunded][rng.next(5)],
+                    created_at: joined + k as i64 * 30 * DAY_MS,
+                };
+                store::subscriptions::insert_payment(tx, &new).await?;
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::error::{Error, Result};
+use super::args::{Limit, PageNo};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
@@ -17,16 +17,12 @@ impl Default for Page {
 }
 
 impl Page {
-    pub fn new(page: Option<i64>, limit: Option<i64>) -> Result<Page> {
-        let page = page.unwrap_or(1);
-        let limit = limit.unwrap_or(25);
-        if !(1..=1_000_000).contains(&page) {
-            return Err(Error::field("page", "must be a whole number from 1"));
+    /// The page the arguments ask for (their types have checked the ranges).
+    pub fn of(page: Option<PageNo>, limit: Option<Limit>) -> Page {
+        Page {
+            page: page.map_or(1, PageNo::get),
+            limit: limit.map_or(25, Limit::get),
         }
-        if !(1..=100).contains(&limit) {
-            return Err(Error::field("limit", "must be a whole number from 1 to 100"));
-        }
-        Ok(Page { page, limit })
     }
 
     pub fn offset(&self) -> i64 {
@@ -40,25 +36,5 @@ impl Page {
             "total": total,
             "has_more": self.offset() + self.limit < total,
         })
-    }
-}
-
-impl Page {
-    /// Runs a filtered list query for this page and wraps it as `{"data", "meta"}`.
-    pub async fn fetch<T>(
-        &self,
-        conn: &mut crate::store::Conn,
-        filter: crate::store::Filter,
-        columns: &str,
-        from: &str,
-        order: &str,
-    ) -> Result<super::Output>
-    where
-        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin + serde::Serialize,
-    {
-        let (rows, total) = filter
-            .page::<T>(conn, columns, from, order, self.limit, self.offset())
-            .await?;
-        super::Output::list(rows, self.meta(total))
     }
 }

@@ -1,151 +1,164 @@
-//! Plans: prices a project sells; names unique per project.
+//! Plans: the prices a project sells; names unique per project.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::AssertSqlSafe;
 
-use super::catalog::Op;
-use super::page::Page;
-use super::projects::{project_in_scope, validate_name};
-use super::{Call, Done, Output, Principal, Service};
+use super::Call;
+use super::op::{Op, Operation, Output, Spec};
+use super::projects::{ProjectPage, project_in_scope, validate_name};
+use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
-use crate::domain::ids::{new_id, parse_id};
-use crate::store::Filter;
-use crate::store::rows::Plan;
+use crate::domain::ids::{PlanId, ProjectId};
+use crate::domain::kinds::BillingInterval;
+use crate::store::plans::{self as store, NewPlan, Plan};
 use crate::store::{is_unique_violation, now_ms};
 
-const COLUMNS: &str = "id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at";
-pub const INTERVALS: &[&str] = &["week", "month", "year", "lifetime"];
+pub static OPS: &[&dyn Op] = &[&ListPlans, &GetPlan, &CreatePlan, &PublishPlan];
 
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreatePlan {
+pub struct PlanRef {
+    pub plan_id: PlanId,
+}
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlanArgs {
+    pub project_id: ProjectId,
     pub name: String,
     #[schemars(range(min = 0, max = 100_000_000))]
     pub price_cents: i64,
+    /// A three-letter ISO 4217 code.
     #[schemars(length(min = 3, max = 3))]
     pub currency: String,
-    #[schemars(extend("enum" = ["week", "month", "year", "lifetime"]))]
-    pub billing_interval: String,
+    pub billing_interval: BillingInterval,
     /// Plans start unpublished unless asked.
     pub active: Option<bool>,
 }
 
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PublishPlan {
+pub struct PublishPlanArgs {
+    pub plan_id: PlanId,
     pub active: bool,
 }
 
+/// Loads a plan of the caller's team in a project the caller may see, or `RESOURCE_NOT_FOUND`.
 pub async fn plan_in_scope(c: &mut Call, id: &str) -> Result<Plan> {
-    let id = parse_id(id)?;
     let team = c.team_id();
-    let plan = sqlx::query_as::<_, Plan>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM plans WHERE id = $1 AND team_id = $2"
-    )))
-    .bind(&id)
-    .bind(&team)
-    .fetch_optional(c.conn())
-    .await?
-    .ok_or(Error::NotFound)?;
+    let plan = store::find_in_team(c.conn(), &team, id).await?.ok_or(Error::NotFound)?;
     c.check_project(&plan.project_id)?;
     Ok(plan)
 }
 
-impl Service {
-    pub async fn list_plans(&self, p: &Principal, project_id: &str, page: Page) -> Result<Done> {
-        let pid = project_id.to_owned();
-        let args = json!({"project_id": project_id, "page": page.page, "limit": page.limit});
-        self.run(p, Op::ListPlans, None, args, move |c| {
-            Box::pin(async move {
-                let project = project_in_scope(c, &pid).await?;
-                let filter = Filter::default().eq("project_id", &project.id);
-                page.fetch::<Plan>(c.conn(), filter, COLUMNS, "plans", "created_at, id")
-                    .await
-            })
-        })
-        .await
-    }
+pub struct ListPlans;
+impl Operation for ListPlans {
+    type Args = ProjectPage;
+    const SPEC: Spec = Spec {
+        name: "list_plans",
+        event: "list_plans",
+        ability: Some(Ability::PlanViewAny),
+        path: "/v1/projects/{project_id}/plans",
+        subject_type: "project-subscription-plan",
+        summary: "A project's plans.",
+        ..Spec::READ
+    };
 
-    pub async fn get_plan(&self, p: &Principal, plan_id: &str) -> Result<Done> {
-        let id = plan_id.to_owned();
-        self.run(p, Op::GetPlan, Some(plan_id), json!({"plan_id": plan_id}), move |c| {
-            Box::pin(async move { Output::one(plan_in_scope(c, &id).await?) })
-        })
-        .await
+    async fn run(c: &mut Call, args: ProjectPage) -> Result<Output> {
+        let project = project_in_scope(c, &args.project_id).await?;
+        let page = args.page();
+        let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
+        Output::list(rows, page.meta(total))
     }
+}
 
-    pub async fn create_plan(&self, p: &Principal, project_id: &str, input: CreatePlan) -> Result<Done> {
-        let pid = project_id.to_owned();
-        let args = json!({"project_id": project_id, "name": input.name, "price_cents": input.price_cents,
-            "currency": input.currency, "billing_interval": input.billing_interval, "active": input.active});
-        self.run(p, Op::CreatePlan, None, args, move |c| {
-            Box::pin(async move {
-                let project = project_in_scope(c, &pid).await?;
-                let name = validate_name("name", &input.name, 100)?;
-                if !(0..=100_000_000).contains(&input.price_cents) {
-                    return Err(Error::field("price_cents", "must be from 0 to 100000000"));
-                }
-                let currency = input.currency.trim().to_ascii_uppercase();
-                if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(Error::field("currency", "must be a three-letter ISO 4217 code"));
-                }
-                if !INTERVALS.contains(&input.billing_interval.as_str()) {
-                    return Err(Error::field("billing_interval", format!("must be one of {}", INTERVALS.join(", "))));
-                }
-                let (id, now) = (new_id(), now_ms());
-                let inserted = sqlx::query(
-                    "INSERT INTO plans (id, team_id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-                )
-                .bind(&id)
-                .bind(c.team_id())
-                .bind(&project.id)
-                .bind(&name)
-                .bind(input.price_cents)
-                .bind(&currency)
-                .bind(&input.billing_interval)
-                .bind(i64::from(input.active.unwrap_or(false)))
-                .bind(now)
-                .execute(c.conn())
-                .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(Error::Conflict("a plan with this name already exists in the project".into()));
-                    }
-                    other => other?,
-                };
-                c.subject(&id);
-                Output::one(plan_in_scope(c, &id).await?)
-            })
-        })
-        .await
+pub struct GetPlan;
+impl Operation for GetPlan {
+    type Args = PlanRef;
+    const SPEC: Spec = Spec {
+        name: "get_plan",
+        event: "get_plan",
+        ability: Some(Ability::PlanView),
+        path: "/v1/plans/{plan_id}",
+        subject_type: "project-subscription-plan",
+        subject_arg: Some("plan_id"),
+        summary: "One plan.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: PlanRef) -> Result<Output> {
+        Output::one(plan_in_scope(c, args.plan_id.as_str()).await?)
     }
+}
 
-    pub async fn publish_plan(&self, p: &Principal, plan_id: &str, input: PublishPlan) -> Result<Done> {
-        let id = plan_id.to_owned();
-        self.run(
-            p,
-            Op::PublishPlan,
-            Some(plan_id),
-            json!({"plan_id": plan_id, "active": input.active}),
-            move |c| {
-                Box::pin(async move {
-                    let before = plan_in_scope(c, &id).await?;
-                    let active = i64::from(input.active);
-                    if before.active != active {
-                        sqlx::query("UPDATE plans SET active = $1, updated_at = $2 WHERE id = $3")
-                            .bind(active)
-                            .bind(now_ms())
-                            .bind(&before.id)
-                            .execute(c.conn())
-                            .await?;
-                        c.changes(json!({"active": {"from": before.active != 0, "to": input.active}}));
-                    }
-                    Output::one(plan_in_scope(c, &before.id).await?)
-                })
-            },
-        )
-        .await
+pub struct CreatePlan;
+impl Operation for CreatePlan {
+    type Args = CreatePlanArgs;
+    const SPEC: Spec = Spec {
+        name: "create_plan",
+        event: "create_plan",
+        ability: Some(Ability::PlanCreate),
+        path: "/v1/projects/{project_id}/plans",
+        subject_type: "project-subscription-plan",
+        summary: "Create a plan (names are unique per project).",
+        ..Spec::CREATE
+    };
+
+    async fn run(c: &mut Call, args: CreatePlanArgs) -> Result<Output> {
+        let project = project_in_scope(c, &args.project_id).await?;
+        let name = validate_name("name", &args.name, 100)?;
+        if !(0..=100_000_000).contains(&args.price_cents) {
+            return Err(Error::field("price_cents", "must be from 0 to 100000000"));
+        }
+        let currency = args.currency.trim().to_ascii_uppercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(Error::field("currency", "must be a three-letter ISO 4217 code"));
+        }
+        let team = c.team_id();
+        let new = NewPlan {
+            team_id: &team,
+            project_id: &project.id,
+            name: &name,
+            price_cents: args.price_cents,
+            currency: &currency,
+            billing_interval: args.billing_interval,
+            active: args.active.unwrap_or(false),
+            created_at: now_ms(),
+        };
+        let id = match store::insert(c.conn(), &new).await {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::Conflict(
+                    "a plan with this name already exists in the project".into(),
+                ));
+            }
+            other => other?,
+        };
+        c.subject(&id);
+        Output::one(plan_in_scope(c, &id).await?)
+    }
+}
+
+pub struct PublishPlan;
+impl Operation for PublishPlan {
+    type Args = PublishPlanArgs;
+    const SPEC: Spec = Spec {
+        name: "publish_plan",
+        event: "publish_plan",
+        ability: Some(Ability::PlanUpdate),
+        path: "/v1/plans/{plan_id}/publish",
+        subject_type: "project-subscription-plan",
+        subject_arg: Some("plan_id"),
+        summary: "Publish or unpublish a plan.",
+        ..Spec::WRITE
+    };
+
+    async fn run(c: &mut Call, args: PublishPlanArgs) -> Result<Output> {
+        let before = plan_in_scope(c, args.plan_id.as_str()).await?;
+        if (before.active != 0) != args.active {
+            store::set_active(c.conn(), &before.id, args.active).await?;
+            c.changes(json!({"active": {"from": before.active != 0, "to": args.active}}));
+        }
+        Output::one(plan_in_scope(c, &before.id).await?)
     }
 }

@@ -1,49 +1,76 @@
 //! Projects: list, read, create, update, archive, and the public portal URL.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::AssertSqlSafe;
 
-use super::catalog::Op;
+use super::args::{Limit, PageNo};
+use super::op::{Effect, Op, Operation, Output, Spec, Verb};
 use super::page::Page;
-use super::{Call, Done, Output, Principal, Service};
+use super::{Call, args::PageArgs};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
-use crate::domain::ids::{new_id, parse_id};
-use crate::store::Filter;
-use crate::store::rows::Project;
-use crate::store::{Conn, is_unique_violation, now_ms};
+use crate::domain::ids::ProjectId;
+use crate::store::projects::{self as store, NewProject, Project};
+use crate::store::{is_unique_violation, now_ms};
 
-const COLUMNS: &str = "id, team_id, name, handle, description, active, created_at, updated_at";
+pub static OPS: &[&dyn Op] = &[
+    &ListProjects,
+    &GetProject,
+    &CreateProject,
+    &UpdateProject,
+    &ArchiveProject,
+    &GetPortalUrl,
+];
 
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+/// One project, named by the path.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateProject {
+pub struct ProjectRef {
+    pub project_id: ProjectId,
+}
+
+/// A page of things under one project.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPage {
+    pub project_id: ProjectId,
+    /// Page number, from 1.
+    pub page: Option<PageNo>,
+    /// Items per page, 1 to 100 (default 25).
+    pub limit: Option<Limit>,
+}
+
+impl ProjectPage {
+    pub fn page(&self) -> Page {
+        Page::of(self.page, self.limit)
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectArgs {
     #[schemars(length(min = 1, max = 100))]
     pub name: String,
+    /// The portal handle: 3 to 40 characters of a-z, 0-9 and inner hyphens (default: from the name).
     pub handle: Option<String>,
     pub description: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateProject {
+pub struct UpdateProjectArgs {
+    pub project_id: ProjectId,
     pub name: Option<String>,
     pub description: Option<String>,
 }
 
-/// Loads a project of the caller's team that the token may see, or `RESOURCE_NOT_FOUND`.
-pub async fn project_in_scope(c: &mut Call, id: &str) -> Result<Project> {
-    let id = parse_id(id)?;
+/// Loads a project of the caller's team that the caller may see, or `RESOURCE_NOT_FOUND`.
+pub async fn project_in_scope(c: &mut Call, id: &ProjectId) -> Result<Project> {
     let team = c.team_id();
-    let project = sqlx::query_as::<_, Project>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM projects WHERE id = $1 AND team_id = $2"
-    )))
-    .bind(&id)
-    .bind(&team)
-    .fetch_optional(c.conn())
-    .await?
-    .ok_or(Error::NotFound)?;
+    let project = store::find_in_team(c.conn(), &team, id.as_str())
+        .await?
+        .ok_or(Error::NotFound)?;
     c.check_project(&project.id)?;
     Ok(project)
 }
@@ -91,180 +118,197 @@ pub fn slug(name: &str) -> String {
     }
 }
 
-async fn load(conn: &mut Conn, id: &str) -> Result<Project> {
-    sqlx::query_as::<_, Project>(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(Error::NotFound)
+/// Validates and inserts a project of `team_id` (every surface and the CLI create through here).
+pub async fn create_in(conn: &mut crate::store::Conn, team_id: &str, args: &CreateProjectArgs) -> Result<Project> {
+    let name = validate_name("name", &args.name, 100)?;
+    let handle = match &args.handle {
+        Some(h) => validate_handle(h)?,
+        None => slug(&name),
+    };
+    let description = args
+        .description
+        .as_deref()
+        .map(|d| validate_name("description", d, 1000))
+        .transpose()?;
+    let new = NewProject {
+        team_id,
+        name: &name,
+        handle: &handle,
+        description: description.as_deref(),
+        created_at: now_ms(),
+    };
+    let id = match store::insert(conn, &new).await {
+        Err(e) if is_unique_violation(&e) => return Err(Error::Conflict("this handle is taken".into())),
+        other => other?,
+    };
+    store::find_in_team(conn, team_id, &id).await?.ok_or(Error::NotFound)
 }
 
-impl Service {
-    pub async fn list_projects(&self, p: &Principal, page: Page) -> Result<Done> {
-        self.run(
-            p,
-            Op::ListProjects,
-            None,
-            json!({"page": page.page, "limit": page.limit}),
-            move |c| {
-                Box::pin(async move {
-                    let filter = Filter::default()
-                        .eq("team_id", c.team_id())
-                        .in_list("id", c.principal.project_ids.as_deref());
-                    page.fetch::<Project>(c.conn(), filter, COLUMNS, "projects", "created_at, id")
-                        .await
-                })
-            },
-        )
-        .await
-    }
+pub struct ListProjects;
+impl Operation for ListProjects {
+    type Args = PageArgs;
+    const SPEC: Spec = Spec {
+        name: "list_projects",
+        event: "list_projects",
+        ability: Some(Ability::ProjectViewAny),
+        path: "/v1/projects",
+        subject_type: "project",
+        summary: "Projects in the team (or the token's projects).",
+        ..Spec::READ
+    };
 
-    pub async fn get_project(&self, p: &Principal, project_id: &str) -> Result<Done> {
-        let id = project_id.to_owned();
-        self.run(
-            p,
-            Op::GetProject,
-            Some(project_id),
-            json!({"project_id": project_id}),
-            move |c| Box::pin(async move { Output::one(project_in_scope(c, &id).await?) }),
-        )
-        .await
+    async fn run(c: &mut Call, args: PageArgs) -> Result<Output> {
+        let page = args.page();
+        let (team, only) = (c.team_id(), c.principal.project_ids().map(<[String]>::to_vec));
+        let (rows, total) = store::page(c.conn(), &team, only.as_deref(), page.limit, page.offset()).await?;
+        Output::list(rows, page.meta(total))
     }
+}
 
-    pub async fn create_project(&self, p: &Principal, input: CreateProject) -> Result<Done> {
-        let args = json!({"name": input.name, "handle": input.handle, "description": input.description});
-        self.run(p, Op::CreateProject, None, args, move |c| {
-            Box::pin(async move {
-                if c.principal.project_ids.is_some() {
-                    return Err(Error::MissingAbility(
-                        Ability::ProjectCreate,
-                        Some("a project-scoped token cannot create projects"),
-                    ));
-                }
-                let name = validate_name("name", &input.name, 100)?;
-                let handle = match &input.handle {
-                    Some(h) => validate_handle(h)?,
-                    None => slug(&name),
-                };
-                let description = input
-                    .description
-                    .as_deref()
-                    .map(|d| validate_name("description", d, 1000))
-                    .transpose()?;
-                let (id, now, team) = (new_id(), now_ms(), c.team_id());
-                let inserted = sqlx::query(
-                    "INSERT INTO projects (id, team_id, name, handle, description, active, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
-                )
-                .bind(&id)
-                .bind(&team)
-                .bind(&name)
-                .bind(&handle)
-                .bind(&description)
-                .bind(now)
-                .execute(c.conn())
-                .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Err(Error::Conflict("this handle is taken".into())),
-                    other => other?,
-                };
-                c.subject(&id);
-                c.in_project(&id);
-                Output::one(load(c.conn(), &id).await?)
-            })
-        })
-        .await
+pub struct GetProject;
+impl Operation for GetProject {
+    type Args = ProjectRef;
+    const SPEC: Spec = Spec {
+        name: "get_project",
+        event: "get_project",
+        ability: Some(Ability::ProjectView),
+        path: "/v1/projects/{project_id}",
+        subject_type: "project",
+        subject_arg: Some("project_id"),
+        summary: "One project.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: ProjectRef) -> Result<Output> {
+        Output::one(project_in_scope(c, &args.project_id).await?)
     }
+}
 
-    pub async fn update_project(&self, p: &Principal, project_id: &str, input: UpdateProject) -> Result<Done> {
-        let id = project_id.to_owned();
-        let args = json!({"project_id": project_id, "name": input.name, "description": input.description});
-        self.run(p, Op::UpdateProject, Some(project_id), args, move |c| {
-            Box::pin(async move {
-                let before = project_in_scope(c, &id).await?;
-                if input.name.is_none() && input.description.is_none() {
-                    return Err(Error::field("name", "give at least one of name or description"));
-                }
-                let name = input
-                    .name
-                    .as_deref()
-                    .map(|n| validate_name("name", n, 100))
-                    .transpose()?;
-                let description = input
-                    .description
-                    .as_deref()
-                    .map(|d| validate_name("description", d, 1000))
-                    .transpose()?;
-                let mut changes = serde_json::Map::new();
-                if let Some(n) = &name
-                    && *n != before.name
-                {
-                    changes.insert("name".into(), json!({"from": before.name, "to": n}));
-                }
-                if let Some(d) = &description
-                    && Some(d) != before.description.as_ref()
-                {
-                    changes.insert("description".into(), json!({"from": before.description, "to": d}));
-                }
-                sqlx::query("UPDATE projects SET name = $1, description = $2, updated_at = $3 WHERE id = $4")
-                    .bind(name.unwrap_or(before.name.clone()))
-                    .bind(description.or(before.description.clone()))
-                    .bind(now_ms())
-                    .bind(&before.id)
-                    .execute(c.conn())
-                    .await?;
-                c.changes(changes.into());
-                Output::one(load(c.conn(), &before.id).await?)
-            })
-        })
-        .await
+pub struct CreateProject;
+impl Operation for CreateProject {
+    type Args = CreateProjectArgs;
+    const SPEC: Spec = Spec {
+        name: "create_project",
+        event: "create_project",
+        ability: Some(Ability::ProjectCreate),
+        path: "/v1/projects",
+        subject_type: "project",
+        summary: "Create a project.",
+        ..Spec::CREATE
+    };
+
+    async fn run(c: &mut Call, args: CreateProjectArgs) -> Result<Output> {
+        if c.principal.project_ids().is_some() {
+            return Err(Error::MissingAbility(
+                Ability::ProjectCreate,
+                Some("a project-scoped token cannot create projects"),
+            ));
+        }
+        let team = c.team_id();
+        let project = create_in(c.conn(), &team, &args).await?;
+        c.subject(&project.id);
+        c.in_project(&project.id);
+        Output::one(project)
     }
+}
 
-    pub async fn archive_project(&self, p: &Principal, project_id: &str) -> Result<Done> {
-        let id = project_id.to_owned();
-        self.run(
-            p,
-            Op::ArchiveProject,
-            Some(project_id),
-            json!({"project_id": project_id}),
-            move |c| {
-                Box::pin(async move {
-                    let before = project_in_scope(c, &id).await?;
-                    if before.active != 0 {
-                        sqlx::query("UPDATE projects SET active = 0, updated_at = $1 WHERE id = $2")
-                            .bind(now_ms())
-                            .bind(&before.id)
-                            .execute(c.conn())
-                            .await?;
-                        c.changes(json!({"active": {"from": true, "to": false}}));
-                    }
-                    Output::one(load(c.conn(), &before.id).await?)
-                })
-            },
-        )
-        .await
+pub struct UpdateProject;
+impl Operation for UpdateProject {
+    type Args = UpdateProjectArgs;
+    const SPEC: Spec = Spec {
+        name: "update_project",
+        event: "update_project",
+        ability: Some(Ability::ProjectUpdate),
+        method: Verb::Patch,
+        path: "/v1/projects/{project_id}",
+        subject_type: "project",
+        subject_arg: Some("project_id"),
+        replayable: false,
+        summary: "Change a project's name or description.",
+        ..Spec::WRITE
+    };
+
+    async fn run(c: &mut Call, args: UpdateProjectArgs) -> Result<Output> {
+        let before = project_in_scope(c, &args.project_id).await?;
+        if args.name.is_none() && args.description.is_none() {
+            return Err(Error::field("name", "give at least one of name or description"));
+        }
+        let name = args
+            .name
+            .as_deref()
+            .map(|n| validate_name("name", n, 100))
+            .transpose()?;
+        let description = args
+            .description
+            .as_deref()
+            .map(|d| validate_name("description", d, 1000))
+            .transpose()?;
+        let mut changes = serde_json::Map::new();
+        if let Some(n) = &name
+            && *n != before.name
+        {
+            changes.insert("name".into(), json!({"from": before.name, "to": n}));
+        }
+        if let Some(d) = &description
+            && Some(d) != before.description.as_ref()
+        {
+            changes.insert("description".into(), json!({"from": before.description, "to": d}));
+        }
+        let name = name.unwrap_or(before.name.clone());
+        let description = description.or(before.description.clone());
+        store::update(c.conn(), &before.id, &name, description.as_deref()).await?;
+        c.changes(changes.into());
+        Output::one(project_in_scope(c, &args.project_id).await?)
     }
+}
 
-    pub async fn get_portal_url(&self, p: &Principal, project_id: &str) -> Result<Done> {
-        let id = project_id.to_owned();
-        let base = self.config.public_url.trim_end_matches('/').to_owned();
-        self.run(
-            p,
-            Op::GetPortalUrl,
-            Some(project_id),
-            json!({"project_id": project_id}),
-            move |c| {
-                Box::pin(async move {
-                    let project = project_in_scope(c, &id).await?;
-                    Output::one(json!({
-                        "project_id": project.id,
-                        "handle": project.handle,
-                        "url": format!("{base}/portal/{}", project.handle),
-                        "active": project.active != 0,
-                    }))
-                })
-            },
-        )
-        .await
+pub struct ArchiveProject;
+impl Operation for ArchiveProject {
+    type Args = ProjectRef;
+    const SPEC: Spec = Spec {
+        name: "archive_project",
+        event: "archive_project",
+        ability: Some(Ability::ProjectUpdate),
+        path: "/v1/projects/{project_id}/archive",
+        subject_type: "project",
+        subject_arg: Some("project_id"),
+        effect: Effect::Destructive,
+        summary: "Archive a project (active = false).",
+        ..Spec::WRITE
+    };
+
+    async fn run(c: &mut Call, args: ProjectRef) -> Result<Output> {
+        let before = project_in_scope(c, &args.project_id).await?;
+        if before.active != 0 {
+            store::archive(c.conn(), &before.id).await?;
+            c.changes(json!({"active": {"from": true, "to": false}}));
+        }
+        Output::one(project_in_scope(c, &args.project_id).await?)
+    }
+}
+
+pub struct GetPortalUrl;
+impl Operation for GetPortalUrl {
+    type Args = ProjectRef;
+    const SPEC: Spec = Spec {
+        name: "get_portal_url",
+        event: "get_portal_url",
+        ability: Some(Ability::DistributionRead),
+        path: "/v1/projects/{project_id}/portal-url",
+        subject_type: "project",
+        subject_arg: Some("project_id"),
+        summary: "A project's public portal URL.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: ProjectRef) -> Result<Output> {
+        let project = project_in_scope(c, &args.project_id).await?;
+        let base = c.config().public_url.trim_end_matches('/').to_owned();
+        Output::one(json!({
+            "project_id": project.id,
+            "handle": project.handle,
+            "url": format!("{base}/portal/{}", project.handle),
+            "active": project.active != 0,
+        }))
     }
 }

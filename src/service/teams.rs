@@ -1,96 +1,127 @@
-//! Team reads: the token's team, its people, and the role catalog.
+//! Team reads: the caller's team, its people, and the role catalog.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::catalog::Op;
+use super::Call;
+use super::args::{Limit, NoArgs, PageArgs, PageNo};
+use super::op::{Op, Operation, Output, Spec};
 use super::page::Page;
-use super::{Done, Output, Principal, Service};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
-use crate::domain::ids::parse_id;
+use crate::domain::ids::TeamId;
 use crate::domain::role::Role;
-use crate::store::Conn;
-use crate::store::rows::{Team, TeamMember};
+use crate::store::teams::{self as store, Team};
 
-async fn own_team(conn: &mut Conn, p_team: &str, requested: &str) -> Result<Team> {
-    // A request can never name another team: any other id is simply not found.
-    let id = parse_id(requested)?;
-    if id != p_team {
-        return Err(Error::NotFound);
-    }
-    sqlx::query_as::<_, Team>("SELECT id, name, created_at FROM teams WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(Error::NotFound)
+pub static OPS: &[&dyn Op] = &[&ListTeams, &GetTeam, &ListTeamMembers, &ListRoles];
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamRef {
+    pub team_id: TeamId,
 }
 
-impl Service {
-    pub async fn list_teams(&self, p: &Principal, page: Page) -> Result<Done> {
-        self.run(
-            p,
-            Op::ListTeams,
-            None,
-            json!({"page": page.page, "limit": page.limit}),
-            move |c| {
-                Box::pin(async move {
-                    let team = c.team_id();
-                    let team = own_team(c.conn(), &team, &team).await?;
-                    let items = if page.page == 1 { vec![team] } else { vec![] };
-                    Output::list(items, page.meta(1))
-                })
-            },
-        )
-        .await
-    }
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamPage {
+    pub team_id: TeamId,
+    /// Page number, from 1.
+    pub page: Option<PageNo>,
+    /// Items per page, 1 to 100 (default 25).
+    pub limit: Option<Limit>,
+}
 
-    pub async fn get_team(&self, p: &Principal, team_id: &str) -> Result<Done> {
-        let requested = team_id.to_owned();
-        self.run(p, Op::GetTeam, Some(team_id), json!({"team_id": team_id}), move |c| {
-            Box::pin(async move {
-                let team = c.team_id();
-                Output::one(own_team(c.conn(), &team, &requested).await?)
-            })
-        })
-        .await
+/// The caller's own team. A call can never name another team: any other id is not found.
+async fn own_team(c: &mut Call, requested: Option<&TeamId>) -> Result<Team> {
+    let team = c.team_id();
+    if requested.is_some_and(|r| r.as_str() != team) {
+        return Err(Error::NotFound);
     }
+    store::find(c.conn(), &team).await?.ok_or(Error::NotFound)
+}
 
-    pub async fn list_team_members(&self, p: &Principal, team_id: &str, page: Page) -> Result<Done> {
-        let requested = team_id.to_owned();
-        self.run(p, Op::ListTeamMembers, Some(team_id), json!({"team_id": team_id, "page": page.page, "limit": page.limit}), move |c| {
-            Box::pin(async move {
-                let team = c.team_id();
-                let team = own_team(c.conn(), &team, &requested).await?;
-                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM team_members WHERE team_id = $1")
-                    .bind(&team.id)
-                    .fetch_one(c.conn())
-                    .await?;
-                let rows = sqlx::query_as::<_, TeamMember>(
-                    "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at FROM team_members m \
-                     JOIN users u ON u.id = m.user_id WHERE m.team_id = $1 ORDER BY m.created_at, u.id LIMIT $2 OFFSET $3",
-                )
-                .bind(&team.id)
-                .bind(page.limit)
-                .bind(page.offset())
-                .fetch_all(c.conn())
-                .await?;
-                Output::list(rows, page.meta(total))
-            })
-        })
-        .await
+pub struct ListTeams;
+impl Operation for ListTeams {
+    type Args = PageArgs;
+    const SPEC: Spec = Spec {
+        name: "list_teams",
+        event: "list_teams",
+        ability: Some(Ability::TeamViewAny),
+        path: "/v1/teams",
+        subject_type: "team",
+        summary: "The token's team.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: PageArgs) -> Result<Output> {
+        let page = args.page();
+        let team = own_team(c, None).await?;
+        let items = if page.page == 1 { vec![team] } else { vec![] };
+        Output::list(items, page.meta(1))
     }
+}
 
-    pub async fn list_roles(&self, p: &Principal) -> Result<Done> {
-        self.run(p, Op::ListRoles, None, json!({}), |_c| {
-            Box::pin(async move {
-                let roles: Vec<_> = Role::ALL
-                    .iter()
-                    .map(|r| json!({"name": r.as_str(), "abilities": r.abilities().iter().map(|a: &Ability| a.as_str()).collect::<Vec<_>>()}))
-                    .collect();
-                let n = roles.len() as i64;
-                Output::list(roles, json!({"page": 1, "limit": n, "total": n, "has_more": false}))
-            })
-        })
-        .await
+pub struct GetTeam;
+impl Operation for GetTeam {
+    type Args = TeamRef;
+    const SPEC: Spec = Spec {
+        name: "get_team",
+        event: "get_team",
+        ability: Some(Ability::TeamView),
+        path: "/v1/teams/{team_id}",
+        subject_type: "team",
+        subject_arg: Some("team_id"),
+        summary: "One team (only the token's own).",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: TeamRef) -> Result<Output> {
+        Output::one(own_team(c, Some(&args.team_id)).await?)
+    }
+}
+
+pub struct ListTeamMembers;
+impl Operation for ListTeamMembers {
+    type Args = TeamPage;
+    const SPEC: Spec = Spec {
+        name: "list_team_members",
+        event: "list_team_members",
+        ability: Some(Ability::TeamMemberViewAny),
+        path: "/v1/teams/{team_id}/members",
+        subject_type: "team",
+        subject_arg: Some("team_id"),
+        summary: "People in the team and their roles.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: TeamPage) -> Result<Output> {
+        let team = own_team(c, Some(&args.team_id)).await?;
+        let page = Page::of(args.page, args.limit);
+        let (rows, total) = store::members_page(c.conn(), &team.id, page.limit, page.offset()).await?;
+        Output::list(rows, page.meta(total))
+    }
+}
+
+pub struct ListRoles;
+impl Operation for ListRoles {
+    type Args = NoArgs;
+    const SPEC: Spec = Spec {
+        name: "list_roles",
+        event: "list_roles",
+        ability: Some(Ability::RoleViewAny),
+        path: "/v1/roles",
+        subject_type: "role",
+        summary: "Roles and the abilities each holds.",
+        ..Spec::READ
+    };
+
+    async fn run(_: &mut Call, _: NoArgs) -> Result<Output> {
+        let roles: Vec<_> = Role::ALL
+            .iter()
+            .map(|r| json!({"name": r.as_str(), "abilities": r.abilities().iter().map(|a| a.as_str()).collect::<Vec<_>>()}))
+            .collect();
+        let n = roles.len() as i64;
+        Output::list(roles, json!({"page": 1, "limit": n, "total": n, "has_more": false}))
     }
 }

@@ -4,16 +4,19 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 
-use super::catalog::Op;
-use super::{Done, Output, Principal, Service};
+use super::args::{NoArgs, PageArgs};
+use super::op::{Effect, Op, Operation, Output, Spec, Verb};
+use super::{Call, Service};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{AuditDraft, RequestCtx};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::parse_id;
 use crate::domain::role::Role;
 use crate::domain::token::{TokenId, TokenSecret};
-use crate::store::rows::{TOKEN_COLUMNS, TokenRow};
-use crate::store::{Conn, audit, now_ms};
+use crate::store::tokens::{self as store, TOKEN_COLUMNS, TokenRow};
+use crate::store::{audit, now_ms};
+
+pub static OPS: &[&dyn Op] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
 
 /// What to mint. Abilities are names, checked against the catalog and the owner's role.
 #[derive(Clone, Debug, Default)]
@@ -68,15 +71,6 @@ impl Actor {
     }
 }
 
-pub async fn find_token(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TokenRow>> {
-    sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-}
-
 #[derive(Serialize)]
 struct Owner<'a> {
     id: &'a str,
@@ -85,75 +79,86 @@ struct Owner<'a> {
     role: Role,
 }
 
+/// The token a call was made with; a call without one (the dashboard) has none to show.
+fn own_token_id(c: &Call) -> Result<String> {
+    c.principal.token_id().map(str::to_owned).ok_or(Error::NotFound)
+}
+
+pub struct GetTokenInfo;
+impl Operation for GetTokenInfo {
+    type Args = NoArgs;
+    const SPEC: Spec = Spec {
+        name: "get_token_info",
+        event: "get_token_info",
+        path: "/v1/me",
+        subject_type: "token",
+        summary: "The calling token's id, name, abilities, scopes and owner.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, _: NoArgs) -> Result<Output> {
+        let id = own_token_id(c)?;
+        c.subject(&id);
+        let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
+        let p = &c.principal;
+        let mut v = row.to_json();
+        v["owner"] = super::to_value(Owner {
+            id: &p.user_id,
+            email: &p.user_email,
+            name: &p.user_name,
+            role: p.role,
+        })?;
+        v["effective_abilities"] = json!(p.effective_abilities());
+        Output::one(v)
+    }
+}
+
+pub struct ListTokens;
+impl Operation for ListTokens {
+    type Args = PageArgs;
+    const SPEC: Spec = Spec {
+        name: "list_tokens",
+        event: "list_tokens",
+        path: "/v1/tokens",
+        subject_type: "token",
+        summary: "The owner's tokens in this team (metadata only, never secrets).",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: PageArgs) -> Result<Output> {
+        let page = args.page();
+        let (team, user) = (c.principal.team_id.clone(), c.principal.user_id.clone());
+        let (rows, total) = store::page_of_owner(c.conn(), &team, &user, page.limit, page.offset()).await?;
+        Output::list(rows.iter().map(TokenRow::to_json).collect(), page.meta(total))
+    }
+}
+
+/// `DELETE /v1/tokens/current`: a token revoking itself.
+pub struct RevokeCurrentToken;
+impl Operation for RevokeCurrentToken {
+    type Args = NoArgs;
+    const SPEC: Spec = Spec {
+        name: "revoke_current_token",
+        event: "token.revoked",
+        method: Verb::Delete,
+        path: "/v1/tokens/current",
+        subject_type: "token",
+        effect: Effect::Destructive,
+        replayable: false,
+        summary: "Revoke the calling token.",
+        ..Spec::WRITE
+    };
+
+    async fn run(c: &mut Call, _: NoArgs) -> Result<Output> {
+        let id = own_token_id(c)?;
+        c.subject(&id);
+        store::revoke(c.conn(), &id, "revoked by its own holder").await?;
+        let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
+        Output::one(row.to_json())
+    }
+}
+
 impl Service {
-    /// `get_token_info` / `GET /v1/me`.
-    pub async fn get_token_info(&self, p: &Principal) -> Result<Done> {
-        self.run(p, Op::GetTokenInfo, Some(&p.token_id), json!({}), |c| {
-            Box::pin(async move {
-                let id = c.principal.token_id.clone();
-                let row = find_token(c.conn(), &id).await?.ok_or(Error::NotFound)?;
-                let p = &c.principal;
-                let mut v = row.to_json();
-                v["owner"] = serde_json::to_value(Owner {
-                    id: &p.user_id,
-                    email: &p.user_email,
-                    name: &p.user_name,
-                    role: p.role,
-                })
-                .map_err(|e| Error::Internal(e.into()))?;
-                v["effective_abilities"] = json!(p.effective_abilities());
-                Output::one(v)
-            })
-        })
-        .await
-    }
-
-    /// `list_tokens` / `GET /v1/tokens`: the owner's tokens in this team, metadata only.
-    pub async fn list_tokens(&self, p: &Principal, page: super::page::Page) -> Result<Done> {
-        self.run(
-            p,
-            Op::ListTokens,
-            None,
-            json!({"page": page.page, "limit": page.limit}),
-            move |c| {
-                Box::pin(async move {
-                    let (team, user) = (c.principal.team_id.clone(), c.principal.user_id.clone());
-                    let total: i64 =
-                        sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE team_id = $1 AND user_id = $2")
-                            .bind(&team)
-                            .bind(&user)
-                            .fetch_one(c.conn())
-                            .await?;
-                    let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
-                        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE team_id = $1 AND user_id = $2 \
-                     ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
-                    )))
-                    .bind(&team)
-                    .bind(&user)
-                    .bind(page.limit)
-                    .bind(page.offset())
-                    .fetch_all(c.conn())
-                    .await?;
-                    Output::list(rows.iter().map(TokenRow::to_json).collect(), page.meta(total))
-                })
-            },
-        )
-        .await
-    }
-
-    /// `DELETE /v1/tokens/current`: a token revoking itself.
-    pub async fn revoke_current_token(&self, p: &Principal) -> Result<Done> {
-        self.run(p, Op::RevokeCurrentToken, Some(&p.token_id), json!({}), |c| {
-            Box::pin(async move {
-                let id = c.principal.token_id.clone();
-                revoke_row(c.conn(), &id, "revoked by its own holder").await?;
-                let row = find_token(c.conn(), &id).await?.ok_or(Error::NotFound)?;
-                Output::one(row.to_json())
-            })
-        })
-        .await
-    }
-
     /// Mints a token (CLI and dashboard). Nobody can mint beyond their role.
     pub async fn mint_token(&self, actor: &Actor, req: MintRequest) -> Result<Minted> {
         let mut tx = self.db.begin_write().await?;
@@ -225,7 +230,7 @@ impl Service {
             revoked_reason: None,
             replaced_by: None,
         };
-        insert_token(&mut tx, &row).await?;
+        store::insert(&mut tx, &row).await?;
         let entry = actor
             .draft("token.minted", &team_id)
             .subject("token", &row.id)
@@ -242,18 +247,18 @@ impl Service {
     pub async fn revoke_token(&self, actor: &Actor, token_id: &str, reason: Option<&str>) -> Result<TokenRow> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut tx = self.db.begin_write().await?;
-        let row = find_token(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        let row = store::find(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
         if row.revoked_at.is_some() {
             return Err(Error::Conflict("this token is already revoked".into()));
         }
         let reason = reason.unwrap_or("revoked");
-        revoke_row(&mut tx, id.as_str(), reason).await?;
+        store::revoke(&mut tx, id.as_str(), reason).await?;
         let entry = actor
             .draft("token.revoked", &row.team_id)
             .subject("token", id.as_str())
             .properties(json!({"reason": reason}));
         audit::append(&mut tx, entry).await?;
-        let row = find_token(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        let row = store::find(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
         tx.commit().await?;
         Ok(row)
     }
@@ -263,7 +268,7 @@ impl Service {
     pub async fn rotate_token(&self, actor: &Actor, token_id: &str) -> Result<Minted> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut tx = self.db.begin_write().await?;
-        let old = find_token(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        let old = store::find(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
         if old.revoked_at.is_some() {
             return Err(Error::Conflict(
                 "a revoked token cannot be rotated; mint a new one".into(),
@@ -302,13 +307,9 @@ impl Service {
             replaced_by: None,
             ..old.clone()
         };
-        insert_token(&mut tx, &row).await?;
-        revoke_row(&mut tx, &old.id, "rotated").await?;
-        sqlx::query("UPDATE tokens SET replaced_by = $1 WHERE id = $2")
-            .bind(&row.id)
-            .bind(&old.id)
-            .execute(&mut *tx)
-            .await?;
+        store::insert(&mut tx, &row).await?;
+        store::revoke(&mut tx, &old.id, "rotated").await?;
+        store::set_replaced_by(&mut tx, &old.id, &row.id).await?;
         let entry = actor
             .draft("token.rotated", &old.team_id)
             .subject("token", &old.id)
@@ -321,7 +322,7 @@ impl Service {
     pub async fn show_token(&self, token_id: &str) -> Result<TokenRow> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut conn = self.db.pool().acquire().await?;
-        find_token(&mut conn, id.as_str()).await?.ok_or(Error::NotFound)
+        store::find(&mut conn, id.as_str()).await?.ok_or(Error::NotFound)
     }
 
     /// Operator listing, by user and/or team.
@@ -341,36 +342,6 @@ impl Service {
         .await?;
         Ok(rows)
     }
-}
-
-async fn insert_token(conn: &mut Conn, row: &TokenRow) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO tokens (id, env, digest, team_id, user_id, name, abilities, project_ids, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&row.id)
-    .bind(&row.env)
-    .bind(&row.digest)
-    .bind(&row.team_id)
-    .bind(&row.user_id)
-    .bind(&row.name)
-    .bind(&row.abilities)
-    .bind(&row.project_ids)
-    .bind(row.created_at)
-    .bind(row.expires_at)
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
-}
-
-async fn revoke_row(conn: &mut Conn, id: &str, reason: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-        .bind(now_ms())
-        .bind(reason)
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
 }
 
 /// Parses `30d`, `12h`, `45m` into milliseconds.

@@ -3,8 +3,16 @@
 //! The SQL stays in the subset both dialects accept (`$N` placeholders, TEXT and BIGINT
 //! columns). Where they differ, [`Backend`] chooses, and both versions sit side by side.
 
+pub mod access_codes;
 pub mod audit;
-pub mod rows;
+pub mod jobs;
+pub mod members;
+pub mod plans;
+pub mod projects;
+pub mod resources;
+pub mod subscriptions;
+pub mod teams;
+pub mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;

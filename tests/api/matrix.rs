@@ -3,7 +3,8 @@
 //! the catalog is in these tables without anyone adding it.
 
 use memberpass::domain::ability::Ability;
-use memberpass::service::catalog::{Op, Operation};
+use memberpass::service::catalog;
+use memberpass::service::op::{Op, Spec, Verb};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -11,7 +12,7 @@ use crate::helpers::{OWNER_A, OWNER_B, TestApp, World, spawn_app, token_id};
 
 /// One call of an operation against team A's project p1.
 struct Case {
-    op: Operation,
+    op: Spec,
     method: Method,
     path: String,
     body: Option<Value>,
@@ -19,7 +20,7 @@ struct Case {
     path_id: Option<String>,
 }
 
-fn case(op: Op, w: &World, job: &str) -> Case {
+fn case(op: &dyn Op, w: &World, job: &str) -> Case {
     let spec = op.spec();
     let mut path = spec.path.to_owned();
     let mut path_id = None;
@@ -48,10 +49,10 @@ fn case(op: Op, w: &World, job: &str) -> Case {
         "publish_plan" => Some(json!({"active": false})),
         "ban_member" | "kick_member" => Some(json!({"reason": "matrix test"})),
         "bulk_generate_access_codes" => Some(json!({"quantity": 3})),
-        _ if spec.method == "POST" => Some(json!({})),
+        _ if spec.method == Verb::Post => Some(json!({})),
         _ => None,
     };
-    let method = Method::from_bytes(spec.method.as_bytes()).unwrap();
+    let method = Method::from_bytes(spec.method.as_str().as_bytes()).unwrap();
     Case {
         op: spec,
         method,
@@ -93,8 +94,8 @@ async fn send(app: &TestApp, c: &Case, token: &str) -> crate::helpers::Reply {
 #[tokio::test]
 async fn every_operation_hides_other_teams() {
     let (app, w, job) = setup().await;
-    for op in Op::ALL {
-        let c = case(*op, &w, &job);
+    for op in catalog::all() {
+        let c = case(op, &w, &job);
         let token = app.mint(OWNER_B, &w.team_b, Ability::ALL, &[]).await;
         let before = app.state().await;
         let reply = send(&app, &c, &token).await;
@@ -132,8 +133,8 @@ async fn every_operation_hides_other_teams() {
 #[tokio::test]
 async fn every_operation_names_its_missing_ability() {
     let (app, w, job) = setup().await;
-    for op in Op::ALL {
-        let c = case(*op, &w, &job);
+    for op in catalog::all() {
+        let c = case(op, &w, &job);
         let Some(required) = c.op.ability else { continue };
         let others: Vec<Ability> = Ability::ALL.iter().copied().filter(|a| *a != required).collect();
         let token = app.mint(OWNER_A, &w.team_a, &others, &[]).await;
@@ -163,8 +164,8 @@ async fn every_operation_names_its_missing_ability() {
 #[tokio::test]
 async fn every_operation_refuses_a_sibling_project_to_a_scoped_token() {
     let (app, w, job) = setup().await;
-    for op in Op::ALL {
-        let c = case(*op, &w, &job);
+    for op in catalog::all() {
+        let c = case(op, &w, &job);
         let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[&w.p2]).await;
         let before = app.state().await;
         let reply = send(&app, &c, &token).await;
@@ -192,8 +193,8 @@ async fn every_operation_refuses_a_sibling_project_to_a_scoped_token() {
 #[tokio::test]
 async fn every_allowed_operation_writes_exactly_one_audit_entry() {
     let (app, w, job) = setup().await;
-    for op in Op::ALL {
-        let c = case(*op, &w, &job);
+    for op in catalog::all() {
+        let c = case(op, &w, &job);
         let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[]).await;
         let reply = send(&app, &c, &token).await;
         assert_eq!(

@@ -1,0 +1,130 @@
+//! `/openapi.json`, generated from the catalog: each operation's path, query and body come from
+//! its argument type's schema, its success status and required ability from its spec.
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::error::ErrorCode;
+use crate::service::catalog;
+use crate::service::op::{Op, Verb};
+
+pub fn openapi_json(public_url: &str) -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for op in catalog::all() {
+        let spec = op.spec();
+        let entry = paths.entry(spec.path.to_owned()).or_insert_with(|| json!({}));
+        entry[spec.method.as_str().to_ascii_lowercase()] = operation(op);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "MemberPass API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": public_url}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "mpt_<env>_<id>_<secret><check>"}},
+            "responses": {"Error": {"description": "The error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message", "docs_url", "remediation", "request_id"], "properties": {
+                "code": {"type": "string", "enum": ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
+                "message": {"type": "string"}, "required_ability": {"type": "string"}, "docs_url": {"type": "string"},
+                "remediation": {"type": "string"}, "request_id": {"type": "string"}, "fields": {"type": "object"}
+            }}}}}
+        }
+    })
+}
+
+fn operation(op: &dyn Op) -> Value {
+    let spec = op.spec();
+    let schema = op.args_schema();
+    let path_params = spec.path_params();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let error = json!({"$ref": "#/components/responses/Error"});
+    let mut responses = json!({
+        spec.success_status.to_string(): {"description": "Success", "content": {"application/json": {"schema": {"type": "object", "required": ["data"]}}}},
+        "401": error, "404": error, "422": error, "429": error, "500": error,
+    });
+    if spec.ability.is_some() {
+        responses["403"] = error.clone();
+    }
+    if spec.method != Verb::Get {
+        responses["409"] = error.clone();
+        responses["413"] = error.clone();
+    }
+    let mut parameters: Vec<Value> = path_params
+        .iter()
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": schema["properties"][name]}))
+        .collect();
+    let mut body = Map::new();
+    for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+        if path_params.contains(&name.as_str()) {
+            continue;
+        } else if spec.method.takes_body() {
+            body.insert(name.clone(), prop.clone());
+        } else {
+            parameters.push(query_parameter(name, prop, required.contains(&name.as_str())));
+        }
+    }
+    let mut item = json!({
+        "operationId": spec.name,
+        "summary": spec.summary,
+        "security": [{"bearer": []}],
+        "responses": responses,
+        "x-required-ability": spec.ability.map(|a| a.as_str()),
+        "x-effect": spec.effect,
+    });
+    if spec.method.takes_body() {
+        let body_required: Vec<&str> = required.iter().copied().filter(|r| !path_params.contains(r)).collect();
+        item["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {
+            "type": "object",
+            "properties": body,
+            "required": body_required,
+            "additionalProperties": false,
+        }}}});
+    }
+    if spec.replayable {
+        parameters.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "Replays the saved response for 24 h for the same request; visible ASCII, 1 to 255 characters.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"}
+        }));
+    }
+    item["parameters"] = Value::Array(parameters);
+    item
+}
+
+/// A query parameter from an argument's schema. A query string has no null: an absent
+/// parameter is the null, so `null` leaves the parameter's type and values.
+fn query_parameter(name: &str, prop: &Value, required: bool) -> Value {
+    let mut schema = prop.clone();
+    let mut param = json!({"name": name, "in": "query", "required": required});
+    if let Some(m) = schema.as_object_mut() {
+        if let Some(d) = m.remove("description") {
+            param["description"] = d;
+        }
+        if let Some(Value::Array(values)) = m.get_mut("enum") {
+            values.retain(|v| !v.is_null());
+        }
+        if let Some(Value::Array(types)) = m.get_mut("type") {
+            types.retain(|t| t != "null");
+            if types.len() == 1 {
+                let only = types[0].clone();
+                m.insert("type".into(), only);
+            }
+        }
+        if let Some(Value::Array(options)) = m.remove("anyOf") {
+            let mut options: Vec<Value> = options.into_iter().filter(|o| o["type"] != "null").collect();
+            if options.len() == 1 {
+                if let Some(only) = options.pop().and_then(|o| o.as_object().cloned()) {
+                    m.extend(only);
+                }
+            } else {
+                m.insert("anyOf".into(), Value::Array(options));
+            }
+        }
+    }
+    param["schema"] = schema;
+    param
+}

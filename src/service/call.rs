@@ -1,0 +1,266 @@
+//! The one path every call takes: ability check → arguments → transaction → body → audit entry
+//! → commit. A refusal at any step is answered and audited here, so no surface can forget it.
+
+use serde_json::{Value, json};
+
+use super::Service;
+use super::args::from_json;
+use super::idempotency::{self, IdempotencyKey};
+use super::op::{Done, Input, Operation, Spec};
+use super::principal::Principal;
+use crate::domain::ability::Ability;
+use crate::domain::audit::{AuditDraft, Outcome, RequestCtx};
+use crate::domain::error::{Error, Result};
+use crate::store::{Conn, Tx, audit};
+
+/// One operation in flight: its transaction and what its audit entry will say. Only the call
+/// path builds one, after the ability check, so holding a `Call` is the proof a write was
+/// permitted.
+pub struct Call {
+    tx: Tx,
+    pub principal: Principal,
+    config: std::sync::Arc<super::ServiceConfig>,
+    subject_id: Option<String>,
+    project_id: Option<String>,
+    changes: Option<Value>,
+    wakes_jobs: bool,
+}
+
+impl Call {
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
+
+    pub fn config(&self) -> &super::ServiceConfig {
+        &self.config
+    }
+
+    /// Names the entity acted on (a creation names what it created).
+    pub fn subject(&mut self, id: &str) {
+        self.subject_id = Some(id.to_owned());
+    }
+
+    pub fn in_project(&mut self, project_id: &str) {
+        self.project_id = Some(project_id.to_owned());
+    }
+
+    /// `changes: {field: {from, to}}` for the audit entry.
+    pub fn changes(&mut self, changes: Value) {
+        self.changes = Some(changes);
+    }
+
+    pub fn team_id(&self) -> String {
+        self.principal.team_id.clone()
+    }
+
+    /// The process's job worker is woken once this call commits.
+    pub fn wake_jobs(&mut self) {
+        self.wakes_jobs = true;
+    }
+
+    /// Checks an ability beyond the operation's own (e.g. scope rules); audit says denied.
+    pub fn require(&self, ability: Ability) -> Result<()> {
+        if self.principal.can(ability) {
+            Ok(())
+        } else {
+            Err(Error::missing(ability))
+        }
+    }
+
+    /// Refuses anything outside the caller's projects; a project it cannot see does not exist.
+    pub fn check_project(&mut self, project_id: &str) -> Result<()> {
+        if self.principal.sees_project(project_id) {
+            self.in_project(project_id);
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+}
+
+impl Service {
+    /// Calls an operation with JSON arguments, as every surface does: the ability is checked
+    /// first (whatever the arguments), then the arguments are read into the operation's type,
+    /// then it runs. Every outcome, refusals included, leaves one audit entry.
+    pub async fn call(&self, op: &dyn super::op::Op, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
+        op.call(self, p, ctx, input).await
+    }
+
+    /// Calls an operation with typed arguments, for in-process callers.
+    pub async fn invoke<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, args: O::Args) -> Result<Done> {
+        let value = super::to_value(&args)?;
+        let entry = draft(p, ctx, &O::SPEC, &value);
+        if let Some(refused) = self.check_ability(&O::SPEC, p, &entry).await {
+            return Err(refused);
+        }
+        self.run::<O>(p, args, entry, None).await
+    }
+
+    pub(super) async fn call_json<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
+        let spec = O::SPEC;
+        let raw = input.args.as_ref().ok().cloned().unwrap_or(Value::Null);
+        let entry = draft(p, ctx, &spec, &raw);
+        if let Some(refused) = self.check_ability(&spec, p, &entry).await {
+            return Err(refused);
+        }
+        let read = input.args.and_then(|value| {
+            let key = match (spec.replayable, input.idempotency_key) {
+                (true, Some(key)) => Some(IdempotencyKey::new(
+                    p.idempotency_owner(),
+                    valid_key(key)?,
+                    &spec,
+                    &value,
+                )),
+                _ => None,
+            };
+            Ok((from_json::<O::Args>(value)?, key))
+        });
+        match read {
+            Ok((args, key)) => self.run::<O>(p, args, entry, key).await,
+            Err(e) => Err(self.record_refused_input(entry, e).await),
+        }
+    }
+
+    async fn check_ability(&self, spec: &Spec, p: &Principal, entry: &AuditDraft) -> Option<Error> {
+        let ability = spec.ability?;
+        if p.can(ability) {
+            return None;
+        }
+        Some(self.record_failure(entry.clone(), Error::missing(ability)).await)
+    }
+
+    /// Transaction → replay or body → audit entry (→ saved output) → commit.
+    async fn run<O: Operation>(
+        &self,
+        p: &Principal,
+        args: O::Args,
+        mut entry: AuditDraft,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Done> {
+        // What the entry records is the arguments as the operation read them.
+        entry.properties = super::to_value(&args)?;
+        let mut tx = self.db.begin_write().await?;
+        if let Some(k) = &key
+            && let Some(output) = idempotency::saved(&mut tx, k).await?
+        {
+            entry.properties["idempotent_replay"] = json!(true);
+            audit::append(&mut tx, entry).await?;
+            tx.commit().await?;
+            return Ok(Done { output, replayed: true });
+        }
+        let mut call = Call {
+            tx,
+            principal: p.clone(),
+            config: self.config.clone(),
+            subject_id: entry.subject_id.clone(),
+            project_id: None,
+            changes: None,
+            wakes_jobs: false,
+        };
+        let result = O::run(&mut call, args).await;
+        let Call {
+            mut tx,
+            subject_id,
+            project_id,
+            changes,
+            wakes_jobs,
+            ..
+        } = call;
+        entry.subject_id = subject_id;
+        entry.project_id = project_id;
+        match result {
+            Ok(output) => {
+                if let Some(changes) = changes {
+                    entry.properties["changes"] = changes;
+                }
+                audit::append(&mut tx, entry).await?;
+                if let Some(k) = &key {
+                    idempotency::save(&mut tx, k, O::SPEC.success_status, &output).await?;
+                }
+                tx.commit().await?;
+                if wakes_jobs {
+                    self.jobs_waiting.notify_one();
+                }
+                Ok(Done {
+                    output,
+                    replayed: false,
+                })
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(self.record_failure(entry, e).await)
+            }
+        }
+    }
+
+    /// Audits input refused before the body ran: which fields, never their values.
+    async fn record_refused_input(&self, mut entry: AuditDraft, e: Error) -> Error {
+        entry.properties = match &e {
+            Error::Validation(fields) => json!({ "invalid_fields": fields.keys().collect::<Vec<_>>() }),
+            _ => json!({}),
+        };
+        self.record_failure(entry, e).await
+    }
+
+    /// Writes the entry of a refused or failed call in its own transaction.
+    async fn record_failure(&self, mut entry: AuditDraft, e: Error) -> Error {
+        entry.outcome = e.outcome();
+        entry.error_code = Some(e.code().as_str());
+        if let Error::MissingAbility(a, _) = &e {
+            entry.properties["required_ability"] = json!(a.as_str());
+        }
+        match self.append_alone(entry).await {
+            Ok(()) => e,
+            Err(audit_err) => {
+                tracing::error!(error = ?audit_err, "could not record a refused call");
+                Error::Internal(audit_err.into())
+            }
+        }
+    }
+
+    /// Appends one entry in a transaction of its own (refusals, auth failures, CLI events).
+    pub async fn append_alone(&self, entry: AuditDraft) -> sqlx::Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await
+    }
+}
+
+/// The entry a call starts with: who, through which surface, which operation, with what.
+fn draft(p: &Principal, ctx: &RequestCtx, spec: &Spec, args: &Value) -> AuditDraft {
+    // The subject is kept only when it looks like an id: junk stays out of the log.
+    let subject_id = spec
+        .subject_arg
+        .and_then(|name| args.get(name))
+        .and_then(Value::as_str)
+        .filter(|s| s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_owned);
+    AuditDraft {
+        team_id: Some(p.team_id.clone()),
+        project_id: None,
+        actor_kind: p.actor,
+        causer_id: Some(p.user_id.clone()),
+        token_id: p.token_id().map(str::to_owned),
+        event: spec.event.to_owned(),
+        subject_type: Some(spec.subject_type.to_owned()),
+        subject_id,
+        properties: if args.is_object() { args.clone() } else { json!({}) },
+        outcome: Outcome::Success,
+        error_code: None,
+        ctx: ctx.clone(),
+    }
+}
+
+/// An `Idempotency-Key`: 1 to 255 visible ASCII characters (inner spaces allowed).
+fn valid_key(key: String) -> Result<String> {
+    let trimmed = key.trim();
+    let ok = !trimmed.is_empty() && trimmed.len() <= 255 && trimmed.bytes().all(|b| (b' '..=b'~').contains(&b));
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(Error::field(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        ))
+    }
+}

@@ -1,0 +1,141 @@
+//! Background jobs: `get_job_status`, and the worker that claims and runs them. A worker calls
+//! [`Service::try_run_one_job`] in a loop; tests call it directly instead of sleeping.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::access_codes::{GenerateInput, mask};
+use super::op::{Op, Operation, Output, Spec};
+use super::{Call, Service};
+use crate::domain::audit::AuditDraft;
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::JobId;
+use crate::domain::kinds::JobStatus;
+use crate::domain::time::DAY_MS;
+use crate::domain::token::random_base62;
+use crate::store::access_codes::{self, NewCode};
+use crate::store::jobs::{self as store, Job};
+use crate::store::{audit, now_ms};
+
+pub static OPS: &[&dyn Op] = &[&GetJobStatus];
+
+/// How long a claimed job may run before another worker may take it over.
+const LEASE_MS: i64 = 5 * 60_000;
+const MAX_ATTEMPTS: i64 = 3;
+
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobRef {
+    pub job_id: JobId,
+}
+
+pub struct GetJobStatus;
+impl Operation for GetJobStatus {
+    type Args = JobRef;
+    const SPEC: Spec = Spec {
+        name: "get_job_status",
+        event: "get_job_status",
+        path: "/v1/jobs/{job_id}",
+        subject_type: "job",
+        subject_arg: Some("job_id"),
+        summary: "A background job started by the caller.",
+        ..Spec::READ
+    };
+
+    /// A job is visible to the user who started it, in the team it was started in.
+    async fn run(c: &mut Call, args: JobRef) -> Result<Output> {
+        let job = store::find(c.conn(), args.job_id.as_str())
+            .await?
+            .ok_or(Error::NotFound)?;
+        if job.team_id != c.principal.team_id || job.created_by_user_id != c.principal.user_id {
+            return Err(Error::NotFound);
+        }
+        if let Some(pid) = &job.project_id {
+            c.check_project(pid)?;
+        }
+        Output::one(job.to_json())
+    }
+}
+
+impl Service {
+    /// Runs queued jobs until `shutdown` fires: woken by new jobs here, polling for other replicas'.
+    pub async fn run_jobs(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            match self.try_run_one_job().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = ?e, "job worker"),
+            }
+            tokio::select! {
+                _ = self.jobs_waiting.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Claims and runs one job, if any is waiting. Returns whether it ran one.
+    pub async fn try_run_one_job(&self) -> anyhow::Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let claimed = store::claim(&mut tx, self.db.backend(), LEASE_MS).await?;
+        tx.commit().await?;
+        let Some(job) = claimed else {
+            return Ok(false);
+        };
+        if let Err(e) = self.generate_codes(&job).await {
+            tracing::error!(job_id = %job.id, error = ?e, "job failed");
+            let status = if job.attempts >= MAX_ATTEMPTS {
+                JobStatus::Failed
+            } else {
+                JobStatus::Queued
+            };
+            let mut tx = self.db.begin_write().await?;
+            store::release(&mut tx, &job.id, status, "code generation failed").await?;
+            if status == JobStatus::Failed {
+                let entry = AuditDraft::system("job.failed", Some(job.team_id.clone())).subject("job", &job.id);
+                audit::append(&mut tx, entry).await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(true)
+    }
+
+    /// Generates the codes, keeps the clear batch for one download, completes the job and writes
+    /// its audit entry: all in one transaction, so a crash leaves the job to be retried whole.
+    async fn generate_codes(&self, job: &Job) -> anyhow::Result<()> {
+        let input: GenerateInput = serde_json::from_str(&job.input)?;
+        let mut tx = self.db.begin_write().await?;
+        let now = now_ms();
+        let expires_at = input.expires_in_days.map(|d| now + d * DAY_MS);
+        let mut clear = Vec::with_capacity(input.quantity as usize);
+        for _ in 0..input.quantity {
+            let code = random_base62(16);
+            let digest = hex::encode(Sha256::digest(code.as_bytes()));
+            let new = NewCode {
+                team_id: &job.team_id,
+                project_id: &input.project_id,
+                plan_id: &input.plan_id,
+                job_id: &job.id,
+                digest: &digest,
+                masked: &mask(&code),
+                expires_at,
+                created_at: now,
+            };
+            access_codes::insert(&mut tx, &new).await?;
+            clear.push(code);
+        }
+        access_codes::keep_download(&mut tx, &job.id, &serde_json::to_string(&clear)?, now).await?;
+        let result = json!({"plan_id": input.plan_id, "generated": input.quantity,
+            "download": "the clear codes can be downloaded once from the dashboard"});
+        store::complete(&mut tx, &job.id, &result, now).await?;
+        let mut entry = AuditDraft::system("access_codes.generated", Some(job.team_id.clone()))
+            .subject("job", &job.id)
+            .properties(json!({"plan_id": input.plan_id, "quantity": input.quantity}));
+        entry.project_id = Some(input.project_id.clone());
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! What an operation is. Each operation of SPEC §5 is one type implementing [`Operation`]: its
+//! row of the catalog ([`Spec`]), its argument type (which is also its published schema) and its
+//! body. Every surface reaches it through [`Op`], the same object the catalog lists.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::call::Call;
+use super::principal::Principal;
+use super::{Service, to_value};
+use crate::domain::ability::Ability;
+use crate::domain::audit::RequestCtx;
+use crate::domain::error::Result;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The REST method of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verb {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+        }
+    }
+
+    /// Whether REST reads the arguments from a JSON body (else from the query string).
+    pub fn takes_body(self) -> bool {
+        matches!(self, Verb::Post | Verb::Patch)
+    }
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an operation touches state; drives the MCP annotations and the audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Read,
+    Write,
+    Destructive,
+}
+
+/// One row of the catalog.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Spec {
+    /// The operation's name: its MCP tool name and OpenAPI `operationId`.
+    pub name: &'static str,
+    /// What the audit entry's `event` says (the name, except for token lifecycle events).
+    pub event: &'static str,
+    /// The ability the caller needs, if any.
+    #[serde(serialize_with = "ser_ability")]
+    pub ability: Option<Ability>,
+    pub method: Verb,
+    pub path: &'static str,
+    /// The audit entry's `subject_type`.
+    pub subject_type: &'static str,
+    /// The argument that names the subject, if one does (creations name theirs once they exist).
+    pub subject_arg: Option<&'static str>,
+    pub effect: Effect,
+    /// Doing it twice has the effect of doing it once (MCP `idempotentHint`).
+    pub idempotent: bool,
+    /// Accepts an `Idempotency-Key`: a repeat within 24 h replays the first result.
+    pub replayable: bool,
+    /// The HTTP status of a success.
+    pub success_status: u16,
+    pub summary: &'static str,
+}
+
+fn ser_ability<S: serde::Serializer>(a: &Option<Ability>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match a {
+        Some(a) => s.serialize_str(a.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Spec {
+    /// The fields most reads share; each operation names the rest.
+    pub const READ: Spec = Spec {
+        name: "",
+        event: "",
+        ability: None,
+        method: Verb::Get,
+        path: "",
+        subject_type: "",
+        subject_arg: None,
+        effect: Effect::Read,
+        idempotent: true,
+        replayable: false,
+        success_status: 200,
+        summary: "",
+    };
+
+    /// The fields most state-setting writes share (`POST`, replayable, idempotent).
+    pub const WRITE: Spec = Spec {
+        method: Verb::Post,
+        effect: Effect::Write,
+        replayable: true,
+        ..Spec::READ
+    };
+
+    /// A creation: not idempotent without a key, answered with 201.
+    pub const CREATE: Spec = Spec {
+        idempotent: false,
+        success_status: 201,
+        ..Spec::WRITE
+    };
+
+    pub fn is_write(&self) -> bool {
+        self.effect != Effect::Read
+    }
+
+    /// The path parameters, in order (`{project_id}` → `project_id`).
+    pub fn path_params(&self) -> Vec<&'static str> {
+        self.path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect()
+    }
+}
+
+/// One operation of SPEC §5: its catalog row, its arguments, its body.
+///
+/// The body runs inside the call's transaction, after the ability check, and everything it
+/// loads goes through the scoped loaders of its resource module. What it notes on the [`Call`]
+/// becomes the audit entry, committed with its writes.
+pub trait Operation: Send + Sync + 'static {
+    /// The arguments, path ids included: the one type every surface deserialises into, and the
+    /// source of the operation's published JSON Schema.
+    type Args: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
+
+    const SPEC: Spec;
+
+    fn run(c: &mut Call, args: Self::Args) -> impl Future<Output = Result<Output>> + Send;
+}
+
+/// What an operation returns on success: the `data` of the response, and `meta` for lists.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Output {
+    pub data: Value,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub meta: Option<Value>,
+}
+
+impl Output {
+    pub fn one<T: Serialize>(v: T) -> Result<Output> {
+        Ok(Output {
+            data: to_value(v)?,
+            meta: None,
+        })
+    }
+
+    pub fn list<T: Serialize>(items: Vec<T>, meta: Value) -> Result<Output> {
+        Ok(Output {
+            data: to_value(items)?,
+            meta: Some(meta),
+        })
+    }
+}
+
+/// The result of a call as a surface sees it.
+#[derive(Debug)]
+pub struct Done {
+    pub output: Output,
+    /// The output of an earlier call with the same `Idempotency-Key`, replayed.
+    pub replayed: bool,
+}
+
+/// A call's input as a surface could read it: its arguments as JSON, or why they could not be
+/// read (a body too large, not JSON, a path that does not decode). Either way the service
+/// checks the ability first and audits the outcome.
+#[derive(Debug)]
+pub struct Input {
+    pub args: Result<Value>,
+    pub idempotency_key: Option<String>,
+}
+
+impl Input {
+    pub fn json(args: Value) -> Self {
+        Input {
+            args: Ok(args),
+            idempotency_key: None,
+        }
+    }
+}
+
+/// An operation as every surface holds it: the catalog is a list of these.
+pub trait Op: Send + Sync {
+    fn spec(&self) -> Spec;
+
+    /// The JSON Schema of the arguments, subschemas inlined.
+    fn args_schema(&self) -> Value;
+
+    /// Runs the operation for `p`: ability check, then the arguments, then the body, with its
+    /// audit entry. See [`Service::call`].
+    fn call<'a>(
+        &'a self,
+        service: &'a Service,
+        p: &'a Principal,
+        ctx: &'a RequestCtx,
+        input: Input,
+    ) -> BoxFuture<'a, Result<Done>>;
+}
+
+impl<O: Operation> Op for O {
+    fn spec(&self) -> Spec {
+        O::SPEC
+    }
+
+    fn args_schema(&self) -> Value {
+        schema_of::<O::Args>()
+    }
+
+    fn call<'a>(
+        &'a self,
+        service: &'a Service,
+        p: &'a Principal,
+        ctx: &'a RequestCtx,
+        input: Input,
+    ) -> BoxFuture<'a, Result<Done>> {
+        Box::pin(service.call_json::<O>(p, ctx, input))
+    }
+}
+
+/// A type's JSON Schema with every subschema inlined, so each property stands on its own (an
+/// OpenAPI parameter, an MCP input schema).
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let schema = generator.into_root_schema_for::<T>();
+    serde_json::to_value(schema).unwrap_or_default()
+}

@@ -1,0 +1,84 @@
+//! `access_codes` (stored as a digest and a masked copy) and `access_code_downloads` (a batch's
+//! clear codes, kept for one download by a person).
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Conn, Filter};
+use crate::domain::ids::new_id;
+use crate::domain::kinds::AccessCodeStatus;
+use crate::domain::time::{ser_opt_ts, ser_ts};
+
+pub const COLUMNS: &str = "id, plan_id, job_id, code_masked, status, expires_at, redeemed_at, created_at";
+
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct AccessCode {
+    pub id: String,
+    pub plan_id: String,
+    pub job_id: Option<String>,
+    #[sqlx(rename = "code_masked")]
+    pub code: String,
+    #[sqlx(try_from = "String")]
+    pub status: AccessCodeStatus,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub expires_at: Option<i64>,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub redeemed_at: Option<i64>,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: i64,
+}
+
+pub struct NewCode<'a> {
+    pub team_id: &'a str,
+    pub project_id: &'a str,
+    pub plan_id: &'a str,
+    pub job_id: &'a str,
+    pub digest: &'a str,
+    pub masked: &'a str,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+pub async fn insert(conn: &mut Conn, c: &NewCode<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO access_codes (id, team_id, project_id, plan_id, job_id, code_digest, code_masked, status, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'unused', $8, $9)",
+    )
+    .bind(new_id())
+    .bind(c.team_id)
+    .bind(c.project_id)
+    .bind(c.plan_id)
+    .bind(c.job_id)
+    .bind(c.digest)
+    .bind(c.masked)
+    .bind(c.expires_at)
+    .bind(c.created_at)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+/// Keeps a batch's clear codes for its one download.
+pub async fn keep_download(conn: &mut Conn, job_id: &str, codes_json: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO access_code_downloads (job_id, codes, created_at) VALUES ($1, $2, $3)")
+        .bind(job_id)
+        .bind(codes_json)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn page_of_plan(
+    conn: &mut Conn,
+    plan_id: &str,
+    status: Option<AccessCodeStatus>,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<AccessCode>, i64)> {
+    Filter::default()
+        .eq("plan_id", plan_id)
+        .eq_opt("status", status.map(AccessCodeStatus::as_str))
+        .page(conn, COLUMNS, "access_codes", "created_at DESC, id", limit, offset)
+        .await
+}

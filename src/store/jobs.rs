@@ -1,0 +1,126 @@
+//! `jobs`: persisted background work, claimed with a lease so that a crashed worker's job is
+//! taken over, and (on PostgreSQL) `FOR UPDATE SKIP LOCKED` so replicas never claim the same one.
+
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Backend, Conn, now_ms};
+use crate::domain::kinds::JobStatus;
+
+pub const COLUMNS: &str = "id, team_id, project_id, kind, status, input, result, error, attempts, \
+     created_by_user_id, created_by_token_id, created_at, updated_at";
+
+#[derive(Clone, Debug, FromRow)]
+pub struct Job {
+    pub id: String,
+    pub team_id: String,
+    pub project_id: Option<String>,
+    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
+    pub input: String,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub created_by_user_id: String,
+    pub created_by_token_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Job {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "result": self.result.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
+            "error": self.error,
+            "created_at": crate::domain::time::rfc3339(self.created_at),
+            "updated_at": crate::domain::time::rfc3339(self.updated_at),
+        })
+    }
+}
+
+pub struct NewJob<'a> {
+    pub id: &'a str,
+    pub team_id: &'a str,
+    pub project_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub input: &'a str,
+    pub created_by_user_id: &'a str,
+    pub created_by_token_id: Option<&'a str>,
+    pub created_at: i64,
+}
+
+pub async fn insert(conn: &mut Conn, j: &NewJob<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (id, team_id, project_id, kind, status, input, attempts, created_by_user_id, \
+         created_by_token_id, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7, $8, $8)",
+    )
+    .bind(j.id)
+    .bind(j.team_id)
+    .bind(j.project_id)
+    .bind(j.kind)
+    .bind(j.input)
+    .bind(j.created_by_user_id)
+    .bind(j.created_by_token_id)
+    .bind(j.created_at)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Job>> {
+    sqlx::query_as::<_, Job>(AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// Claims the oldest queued job (or one whose lease ran out) for `lease_ms`.
+pub async fn claim(conn: &mut Conn, backend: Backend, lease_ms: i64) -> sqlx::Result<Option<Job>> {
+    let now = now_ms();
+    let pick = match backend {
+        Backend::Postgres => {
+            "SELECT id FROM jobs WHERE status = 'queued' OR (status = 'running' AND locked_until < $2) \
+             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+        }
+        // SQLite: BEGIN IMMEDIATE already holds the only write lock.
+        Backend::Sqlite => {
+            "SELECT id FROM jobs WHERE status = 'queued' OR (status = 'running' AND locked_until < $2) \
+             ORDER BY created_at LIMIT 1"
+        }
+    };
+    sqlx::query_as::<_, Job>(AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'running', locked_until = $1, attempts = attempts + 1, updated_at = $2 \
+         WHERE id = ({pick}) RETURNING {COLUMNS}"
+    )))
+    .bind(now + lease_ms)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn complete(conn: &mut Conn, id: &str, result: &serde_json::Value, now: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'completed', result = $1, error = NULL, locked_until = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(result.to_string())
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+/// Puts a failed job back in the queue, or marks it failed for good.
+pub async fn release(conn: &mut Conn, id: &str, status: JobStatus, error: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE jobs SET status = $1, error = $2, locked_until = NULL, updated_at = $3 WHERE id = $4")
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,93 @@
+//! `plans`: the prices a project sells; names unique per project.
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Conn, Filter, now_ms};
+use crate::domain::ids::new_id;
+use crate::domain::kinds::BillingInterval;
+use crate::domain::time::{ser_bool, ser_ts};
+
+pub const COLUMNS: &str =
+    "id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at";
+
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct Plan {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub currency: String,
+    #[sqlx(try_from = "String")]
+    pub billing_interval: BillingInterval,
+    #[serde(serialize_with = "ser_bool")]
+    pub active: i64,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: i64,
+    #[serde(serialize_with = "ser_ts")]
+    pub updated_at: i64,
+}
+
+pub struct NewPlan<'a> {
+    pub team_id: &'a str,
+    pub project_id: &'a str,
+    pub name: &'a str,
+    pub price_cents: i64,
+    pub currency: &'a str,
+    pub billing_interval: BillingInterval,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+/// Inserts a plan; a name taken in the project is a unique violation.
+pub async fn insert(conn: &mut Conn, p: &NewPlan<'_>) -> sqlx::Result<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO plans (id, team_id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&id)
+    .bind(p.team_id)
+    .bind(p.project_id)
+    .bind(p.name)
+    .bind(p.price_cents)
+    .bind(p.currency)
+    .bind(p.billing_interval.as_str())
+    .bind(i64::from(p.active))
+    .bind(p.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Plan>> {
+    sqlx::query_as::<_, Plan>(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM plans WHERE id = $1 AND team_id = $2"
+    )))
+    .bind(id)
+    .bind(team_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn set_active(conn: &mut Conn, id: &str, active: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE plans SET active = $1, updated_at = $2 WHERE id = $3")
+        .bind(i64::from(active))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn page_of_project(
+    conn: &mut Conn,
+    project_id: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Plan>, i64)> {
+    Filter::default()
+        .eq("project_id", project_id)
+        .page(conn, COLUMNS, "plans", "created_at, id", limit, offset)
+        .await
+}

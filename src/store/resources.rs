@@ -1,0 +1,72 @@
+//! `project_resources`: the Telegram chats a project sells access to.
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Conn, Filter};
+use crate::domain::ids::new_id;
+use crate::domain::kinds::ResourceKind;
+use crate::domain::time::ser_ts;
+
+pub const COLUMNS: &str = "id, project_id, kind, title, telegram_chat_id, created_at";
+
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct Resource {
+    pub id: String,
+    pub project_id: String,
+    #[sqlx(try_from = "String")]
+    pub kind: ResourceKind,
+    pub title: String,
+    pub telegram_chat_id: String,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: i64,
+}
+
+pub struct NewResource<'a> {
+    pub team_id: &'a str,
+    pub project_id: &'a str,
+    pub kind: ResourceKind,
+    pub title: &'a str,
+    pub telegram_chat_id: &'a str,
+    pub created_at: i64,
+}
+
+pub async fn insert(conn: &mut Conn, r: &NewResource<'_>) -> sqlx::Result<String> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO project_resources (id, team_id, project_id, kind, title, telegram_chat_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(r.team_id)
+    .bind(r.project_id)
+    .bind(r.kind.as_str())
+    .bind(r.title)
+    .bind(r.telegram_chat_id)
+    .bind(r.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Resource>> {
+    sqlx::query_as::<_, Resource>(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM project_resources WHERE id = $1 AND team_id = $2"
+    )))
+    .bind(id)
+    .bind(team_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn page_of_project(
+    conn: &mut Conn,
+    project_id: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<Resource>, i64)> {
+    Filter::default()
+        .eq("project_id", project_id)
+        .page(conn, COLUMNS, "project_resources", "created_at, id", limit, offset)
+        .await
+}

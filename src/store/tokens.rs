@@ -1,0 +1,140 @@
+//! `tokens`: metadata and the digest of each token; the plaintext is never here.
+
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Conn, now_ms};
+
+/// A stored token: metadata and the digest; the plaintext is never here.
+#[derive(Clone, Debug, FromRow)]
+pub struct TokenRow {
+    pub id: String,
+    pub env: String,
+    pub digest: String,
+    pub team_id: String,
+    pub user_id: String,
+    pub name: String,
+    pub abilities: String,
+    pub project_ids: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub replaced_by: Option<String>,
+}
+
+impl TokenRow {
+    pub fn ability_names(&self) -> Vec<String> {
+        serde_json::from_str(&self.abilities).unwrap_or_default()
+    }
+
+    pub fn project_id_list(&self) -> Option<Vec<String>> {
+        self.project_ids.as_deref().and_then(|p| serde_json::from_str(p).ok())
+    }
+
+    /// The public view: everything but the digest.
+    pub fn to_json(&self) -> serde_json::Value {
+        use crate::domain::time::rfc3339;
+        let projects = self.project_id_list();
+        let mut scopes = vec![format!("scope:team:{}", self.team_id)];
+        for p in projects.iter().flatten() {
+            scopes.push(format!("scope:project:{p}"));
+        }
+        serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "env": self.env,
+            "team_id": self.team_id,
+            "user_id": self.user_id,
+            "abilities": self.ability_names(),
+            "project_ids": projects,
+            "scopes": scopes,
+            "created_at": rfc3339(self.created_at),
+            "expires_at": self.expires_at.map(rfc3339),
+            "last_used_at": self.last_used_at.map(rfc3339),
+            "last_used_ip": self.last_used_ip,
+            "revoked_at": self.revoked_at.map(rfc3339),
+            "revoked_reason": self.revoked_reason,
+            "replaced_by": self.replaced_by,
+        })
+    }
+}
+
+pub const TOKEN_COLUMNS: &str = "id, env, digest, team_id, user_id, name, abilities, project_ids, \
+     created_at, expires_at, last_used_at, last_used_ip, revoked_at, revoked_reason, replaced_by";
+
+pub async fn find(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TokenRow>> {
+    sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn insert(conn: &mut Conn, row: &TokenRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, env, digest, team_id, user_id, name, abilities, project_ids, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&row.id)
+    .bind(&row.env)
+    .bind(&row.digest)
+    .bind(&row.team_id)
+    .bind(&row.user_id)
+    .bind(&row.name)
+    .bind(&row.abilities)
+    .bind(&row.project_ids)
+    .bind(row.created_at)
+    .bind(row.expires_at)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+/// Revokes a token that is not revoked yet (a second revoke keeps the first time and reason).
+pub async fn revoke(conn: &mut Conn, id: &str, reason: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_replaced_by(conn: &mut Conn, id: &str, replacement: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET replaced_by = $1 WHERE id = $2")
+        .bind(replacement)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// One page of a user's tokens in a team, newest first.
+pub async fn page_of_owner(
+    conn: &mut Conn,
+    team_id: &str,
+    user_id: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<TokenRow>, i64)> {
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE team_id = $1 AND user_id = $2")
+        .bind(team_id)
+        .bind(user_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE team_id = $1 AND user_id = $2 \
+         ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+    )))
+    .bind(team_id)
+    .bind(user_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((rows, total))
+}
