@@ -8,6 +8,7 @@ use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{new_id, parse_id};
 use crate::domain::role::Role;
+use crate::store::users::{self, NewUser};
 use crate::store::{audit, is_unique_violation, now_ms, teams};
 
 pub fn hash_password(password: &str) -> Result<String> {
@@ -46,16 +47,14 @@ impl Service {
         };
         let id = new_id();
         let mut tx = self.db.begin_write().await?;
-        let res =
-            sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&id)
-                .bind(&email)
-                .bind(&name)
-                .bind(hash)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await;
-        match res {
+        let new = NewUser {
+            id: &id,
+            email: &email,
+            name: &name,
+            password_hash: hash.as_deref(),
+            created_at: now_ms(),
+        };
+        match users::insert(&mut tx, &new).await {
             Err(e) if is_unique_violation(&e) => return Err(Error::Conflict("a user with this email exists".into())),
             other => other?,
         };
@@ -72,20 +71,18 @@ impl Service {
 
     async fn user_id_by_email(&self, conn: &mut crate::store::Conn, email: &str) -> Result<String> {
         let email = normalize_email(email)?;
-        sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&mut *conn)
+        users::id_by_email(conn, &email)
             .await?
             .ok_or_else(|| Error::field("email", "no user with this email"))
     }
 
     async fn team_exists(&self, conn: &mut crate::store::Conn, team_id: &str) -> Result<String> {
         let id = parse_id(team_id).map_err(|_| Error::field("team", "no such team"))?;
-        sqlx::query_scalar::<_, String>("SELECT id FROM teams WHERE id = $1")
-            .bind(&id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| Error::field("team", "no such team"))
+        if teams::exists(conn, &id).await? {
+            Ok(id)
+        } else {
+            Err(Error::field("team", "no such team"))
+        }
     }
 
     /// Creates a team with its first owner.
@@ -109,19 +106,9 @@ impl Service {
         let mut tx = self.db.begin_write().await?;
         let team = self.team_exists(&mut tx, team_id).await?;
         let user = self.user_id_by_email(&mut tx, email).await?;
-        let before: Option<String> =
-            sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
-                .bind(&team)
-                .bind(&user)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let before = teams::role_of(&mut tx, &team, &user).await?;
         let event = if before.is_some() {
-            sqlx::query("UPDATE team_members SET role = $1 WHERE team_id = $2 AND user_id = $3")
-                .bind(role.as_str())
-                .bind(&team)
-                .bind(&user)
-                .execute(&mut *tx)
-                .await?;
+            teams::set_role(&mut tx, &team, &user, role).await?;
             "team.member_role_changed"
         } else {
             teams::add_member(&mut tx, &team, &user, role, now_ms()).await?;
@@ -140,13 +127,7 @@ impl Service {
         let mut tx = self.db.begin_write().await?;
         let team = self.team_exists(&mut tx, team_id).await?;
         let user = self.user_id_by_email(&mut tx, email).await?;
-        let removed = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
-            .bind(&team)
-            .bind(&user)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if removed == 0 {
+        if !teams::remove_member(&mut tx, &team, &user).await? {
             return Err(Error::field("email", "this user is not in the team"));
         }
         audit::append(

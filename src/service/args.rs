@@ -84,27 +84,33 @@ pub fn from_json<T: serde::de::DeserializeOwned>(args: Value) -> Result<T> {
     if !args.is_object() {
         return Err(Error::field("arguments", "must be a JSON object"));
     }
-    if let Some(field) = token_in(&args, None) {
-        return Err(Error::field(
-            &field,
-            "contains a MemberPass API token; tokens never belong in request fields (revoke it if it was shared)",
-        ));
+    if let Some((field, why)) = refused_text(&args, None) {
+        return Err(Error::field(&field, why));
     }
     serde_path_to_error::deserialize(args).map_err(|e| arg_error(&e))
 }
 
-/// The top-level argument (or key) in which a well-formed token sits, if any.
-fn token_in(v: &Value, top: Option<&str>) -> Option<String> {
-    let here = || top.unwrap_or("arguments").to_owned();
+/// Text no argument may hold, and the top-level argument it was found in: a well-formed token,
+/// or a NUL character (which no name needs, and which PostgreSQL cannot store).
+fn refused_text(v: &Value, top: Option<&str>) -> Option<(String, &'static str)> {
+    let why = |s: &str| {
+        if s.contains('\0') {
+            Some("must not contain NUL characters")
+        } else if crate::domain::token::contains_token(s) {
+            Some("contains a MemberPass API token; tokens never belong in request fields (revoke it if it was shared)")
+        } else {
+            None
+        }
+    };
     match v {
-        Value::String(s) => crate::domain::token::contains_token(s).then(here),
-        Value::Array(items) => items.iter().find_map(|i| token_in(i, top)),
+        Value::String(s) => why(s).map(|w| (top.unwrap_or("arguments").to_owned(), w)),
+        Value::Array(items) => items.iter().find_map(|i| refused_text(i, top)),
         Value::Object(map) => map.iter().find_map(|(k, v)| {
             let top = top.unwrap_or(k);
-            if crate::domain::token::contains_token(k) {
-                Some(top.to_owned())
-            } else {
-                token_in(v, Some(top))
+            match why(k) {
+                // The key itself is the offence: name the argument without repeating it.
+                Some(w) => Some(("arguments".to_owned(), w)),
+                None => refused_text(v, Some(top)),
             }
         }),
         _ => None,
@@ -211,6 +217,18 @@ mod tests {
             from_json::<Sample>(json!({"name": "x", "id": "nope"})),
             Err(Error::NotFound)
         ));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_wherever_they_are() {
+        for v in [
+            json!({"name": "a\u{0}b"}),
+            json!({"name": "x", "list": ["\u{0}"]}),
+            json!({"name": "x", "a\u{0}": 1}),
+        ] {
+            let (_, why) = field_error(v);
+            assert!(why.contains("NUL"), "{why}");
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! expired, environment, membership. One answer for every failure; the reason goes to the audit.
 
 use serde_json::json;
-use sqlx::FromRow;
 
 use super::Service;
 use super::principal::{Principal, TokenGrant};
@@ -13,16 +12,7 @@ use crate::domain::role::Role;
 use crate::domain::time::MINUTE_MS;
 use crate::domain::token::{TokenDigest, TokenSecret};
 use crate::store::now_ms;
-use crate::store::tokens::TokenRow;
-
-#[derive(FromRow)]
-struct AuthRow {
-    #[sqlx(flatten)]
-    token: TokenRow,
-    role: Option<String>,
-    email: String,
-    user_name: String,
-}
+use crate::store::tokens::{self, AuthRow, TokenRow};
 
 /// Why a token was refused. Only the audit entry ever sees this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,17 +109,8 @@ impl Service {
     }
 
     async fn load_for_auth(&self, id: &str) -> sqlx::Result<Option<AuthRow>> {
-        sqlx::query_as::<_, AuthRow>(
-            "SELECT t.id, t.env, t.digest, t.team_id, t.user_id, t.name, t.abilities, t.project_ids, t.created_at, \
-             t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, \
-             m.role, u.email, u.name AS user_name FROM tokens t \
-             JOIN users u ON u.id = t.user_id \
-             LEFT JOIN team_members m ON m.team_id = t.team_id AND m.user_id = t.user_id \
-             WHERE t.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(self.db.pool())
-        .await
+        let mut conn = self.db.pool().acquire().await?;
+        tokens::find_for_auth(&mut conn, id).await
     }
 
     /// `last_used_at` to the minute: at most one write per token per minute, and the condition
@@ -141,16 +122,7 @@ impl Service {
         // Through the writer queue, like every other write, so SQLite never busy-waits for it.
         let res = async {
             let mut tx = self.db.begin_write().await?;
-            sqlx::query(
-                "UPDATE tokens SET last_used_at = $1, last_used_ip = $2 \
-                 WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $4)",
-            )
-            .bind(now)
-            .bind(ip)
-            .bind(&token.id)
-            .bind(now - MINUTE_MS)
-            .execute(&mut *tx)
-            .await?;
+            tokens::touch_last_used(&mut tx, &token.id, ip, now, MINUTE_MS).await?;
             tx.commit().await
         }
         .await;

@@ -75,19 +75,12 @@ impl Service {
     /// Seeds on an empty database; on one already seeded, only mints a fresh demo token
     /// (revoking the previous one), so every start prints a token that works.
     pub async fn seed_demo(&self) -> Result<DemoLogin> {
-        let existing: Option<(String, String)> = sqlx::query_as(
-            "SELECT u.id, m.team_id FROM users u JOIN team_members m ON m.user_id = u.id AND m.role = 'owner' WHERE u.email = $1",
-        )
-        .bind(DEMO_EMAIL)
-        .fetch_optional(self.db.pool())
-        .await?;
+        let mut conn = self.db.pool().acquire().await?;
+        let existing = store::teams::owned_by_email(&mut conn, DEMO_EMAIL).await?;
         let (team_id, password) = match existing {
             Some((_, team)) => (team, None),
             None => {
-                let teams: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams")
-                    .fetch_one(self.db.pool())
-                    .await?;
-                if teams > 0 {
+                if store::teams::count(&mut conn).await? > 0 {
                     return Err(Error::Conflict(
                         "--demo only seeds an empty database, and this one already holds teams".into(),
                     ));

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use super::op::{Output, Spec};
 use crate::domain::error::{Error, Result};
 use crate::domain::time::DAY_MS;
+use crate::store::idempotency as store;
 use crate::store::{Tx, is_unique_violation, now_ms};
 
 const TTL_MS: i64 = DAY_MS;
@@ -35,19 +36,8 @@ impl IdempotencyKey {
 
 /// The saved output for this key, if any; a key reused with other arguments is refused.
 pub async fn saved(tx: &mut Tx, k: &IdempotencyKey) -> Result<Option<Output>> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE token_id = $1 AND idem_key = $2 AND created_at < $3")
-        .bind(&k.owner)
-        .bind(&k.key)
-        .bind(now_ms() - TTL_MS)
-        .execute(&mut **tx)
-        .await?;
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT fingerprint, body FROM idempotency_keys WHERE token_id = $1 AND idem_key = $2")
-            .bind(&k.owner)
-            .bind(&k.key)
-            .fetch_optional(&mut **tx)
-            .await?;
-    match row {
+    store::forget_older(tx, &k.owner, &k.key, now_ms() - TTL_MS).await?;
+    match store::find(tx, &k.owner, &k.key).await? {
         None => Ok(None),
         Some((fingerprint, _)) if fingerprint != k.fingerprint => Err(Error::IdempotencyKeyReused),
         Some((_, body)) => serde_json::from_str(&body)
@@ -59,19 +49,16 @@ pub async fn saved(tx: &mut Tx, k: &IdempotencyKey) -> Result<Option<Output>> {
 /// Saves an output under its key, in the transaction that produced it.
 pub async fn save(tx: &mut Tx, k: &IdempotencyKey, status: u16, output: &Output) -> Result<()> {
     let body = serde_json::to_string(output).map_err(|e| Error::Internal(e.into()))?;
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (token_id, idem_key, fingerprint, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&k.owner)
-    .bind(&k.key)
-    .bind(&k.fingerprint)
-    .bind(i64::from(status))
-    .bind(body)
-    .bind(now_ms())
-    .execute(&mut **tx)
-    .await;
-    match inserted {
-        Ok(_) => Ok(()),
+    let new = store::NewKey {
+        owner: &k.owner,
+        key: &k.key,
+        fingerprint: &k.fingerprint,
+        status,
+        body: &body,
+        created_at: now_ms(),
+    };
+    match store::insert(tx, &new).await {
+        Ok(()) => Ok(()),
         Err(e) if is_unique_violation(&e) => Err(Error::Conflict(
             "a request with this Idempotency-Key is already in progress".into(),
         )),

@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::AssertSqlSafe;
 
 use super::args::{NoArgs, PageArgs};
 use super::op::{Effect, Op, Operation, Output, Spec, Verb};
@@ -13,8 +12,8 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::parse_id;
 use crate::domain::role::Role;
 use crate::domain::token::{TokenId, TokenSecret};
-use crate::store::tokens::{self as store, TOKEN_COLUMNS, TokenRow};
-use crate::store::{audit, now_ms};
+use crate::store::tokens::{self as store, TokenRow};
+use crate::store::{audit, now_ms, projects, teams};
 
 pub static OPS: &[&dyn Op] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
 
@@ -163,14 +162,7 @@ impl Service {
     pub async fn mint_token(&self, actor: &Actor, req: MintRequest) -> Result<Minted> {
         let mut tx = self.db.begin_write().await?;
         let team_id = parse_id(&req.team_id).map_err(|_| Error::field("team", "no such team"))?;
-        let owner: Option<(String, String)> = sqlx::query_as(
-            "SELECT u.id, m.role FROM users u JOIN team_members m ON m.user_id = u.id \
-             WHERE u.email = $1 AND m.team_id = $2",
-        )
-        .bind(req.user_email.trim().to_lowercase())
-        .bind(&team_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let owner = teams::member_by_email(&mut tx, &team_id, &req.user_email.trim().to_lowercase()).await?;
         let (user_id, role) = owner.ok_or_else(|| Error::field("user", "no such user in this team"))?;
         let role: Role = role.parse().map_err(|e: String| Error::Internal(anyhow::anyhow!(e)))?;
         let name = req.name.trim();
@@ -196,12 +188,9 @@ impl Service {
         let mut projects = Vec::new();
         for pid in &req.project_ids {
             let pid = parse_id(pid).map_err(|_| Error::field("projects", "no such project in this team"))?;
-            let found: Option<String> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1 AND team_id = $2")
-                .bind(&pid)
-                .bind(&team_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            found.ok_or_else(|| Error::field("projects", "no such project in this team"))?;
+            projects::find_in_team(&mut tx, &team_id, &pid)
+                .await?
+                .ok_or_else(|| Error::field("projects", "no such project in this team"))?;
             if !projects.contains(&pid) {
                 projects.push(pid);
             }
@@ -274,12 +263,7 @@ impl Service {
                 "a revoked token cannot be rotated; mint a new one".into(),
             ));
         }
-        let role: Option<String> =
-            sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
-                .bind(&old.team_id)
-                .bind(&old.user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let role = teams::role_of(&mut tx, &old.team_id, &old.user_id).await?;
         let role: Role = role
             .ok_or_else(|| Error::Conflict("the token's owner is no longer in its team".into()))?
             .parse()
@@ -327,19 +311,9 @@ impl Service {
 
     /// Operator listing, by user and/or team.
     pub async fn list_tokens_admin(&self, user_email: Option<&str>, team_id: Option<&str>) -> Result<Vec<TokenRow>> {
-        let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
-            "SELECT {} FROM tokens t WHERE ($1 = '' OR t.user_id IN (SELECT id FROM users WHERE email = $1)) \
-             AND ($2 = '' OR t.team_id = $2) ORDER BY t.created_at DESC, t.id",
-            TOKEN_COLUMNS
-                .split(", ")
-                .map(|c| format!("t.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
-        .bind(user_email.map(|e| e.trim().to_lowercase()).unwrap_or_default())
-        .bind(team_id.unwrap_or_default())
-        .fetch_all(self.db.pool())
-        .await?;
+        let mut conn = self.db.pool().acquire().await?;
+        let email = user_email.map(|e| e.trim().to_lowercase());
+        let rows = store::list(&mut conn, email.as_deref(), team_id).await?;
         Ok(rows)
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod access_codes;
 pub mod audit;
+pub mod idempotency;
 pub mod jobs;
 pub mod members;
 pub mod plans;
@@ -13,6 +14,7 @@ pub mod resources;
 pub mod subscriptions;
 pub mod teams;
 pub mod tokens;
+pub mod users;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -75,3 +75,69 @@ pub async fn members_page(
     .await?;
     Ok((rows, total))
 }
+
+pub async fn exists(conn: &mut Conn, id: &str) -> sqlx::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM teams WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub async fn count(conn: &mut Conn) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM teams")
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// A user's role in a team, as stored (`None`: not a member).
+pub async fn role_of(conn: &mut Conn, team_id: &str, user_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2")
+        .bind(team_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// The id and role of the member of `team_id` with this (normalised) email.
+pub async fn member_by_email(conn: &mut Conn, team_id: &str, email: &str) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(
+        "SELECT u.id, m.role FROM users u JOIN team_members m ON m.user_id = u.id \
+         WHERE u.email = $1 AND m.team_id = $2",
+    )
+    .bind(email)
+    .bind(team_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// The user with this email and a team they own, if any.
+pub async fn owned_by_email(conn: &mut Conn, email: &str) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(
+        "SELECT u.id, m.team_id FROM users u JOIN team_members m ON m.user_id = u.id AND m.role = 'owner' \
+         WHERE u.email = $1",
+    )
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+pub async fn set_role(conn: &mut Conn, team_id: &str, user_id: &str, role: Role) -> sqlx::Result<()> {
+    sqlx::query("UPDATE team_members SET role = $1 WHERE team_id = $2 AND user_id = $3")
+        .bind(role.as_str())
+        .bind(team_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// Removes a member; returns whether they were one.
+pub async fn remove_member(conn: &mut Conn, team_id: &str, user_id: &str) -> sqlx::Result<bool> {
+    sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+        .bind(team_id)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected() > 0)
+}

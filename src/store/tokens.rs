@@ -138,3 +138,63 @@ pub async fn page_of_owner(
     .await?;
     Ok((rows, total))
 }
+
+/// Operator listing, by owner email and/or team, newest first.
+pub async fn list(conn: &mut Conn, user_email: Option<&str>, team_id: Option<&str>) -> sqlx::Result<Vec<TokenRow>> {
+    sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE ($1 = '' OR user_id IN (SELECT id FROM users WHERE email = $1)) \
+         AND ($2 = '' OR team_id = $2) ORDER BY created_at DESC, id"
+    )))
+    .bind(user_email.unwrap_or_default())
+    .bind(team_id.unwrap_or_default())
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// A token with what authentication needs of its owner: their role in the token's team now
+/// (`None` when they are no longer in it), email and name.
+#[derive(FromRow)]
+pub struct AuthRow {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    pub role: Option<String>,
+    pub email: String,
+    pub user_name: String,
+}
+
+/// Spelled out rather than formatted from [`TOKEN_COLUMNS`]: it runs on every request.
+pub async fn find_for_auth(conn: &mut Conn, id: &str) -> sqlx::Result<Option<AuthRow>> {
+    sqlx::query_as::<_, AuthRow>(
+        "SELECT t.id, t.env, t.digest, t.team_id, t.user_id, t.name, t.abilities, t.project_ids, t.created_at, \
+         t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, \
+         m.role, u.email, u.name AS user_name FROM tokens t \
+         JOIN users u ON u.id = t.user_id \
+         LEFT JOIN team_members m ON m.team_id = t.team_id AND m.user_id = t.user_id \
+         WHERE t.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Records a use unless one was recorded in the last `window_ms`: the condition makes concurrent
+/// replicas agree on which one writes.
+pub async fn touch_last_used(
+    conn: &mut Conn,
+    id: &str,
+    ip: Option<&str>,
+    now: i64,
+    window_ms: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tokens SET last_used_at = $1, last_used_ip = $2 \
+         WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $4)",
+    )
+    .bind(now)
+    .bind(ip)
+    .bind(id)
+    .bind(now - window_ms)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
