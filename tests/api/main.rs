@@ -1,7 +1,9 @@
 //! Black-box tests: the real server over real HTTP, and the real binary.
 
+mod arguments;
 mod audit;
 mod bad_input;
+mod catalog;
 mod cli;
 mod demo;
 mod helpers;

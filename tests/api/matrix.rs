@@ -11,16 +11,16 @@ use serde_json::{Value, json};
 use crate::helpers::{OWNER_A, OWNER_B, TestApp, World, spawn_app, token_id};
 
 /// One call of an operation against team A's project p1.
-struct Case {
-    op: Spec,
-    method: Method,
-    path: String,
-    body: Option<Value>,
+pub struct Case {
+    pub op: Spec,
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Value>,
     /// The id the path names, if any.
-    path_id: Option<String>,
+    pub path_id: Option<String>,
 }
 
-fn case(op: &dyn Op, w: &World, job: &str) -> Case {
+pub fn case(op: &dyn Op, w: &World, job: &str) -> Case {
     let spec = op.spec();
     let mut path = spec.path.to_owned();
     let mut path_id = None;
