@@ -1,7 +1,7 @@
 //! `members`: a project's subscribers and where each stands.
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Filter};
 use crate::domain::kinds::MemberStatus;
@@ -58,13 +58,7 @@ pub async fn insert(conn: &mut Conn, m: &NewMember<'_>) -> sqlx::Result<()> {
 }
 
 pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Member>> {
-    sqlx::query_as::<_, Member>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM members WHERE id = $1 AND team_id = $2"
-    )))
-    .bind(id)
-    .bind(team_id)
-    .fetch_optional(&mut *conn)
-    .await
+    super::find_in_team(conn, "members", COLUMNS, team_id, id).await
 }
 
 pub async fn set_status(

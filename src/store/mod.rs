@@ -180,6 +180,26 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
+/// One row of `table` by id, only when it belongs to `team_id`: every scoped load starts here.
+pub async fn find_in_team<T>(
+    conn: &mut Conn,
+    table: &str,
+    columns: &str,
+    team_id: &str,
+    id: &str,
+) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM {table} WHERE id = $1 AND team_id = $2"
+    )))
+    .bind(id)
+    .bind(team_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
 /// A `WHERE` clause of text conditions with `$N` placeholders, for lists with optional filters.
 #[derive(Default)]
 pub struct Filter {

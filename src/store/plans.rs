@@ -1,7 +1,7 @@
 //! `plans`: the prices a project sells; names unique per project.
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Filter, now_ms};
 use crate::domain::ids::new_id;
@@ -61,13 +61,7 @@ pub async fn insert(conn: &mut Conn, p: &NewPlan<'_>) -> sqlx::Result<String> {
 }
 
 pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Plan>> {
-    sqlx::query_as::<_, Plan>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM plans WHERE id = $1 AND team_id = $2"
-    )))
-    .bind(id)
-    .bind(team_id)
-    .fetch_optional(&mut *conn)
-    .await
+    super::find_in_team(conn, "plans", COLUMNS, team_id, id).await
 }
 
 pub async fn set_active(conn: &mut Conn, id: &str, active: bool) -> sqlx::Result<()> {

@@ -1,7 +1,7 @@
 //! `projects`: rows, columns and the SQL that reads and writes them.
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Filter, now_ms};
 use crate::domain::ids::new_id;
@@ -53,13 +53,7 @@ pub async fn insert(conn: &mut Conn, p: &NewProject<'_>) -> sqlx::Result<String>
 
 /// A project of this team, or none.
 pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Project>> {
-    sqlx::query_as::<_, Project>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM projects WHERE id = $1 AND team_id = $2"
-    )))
-    .bind(id)
-    .bind(team_id)
-    .fetch_optional(&mut *conn)
-    .await
+    super::find_in_team(conn, "projects", COLUMNS, team_id, id).await
 }
 
 pub async fn update(conn: &mut Conn, id: &str, name: &str, description: Option<&str>) -> sqlx::Result<()> {

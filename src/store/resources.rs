@@ -1,7 +1,7 @@
 //! `project_resources`: the Telegram chats a project sells access to.
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::FromRow;
 
 use super::{Conn, Filter};
 use crate::domain::ids::new_id;
@@ -50,13 +50,7 @@ pub async fn insert(conn: &mut Conn, r: &NewResource<'_>) -> sqlx::Result<String
 }
 
 pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Resource>> {
-    sqlx::query_as::<_, Resource>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM project_resources WHERE id = $1 AND team_id = $2"
-    )))
-    .bind(id)
-    .bind(team_id)
-    .fetch_optional(&mut *conn)
-    .await
+    super::find_in_team(conn, "project_resources", COLUMNS, team_id, id).await
 }
 
 pub async fn page_of_project(

@@ -104,13 +104,7 @@ pub async fn insert_payment(conn: &mut Conn, p: &NewPayment<'_>) -> sqlx::Result
 }
 
 pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Subscription>> {
-    sqlx::query_as::<_, Subscription>(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM subscriptions WHERE id = $1 AND team_id = $2"
-    )))
-    .bind(id)
-    .bind(team_id)
-    .fetch_optional(&mut *conn)
-    .await
+    super::find_in_team(conn, "subscriptions", COLUMNS, team_id, id).await
 }
 
 pub async fn of_member(conn: &mut Conn, member_id: &str) -> sqlx::Result<Vec<Subscription>> {
