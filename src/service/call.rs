@@ -11,6 +11,9 @@ use super::principal::Principal;
 use crate::domain::ability::Ability;
 use crate::domain::audit::{AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::{Error, Result};
+use crate::domain::role::Role;
+use crate::store::teams as store_teams;
+use crate::store::tokens as store_tokens;
 use crate::store::{Conn, Tx, audit};
 
 /// One operation in flight: its transaction and what its audit entry will say. Only the call
@@ -140,6 +143,18 @@ impl Service {
         // What the entry records is the arguments as the operation read them.
         entry.properties = super::to_value(&args)?;
         let mut tx = self.db.begin_write().await?;
+        // Who the caller is, again, now that the write lock is held: nothing commits for a token
+        // once its revocation, its expiry, or its owner's removal or demotion has committed.
+        let p = match self.still_allowed(&mut tx, p, &O::SPEC).await {
+            Ok(p) => p,
+            Err((e, reason)) => {
+                tx.rollback().await?;
+                if let Some(reason) = reason {
+                    entry.properties = json!({ "reason": reason });
+                }
+                return Err(self.record_failure(entry, e).await);
+            }
+        };
         if let Some(k) = &key
             && let Some(output) = idempotency::saved(&mut tx, k).await?
         {
@@ -150,7 +165,7 @@ impl Service {
         }
         let mut call = Call {
             tx,
-            principal: p.clone(),
+            principal: p,
             config: self.config.clone(),
             subject_id: entry.subject_id.clone(),
             project_id: None,
@@ -191,6 +206,47 @@ impl Service {
                 Err(self.record_failure(entry, e).await)
             }
         }
+    }
+
+    /// Re-reads, inside the call's write transaction, what authentication read before it: the
+    /// token is still live, its owner still in the team, and the role they hold now still grants
+    /// the operation's ability. A refusal carries the reason for the audit entry.
+    async fn still_allowed(
+        &self,
+        tx: &mut Tx,
+        p: &Principal,
+        spec: &Spec,
+    ) -> Result<Principal, (Error, Option<&'static str>)> {
+        let backend = self.db.backend();
+        let internal = |e: sqlx::Error| (Error::from(e), None);
+        if let Some(token) = &p.token {
+            let state = store_tokens::lock_state(tx, backend, &token.id)
+                .await
+                .map_err(internal)?;
+            let refused = match state {
+                None => Some("unknown_id"),
+                Some((Some(_), _)) => Some("revoked"),
+                Some((None, Some(expires))) if expires <= crate::store::now_ms() => Some("expired"),
+                Some(_) => None,
+            };
+            if let Some(reason) = refused {
+                return Err((Error::AuthenticationRequired, Some(reason)));
+            }
+        }
+        let role = store_teams::lock_role(tx, backend, &p.team_id, &p.user_id)
+            .await
+            .map_err(internal)?
+            .ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?;
+        let role: Role = role
+            .parse()
+            .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))?;
+        let p = Principal { role, ..p.clone() };
+        if let Some(ability) = spec.ability
+            && !p.can(ability)
+        {
+            return Err((Error::missing(ability), None));
+        }
+        Ok(p)
     }
 
     /// Audits input refused before the body ran: which fields, never their values.

@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Conn, now_ms};
+use super::{Backend, Conn, now_ms};
 
 /// A stored token: metadata and the digest; the plaintext is never here.
 #[derive(Clone, Debug, FromRow)]
@@ -29,14 +29,15 @@ impl TokenRow {
         serde_json::from_str(&self.abilities).unwrap_or_default()
     }
 
-    pub fn project_id_list(&self) -> Option<Vec<String>> {
-        self.project_ids.as_deref().and_then(|p| serde_json::from_str(p).ok())
+    /// The project scope (`None`: the whole team). Unreadable is an error, never "no scope".
+    pub fn project_id_list(&self) -> serde_json::Result<Option<Vec<String>>> {
+        self.project_ids.as_deref().map(serde_json::from_str).transpose()
     }
 
     /// The public view: everything but the digest.
     pub fn to_json(&self) -> serde_json::Value {
         use crate::domain::time::rfc3339;
-        let projects = self.project_id_list();
+        let projects = self.project_id_list().unwrap_or_default();
         let mut scopes = vec![format!("scope:team:{}", self.team_id)];
         for p in projects.iter().flatten() {
             scopes.push(format!("scope:project:{p}"));
@@ -197,4 +198,39 @@ pub async fn touch_last_used(
     .execute(&mut *conn)
     .await
     .map(|_| ())
+}
+
+/// A token's revocation and expiry, read under a share lock on PostgreSQL: a revocation then
+/// either waits for the reading transaction to commit, or commits first and is seen here. On
+/// SQLite the write transaction already excludes every other writer.
+pub async fn lock_state(
+    conn: &mut Conn,
+    backend: Backend,
+    id: &str,
+) -> sqlx::Result<Option<(Option<i64>, Option<i64>)>> {
+    let sql = match backend {
+        Backend::Postgres => "SELECT revoked_at, expires_at FROM tokens WHERE id = $1 FOR SHARE",
+        Backend::Sqlite => "SELECT revoked_at, expires_at FROM tokens WHERE id = $1",
+    };
+    sqlx::query_as(sql).bind(id).fetch_optional(&mut *conn).await
+}
+
+/// Revokes every live token a user holds in a team; returns their ids.
+pub async fn revoke_all_of_member(
+    conn: &mut Conn,
+    team_id: &str,
+    user_id: &str,
+    reason: &str,
+) -> sqlx::Result<Vec<String>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM tokens WHERE team_id = $1 AND user_id = $2 AND revoked_at IS NULL ORDER BY id",
+    )
+    .bind(team_id)
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in &ids {
+        revoke(conn, id, reason).await?;
+    }
+    Ok(ids)
 }
