@@ -9,7 +9,10 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{new_id, parse_id};
 use crate::domain::role::Role;
 use crate::store::users::{self, NewUser};
-use crate::store::{audit, is_unique_violation, now_ms, teams};
+use crate::store::{audit, is_unique_violation, now_ms, teams, tokens};
+
+/// The revocation reason of the tokens of someone removed from a team.
+pub const MEMBER_REMOVED: &str = "member_removed";
 
 pub fn hash_password(password: &str) -> Result<String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
@@ -130,11 +133,22 @@ impl Service {
         if !teams::remove_member(&mut tx, &team, &user).await? {
             return Err(Error::field("email", "this user is not in the team"));
         }
+        // Their tokens for this team die with the membership: adding them back later must not
+        // bring an old, possibly leaked, token back to life.
+        let revoked = tokens::revoke_all_of_member(&mut tx, &team, &user, MEMBER_REMOVED).await?;
         audit::append(
             &mut tx,
-            AuditDraft::system("team.member_removed", Some(team.clone())).subject("user", &user),
+            AuditDraft::system("team.member_removed", Some(team.clone()))
+                .subject("user", &user)
+                .properties(json!({"tokens_revoked": revoked.len()})),
         )
         .await?;
+        for id in revoked {
+            let entry = AuditDraft::system("token.revoked", Some(team.clone()))
+                .subject("token", &id)
+                .properties(json!({"reason": MEMBER_REMOVED, "owner_id": user}));
+            audit::append(&mut tx, entry).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

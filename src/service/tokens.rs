@@ -11,11 +11,15 @@ use crate::domain::audit::{AuditDraft, RequestCtx};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::parse_id;
 use crate::domain::role::Role;
-use crate::domain::token::{TokenId, TokenSecret};
+use crate::domain::time::DAY_MS;
+use crate::domain::token::{TokenEnv, TokenId, TokenSecret};
 use crate::store::tokens::{self as store, TokenRow};
 use crate::store::{audit, now_ms, projects, teams};
 
 pub static OPS: &[&dyn Op] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
+
+/// The longest lifetime a token can be minted with: ten years.
+pub const MAX_LIFETIME_MS: i64 = 3650 * DAY_MS;
 
 /// What to mint. Abilities are names, checked against the catalog and the owner's role.
 #[derive(Clone, Debug, Default)]
@@ -196,9 +200,12 @@ impl Service {
             }
         }
         if let Some(ms) = req.expires_in_ms
-            && ms <= 0
+            && !(1..=MAX_LIFETIME_MS).contains(&ms)
         {
-            return Err(Error::field("expires_in", "must be in the future"));
+            return Err(Error::field(
+                "expires_in",
+                format!("must be from 1 minute to {} days", MAX_LIFETIME_MS / DAY_MS),
+            ));
         }
         let secret = TokenSecret::generate(self.config.env);
         let now = now_ms();
@@ -263,6 +270,18 @@ impl Service {
                 "a revoked token cannot be rotated; mint a new one".into(),
             ));
         }
+        let now = now_ms();
+        if old.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::Conflict(
+                "an expired token cannot be rotated; mint a new one".into(),
+            ));
+        }
+        // The replacement lives in the environment of the token it replaces, whatever this
+        // process serves.
+        let env: TokenEnv = old
+            .env
+            .parse()
+            .map_err(|e: String| Error::Internal(anyhow::anyhow!("corrupt token environment: {e}")))?;
         let role = teams::role_of(&mut tx, &old.team_id, &old.user_id).await?;
         let role: Role = role
             .ok_or_else(|| Error::Conflict("the token's owner is no longer in its team".into()))?
@@ -275,12 +294,11 @@ impl Service {
                 )));
             }
         }
-        let secret = TokenSecret::generate(self.config.env);
-        let now = now_ms();
+        let secret = TokenSecret::generate(env);
         let row = TokenRow {
             id: secret.id().to_string(),
             digest: secret.digest().as_str().to_owned(),
-            env: self.config.env.as_str().to_owned(),
+            env: env.as_str().to_owned(),
             created_at: now,
             // The replacement gets the same lifetime the old one was minted with.
             expires_at: old.expires_at.map(|e| now + (e - old.created_at)),
@@ -320,12 +338,12 @@ impl Service {
 
 /// Parses `30d`, `12h`, `45m` into milliseconds.
 pub fn parse_duration_ms(s: &str) -> Option<i64> {
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit = s.chars().last()?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok().filter(|n| *n > 0)?;
     let unit_ms = match unit {
-        "d" => crate::domain::time::DAY_MS,
-        "h" => 3_600_000,
-        "m" => crate::domain::time::MINUTE_MS,
+        'd' => crate::domain::time::DAY_MS,
+        'h' => 3_600_000,
+        'm' => crate::domain::time::MINUTE_MS,
         _ => return None,
     };
     n.checked_mul(unit_ms)
