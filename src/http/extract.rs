@@ -1,7 +1,7 @@
 //! What the HTTP surfaces read from a request: the client's address, the bearer token, the
 //! audit context, and the calling principal.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, header, request::Parts};
@@ -10,19 +10,33 @@ use super::AppState;
 use super::error::{ApiError, current_request_id};
 use crate::domain::audit::{ActorKind, RequestCtx};
 use crate::service::Principal;
+use crate::service::auth::AuthError;
 
-/// The client's IP: the peer address, or behind a TLS proxy the address it appended last.
+/// The client's IP: the peer address, or behind a TLS proxy the hop the proxy appended last.
+/// Every `X-Forwarded-For` line counts (a client can send its own lines before the proxy's); a
+/// last hop that is not an IP address is ignored in favour of the peer address.
 pub fn client_ip(parts: &Parts, behind_proxy: bool) -> Option<String> {
-    if behind_proxy
-        && let Some(xff) = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())
-        && let Some(last) = xff.rsplit(',').next().map(str::trim).filter(|s| !s.is_empty())
-    {
-        return Some(last.to_owned());
+    let peer = || {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip().to_string())
+    };
+    if !behind_proxy {
+        return peer();
     }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip().to_string())
+    let last_hop = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|line| line.to_str().ok())
+        .and_then(|line| line.rsplit(',').next())
+        .and_then(|hop| hop.trim().parse::<IpAddr>().ok());
+    match last_hop {
+        Some(ip) => Some(ip.to_string()),
+        None => peer(),
+    }
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -47,6 +61,10 @@ pub fn request_ctx(parts: &Parts, behind_proxy: bool) -> RequestCtx {
 
 impl AppState {
     /// Resolves the principal of one request, applying the auth-failure and per-token limits.
+    ///
+    /// A refused token takes a slot of its IP's failure bucket before its refusal is recorded:
+    /// past the limit it is answered `429` and leaves no entry, so parallel requests cannot
+    /// write more `auth.failed` entries (or get more answers) than the limit allows.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -69,9 +87,13 @@ impl AppState {
                 }
                 Ok(p)
             }
-            Err(_) => match self.limits.auth_failed(&ip) {
+            Err(AuthError::Internal(e)) => Err(e.into()),
+            Err(AuthError::Refused(refusal)) => match self.limits.auth_failed(&ip) {
                 Some(wait) => Err(ApiError::rate_limited(wait)),
-                None => Err(ApiError::unauthenticated()),
+                None => {
+                    self.service.record_refusal(refusal);
+                    Err(ApiError::unauthenticated())
+                }
             },
         }
     }

@@ -1,18 +1,27 @@
 //! Token verification (SPEC §2): parse → look up by ID → constant-time digest compare → revoked,
 //! expired, environment, membership. One answer for every failure; the reason goes to the audit.
+//!
+//! A known ID and an unknown one take the same path: the same lookup, a digest compare (against
+//! a decoy for an unknown ID), and the same hand-off to the queue that writes `auth.failed`
+//! entries off the request path (an unknown ID hands off nothing to write).
 
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use super::Service;
 use super::principal::{Principal, TokenGrant};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
-use crate::domain::error::ErrorCode;
+use crate::domain::error::{Error, ErrorCode};
 use crate::domain::role::Role;
 use crate::domain::time::MINUTE_MS;
 use crate::domain::token::{TokenDigest, TokenSecret};
-use crate::store::now_ms;
 use crate::store::tokens::{self, AuthRow, TokenRow};
+use crate::store::{Db, audit, now_ms};
+
+/// How many `auth.failed` entries may wait for the writer; past that they are dropped (the
+/// per-IP failure limit keeps honest deployments far below it).
+pub const AUTH_FAILURE_QUEUE: usize = 4096;
 
 /// Why a token was refused. Only the audit entry ever sees this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +51,32 @@ impl AuthFailure {
     }
 }
 
+/// A refused token: the caller is told only `AUTHENTICATION_REQUIRED`. The surface decides
+/// whether the refusal is recorded ([`Service::record_refusal`]): not past the failure limit.
+#[derive(Debug)]
+pub struct Refusal {
+    pub reason: AuthFailure,
+    /// The `auth.failed` entry, when the token ID exists.
+    entry: Option<Box<AuditDraft>>,
+}
+
+#[derive(Debug)]
+pub enum AuthError {
+    Refused(Refusal),
+    /// The database failed, or a stored token is corrupt: a 500, never a silent downgrade.
+    Internal(Error),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthError::Internal(e.into())
+    }
+}
+
+fn refused(reason: AuthFailure) -> AuthError {
+    AuthError::Refused(Refusal { reason, entry: None })
+}
+
 impl Service {
     /// Resolves the bearer token of one request. Called on every request: nothing is cached,
     /// so a revocation or a role change is seen by the next request on every replica.
@@ -50,13 +85,10 @@ impl Service {
         bearer: Option<&str>,
         actor: ActorKind,
         ctx: &RequestCtx,
-    ) -> Result<Principal, AuthFailure> {
-        let raw = bearer.ok_or(AuthFailure::Missing)?;
-        let token = TokenSecret::parse(raw.trim()).map_err(|_| AuthFailure::Malformed)?;
-        let row = self.load_for_auth(token.id().as_str()).await.map_err(|e| {
-            tracing::error!(error = ?e, "token lookup failed");
-            AuthFailure::UnknownId
-        })?;
+    ) -> Result<Principal, AuthError> {
+        let raw = bearer.ok_or(refused(AuthFailure::Missing))?;
+        let token = TokenSecret::parse(raw.trim()).map_err(|_| refused(AuthFailure::Malformed))?;
+        let row = self.load_for_auth(token.id().as_str()).await?;
         // Compare against a decoy when the ID is unknown, so both paths do the same work.
         let stored = row
             .as_ref()
@@ -64,7 +96,7 @@ impl Service {
             .unwrap_or_else(TokenDigest::decoy);
         let matches = token.digest().ct_eq(&stored);
         let Some(row) = row else {
-            return Err(AuthFailure::UnknownId);
+            return Err(refused(AuthFailure::UnknownId));
         };
         let now = now_ms();
         let failure = if !matches {
@@ -81,10 +113,24 @@ impl Service {
             None
         };
         if let Some(reason) = failure {
-            self.record_auth_failure(&row.token, reason, actor, ctx.clone());
-            return Err(reason);
+            let entry = failure_entry(&row.token, reason, actor, ctx.clone());
+            return Err(AuthError::Refused(Refusal {
+                reason,
+                entry: Some(Box::new(entry)),
+            }));
         }
-        let role: Role = row.role.as_deref().unwrap_or("viewer").parse().unwrap_or(Role::Viewer);
+        let corrupt =
+            |what: &str| AuthError::Internal(Error::Internal(anyhow::anyhow!("token {}: {what}", row.token.id)));
+        let role: Role = row
+            .role
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| corrupt("unknown role"))?;
+        let project_ids = row
+            .token
+            .project_id_list()
+            .map_err(|_| corrupt("unreadable project scope"))?;
         self.touch_last_used(&row.token, ctx.ip.as_deref(), now).await;
         let grant = TokenGrant {
             abilities: row
@@ -93,7 +139,7 @@ impl Service {
                 .iter()
                 .filter_map(|a| a.parse::<Ability>().ok())
                 .collect(),
-            project_ids: row.token.project_id_list(),
+            project_ids,
             id: row.token.id,
             name: row.token.name,
         };
@@ -131,28 +177,59 @@ impl Service {
         }
     }
 
-    /// `auth.failed`, written off the request path so a known ID costs the caller no more time
-    /// than an unknown one.
-    fn record_auth_failure(&self, token: &TokenRow, reason: AuthFailure, actor: ActorKind, ctx: RequestCtx) {
-        let entry = AuditDraft {
-            team_id: Some(token.team_id.clone()),
-            project_id: None,
-            actor_kind: actor,
-            causer_id: Some(token.user_id.clone()),
-            token_id: Some(token.id.clone()),
-            event: "auth.failed".to_owned(),
-            subject_type: Some("token".to_owned()),
-            subject_id: Some(token.id.clone()),
-            properties: json!({ "reason": reason.as_str() }),
-            outcome: Outcome::Denied,
-            error_code: Some(ErrorCode::AuthenticationRequired.as_str()),
-            ctx,
-        };
-        let service = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = service.append_alone(entry).await {
-                tracing::error!(error = ?e, "could not record a failed authentication");
+    /// Hands a refusal to the `auth.failed` writer. Every refusal is handed off the same way,
+    /// whether or not it has an entry to write, so recording costs a known ID no more time.
+    pub fn record_refusal(&self, refusal: Refusal) {
+        if self.auth_failures.try_send(refusal.entry.map(|e| *e)).is_err() {
+            tracing::warn!("auth.failed queue full; an entry was dropped");
+        }
+    }
+}
+
+/// How long the writer gathers `auth.failed` entries before it writes them: the write then
+/// lands at a moment unrelated to the refusal that queued it, so it cannot be timed against it.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Writes queued `auth.failed` entries in batches, one transaction each, until every sender is
+/// gone.
+pub async fn write_auth_failures(db: Db, mut queue: mpsc::Receiver<Option<AuditDraft>>) {
+    while let Some(first) = queue.recv().await {
+        tokio::time::sleep(GATHER).await;
+        let mut batch: Vec<AuditDraft> = first.into_iter().collect();
+        while let Ok(next) = queue.try_recv() {
+            batch.extend(next);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let written = async {
+            let mut tx = db.begin_write().await?;
+            for entry in batch {
+                audit::append(&mut tx, entry).await?;
             }
-        });
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::error!(error = ?e, "could not record failed authentications");
+        }
+    }
+}
+
+/// `auth.failed`, with the precise reason, for a token ID that exists.
+fn failure_entry(token: &TokenRow, reason: AuthFailure, actor: ActorKind, ctx: RequestCtx) -> AuditDraft {
+    AuditDraft {
+        team_id: Some(token.team_id.clone()),
+        project_id: None,
+        actor_kind: actor,
+        causer_id: Some(token.user_id.clone()),
+        token_id: Some(token.id.clone()),
+        event: "auth.failed".to_owned(),
+        subject_type: Some("token".to_owned()),
+        subject_id: Some(token.id.clone()),
+        properties: json!({ "reason": reason.as_str() }),
+        outcome: Outcome::Denied,
+        error_code: Some(ErrorCode::AuthenticationRequired.as_str()),
+        ctx,
     }
 }

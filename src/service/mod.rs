@@ -31,6 +31,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
 use crate::domain::token::TokenEnv;
 use crate::store::Db;
@@ -52,14 +53,21 @@ pub struct Service {
     config: Arc<ServiceConfig>,
     /// Wakes this process's job worker when a job is queued here (others poll).
     jobs_waiting: Arc<tokio::sync::Notify>,
+    /// Refused authentications on their way to the `auth.failed` writer.
+    auth_failures: tokio::sync::mpsc::Sender<Option<AuditDraft>>,
 }
 
 impl Service {
+    /// Must be called inside a Tokio runtime: it starts the task that writes `auth.failed`
+    /// entries, which ends when the last clone of this service is dropped.
     pub fn new(db: Db, config: ServiceConfig) -> Self {
+        let (auth_failures, queue) = tokio::sync::mpsc::channel(auth::AUTH_FAILURE_QUEUE);
+        tokio::spawn(auth::write_auth_failures(db.clone(), queue));
         Service {
             db,
             config: Arc::new(config),
             jobs_waiting: Default::default(),
+            auth_failures,
         }
     }
 
