@@ -140,6 +140,9 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("the body is too large")]
     PayloadTooLarge,
+    /// A quota is used up; it has room again in `retry_after_secs`.
+    #[error("{why}")]
+    RateLimited { retry_after_secs: u64, why: String },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -154,6 +157,7 @@ impl Error {
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -199,6 +203,7 @@ impl Error {
                 ErrorBody::new(code, "This Idempotency-Key was used with a different request.")
             }
             Error::PayloadTooLarge => ErrorBody::new(code, "The body is too large."),
+            Error::RateLimited { why, .. } => ErrorBody::new(code, why.clone()),
             Error::Internal(_) => ErrorBody::new(code, "Something went wrong on our side."),
         }
     }

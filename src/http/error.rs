@@ -61,9 +61,13 @@ impl From<Error> for ApiError {
         if let Error::Internal(cause) = &e {
             tracing::error!(request_id = %current_request_id(), error = ?cause, "internal error");
         }
+        let retry_after_secs = match &e {
+            Error::RateLimited { retry_after_secs, .. } => Some((*retry_after_secs).max(1)),
+            _ => None,
+        };
         ApiError {
             body: e.body(),
-            retry_after_secs: None,
+            retry_after_secs,
         }
     }
 }

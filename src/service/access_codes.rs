@@ -14,12 +14,22 @@ use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PlanId, new_id};
 use crate::domain::kinds::AccessCodeStatus;
+use crate::domain::time::DAY_MS;
 use crate::store::access_codes as store;
 use crate::store::{jobs, now_ms};
 
 pub static OPS: &[&dyn Op] = &[&ListAccessCodes, &BulkGenerateAccessCodes];
 
-pub const MAX_QUANTITY: i64 = 10_000;
+/// The most codes one request may ask for.
+pub const MAX_QUANTITY: i64 = 1_000;
+/// The most generation jobs a team may have queued or running at once.
+pub const MAX_PENDING_JOBS: i64 = 3;
+/// The most clear batches a team may have waiting for their one download.
+pub const MAX_UNDOWNLOADED: i64 = 10;
+/// The most codes a team may ask for in 24 hours.
+pub const MAX_CODES_PER_DAY: i64 = 20_000;
+/// How long a clear batch waits for its download before it is forgotten.
+pub const DOWNLOAD_TTL_MS: i64 = DAY_MS;
 /// The kind of job that generates a batch.
 pub const GENERATE_JOB: &str = "access_codes.generate";
 
@@ -39,7 +49,7 @@ pub struct AccessCodeArgs {
 #[serde(deny_unknown_fields)]
 pub struct BulkGenerateArgs {
     pub plan_id: PlanId,
-    /// How many codes, 1 to 10 000.
+    /// How many codes, 1 to 1 000.
     pub quantity: Bounded<1, MAX_QUANTITY>,
     /// Days until the codes expire, 1 to 3650 (default: never).
     pub expires_in_days: Option<Bounded<1, 3650>>,
@@ -94,11 +104,13 @@ impl Operation for BulkGenerateAccessCodes {
         subject_type: "job",
         success_status: 202,
         summary: "Generate access codes for a plan as a background job.",
+        creates: Some("job_id"),
         ..Spec::CREATE
     };
 
     async fn run(c: &mut Call, args: BulkGenerateArgs) -> Result<Output> {
         let plan = plan_in_scope(c, args.plan_id.as_str()).await?;
+        within_quotas(c, args.quantity.get()).await?;
         let input = GenerateInput {
             plan_id: plan.id.clone(),
             project_id: plan.project_id.clone(),
@@ -124,4 +136,46 @@ impl Operation for BulkGenerateAccessCodes {
         let job = jobs::find(c.conn(), &job_id).await?.ok_or(Error::NotFound)?;
         Output::one(job.to_json())
     }
+}
+
+/// Per-team quotas, so that one team (or one leaked token) cannot fill the database or hold the
+/// writer: jobs pending, clear batches waiting for download, codes per 24 hours.
+async fn within_quotas(c: &mut Call, quantity: i64) -> Result<()> {
+    let team = c.team_id();
+    if jobs::count_pending(c.conn(), &team, GENERATE_JOB).await? >= MAX_PENDING_JOBS {
+        return Err(Error::Conflict(format!(
+            "the team already has {MAX_PENDING_JOBS} batches of codes being generated; wait for one to finish"
+        )));
+    }
+    let now = now_ms();
+    if store::count_downloads(c.conn(), &team, now - DOWNLOAD_TTL_MS).await? >= MAX_UNDOWNLOADED {
+        return Err(Error::Conflict(format!(
+            "{MAX_UNDOWNLOADED} batches of clear codes wait to be downloaded from the dashboard; download them or let them expire"
+        )));
+    }
+    let recent = jobs::inputs_since(c.conn(), &team, GENERATE_JOB, now - DAY_MS).await?;
+    let mut used = 0;
+    let mut frees_at = Vec::with_capacity(recent.len());
+    for (input, created_at) in &recent {
+        let n = serde_json::from_str::<GenerateInput>(input).map_or(0, |i| i.quantity);
+        used += n;
+        frees_at.push((created_at + DAY_MS, n));
+    }
+    if used + quantity > MAX_CODES_PER_DAY {
+        // Room comes back as the oldest batches leave the 24-hour window.
+        let mut room = MAX_CODES_PER_DAY - used;
+        let mut at = now + DAY_MS;
+        for (when, n) in frees_at {
+            room += n;
+            if room >= quantity {
+                at = when;
+                break;
+            }
+        }
+        return Err(Error::RateLimited {
+            retry_after_secs: ((at - now) / 1000).max(1) as u64,
+            why: format!("the team may generate {MAX_CODES_PER_DAY} access codes in 24 hours"),
+        });
+    }
+    Ok(())
 }

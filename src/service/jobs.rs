@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::access_codes::{GenerateInput, mask};
+use super::access_codes::{DOWNLOAD_TTL_MS, GenerateInput, mask};
 use super::op::{Op, Operation, Output, Spec};
 use super::{Call, Service};
 use crate::domain::audit::AuditDraft;
@@ -24,6 +24,8 @@ pub static OPS: &[&dyn Op] = &[&GetJobStatus];
 /// How long a claimed job may run before another worker may take it over.
 const LEASE_MS: i64 = 5 * 60_000;
 const MAX_ATTEMPTS: i64 = 3;
+/// Codes inserted per transaction.
+const CHUNK: i64 = 200;
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +81,10 @@ impl Service {
     /// Claims and runs one job, if any is waiting. Returns whether it ran one.
     pub async fn try_run_one_job(&self) -> anyhow::Result<bool> {
         let mut tx = self.db.begin_write().await?;
+        let forgotten = access_codes::forget_downloads_before(&mut tx, now_ms() - DOWNLOAD_TTL_MS).await?;
+        if forgotten > 0 {
+            tracing::info!(batches = forgotten, "clear access-code batches expired undownloaded");
+        }
         let claimed = store::claim(&mut tx, self.db.backend(), LEASE_MS).await?;
         tx.commit().await?;
         let Some(job) = claimed else {
@@ -102,30 +108,43 @@ impl Service {
         Ok(true)
     }
 
-    /// Generates the codes, keeps the clear batch for one download, completes the job and writes
-    /// its audit entry: all in one transaction, so a crash leaves the job to be retried whole.
+    /// Generates the codes in chunks, each its own transaction, so other teams' writes run in
+    /// between; then keeps the clear batch for one download, completes the job and writes its
+    /// audit entry in one last transaction. A retry first removes what an interrupted run
+    /// inserted, so a batch is whole or absent.
     async fn generate_codes(&self, job: &Job) -> anyhow::Result<()> {
         let input: GenerateInput = serde_json::from_str(&job.input)?;
-        let mut tx = self.db.begin_write().await?;
+        if job.attempts > 1 {
+            let mut tx = self.db.begin_write().await?;
+            access_codes::delete_of_job(&mut tx, &job.id).await?;
+            tx.commit().await?;
+        }
         let now = now_ms();
         let expires_at = input.expires_in_days.map(|d| now + d * DAY_MS);
         let mut clear = Vec::with_capacity(input.quantity as usize);
-        for _ in 0..input.quantity {
-            let code = random_base62(16);
-            let digest = hex::encode(Sha256::digest(code.as_bytes()));
-            let new = NewCode {
-                team_id: &job.team_id,
-                project_id: &input.project_id,
-                plan_id: &input.plan_id,
-                job_id: &job.id,
-                digest: &digest,
-                masked: &mask(&code),
-                expires_at,
-                created_at: now,
-            };
-            access_codes::insert(&mut tx, &new).await?;
-            clear.push(code);
+        let mut left = input.quantity;
+        while left > 0 {
+            let mut tx = self.db.begin_write().await?;
+            for _ in 0..left.min(CHUNK) {
+                let code = random_base62(16);
+                let digest = hex::encode(Sha256::digest(code.as_bytes()));
+                let new = NewCode {
+                    team_id: &job.team_id,
+                    project_id: &input.project_id,
+                    plan_id: &input.plan_id,
+                    job_id: &job.id,
+                    digest: &digest,
+                    masked: &mask(&code),
+                    expires_at,
+                    created_at: now,
+                };
+                access_codes::insert(&mut tx, &new).await?;
+                clear.push(code);
+            }
+            tx.commit().await?;
+            left -= CHUNK;
         }
+        let mut tx = self.db.begin_write().await?;
         access_codes::keep_download(&mut tx, &job.id, &serde_json::to_string(&clear)?, now).await?;
         let result = json!({"plan_id": input.plan_id, "generated": input.quantity,
             "download": "the clear codes can be downloaded once from the dashboard"});

@@ -82,3 +82,33 @@ pub async fn page_of_plan(
         .page(conn, COLUMNS, "access_codes", "created_at DESC, id", limit, offset)
         .await
 }
+
+/// Clear batches of a team kept since `since` and not downloaded yet.
+pub async fn count_downloads(conn: &mut Conn, team_id: &str, since: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM access_code_downloads d JOIN jobs j ON j.id = d.job_id \
+         WHERE j.team_id = $1 AND d.created_at >= $2",
+    )
+    .bind(team_id)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Forgets clear batches kept before `cutoff`: a batch nobody downloaded in time is gone.
+pub async fn forget_downloads_before(conn: &mut Conn, cutoff: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM access_code_downloads WHERE created_at < $1")
+        .bind(cutoff)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Removes the codes a job inserted before it was interrupted, so its retry starts whole.
+pub async fn delete_of_job(conn: &mut Conn, job_id: &str) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM access_codes WHERE job_id = $1")
+        .bind(job_id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+}

@@ -124,3 +124,25 @@ pub async fn release(conn: &mut Conn, id: &str, status: JobStatus, error: &str) 
         .await
         .map(|_| ())
 }
+
+/// Jobs of a kind a team has waiting or running.
+pub async fn count_pending(conn: &mut Conn, team_id: &str, kind: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE team_id = $1 AND kind = $2 AND status IN ('queued', 'running')")
+        .bind(team_id)
+        .bind(kind)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// The inputs of a team's jobs of a kind created since `since`, oldest first, with their times.
+pub async fn inputs_since(conn: &mut Conn, team_id: &str, kind: &str, since: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT input, created_at FROM jobs WHERE team_id = $1 AND kind = $2 AND created_at >= $3 \
+         AND status <> 'failed' ORDER BY created_at",
+    )
+    .bind(team_id)
+    .bind(kind)
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await
+}
