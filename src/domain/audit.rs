@@ -63,16 +63,32 @@ impl AuditDraft {
 
 const REDACTED: &str = "[REDACTED]";
 
+/// Whether a key names a secret, whatever its case and separators (`accessToken`, `api-key`,
+/// `ACCESS_CODE`, `Bearer`). `token_id` and other ids are not secrets.
 fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k == "token"
-        || k.ends_with("_token")
-        || k == "authorization"
+    let k: String = key
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    k.ends_with("token")
         || k == "code"
         || k == "codes"
-        || ["secret", "password", "api_key", "apikey", "private_key"]
-            .iter()
-            .any(|s| k.contains(s))
+        || k.ends_with("accesscode")
+        || k.ends_with("accesscodes")
+        || [
+            "secret",
+            "password",
+            "passwd",
+            "apikey",
+            "privatekey",
+            "authorization",
+            "bearer",
+            "cookie",
+            "session",
+        ]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
 /// Redacts secret-looking keys and every `mpt_…` run inside strings, recursively.
@@ -131,5 +147,27 @@ mod tests {
         assert_eq!(v["client_secret"], REDACTED);
         assert_eq!(v["nested"][0]["password"], REDACTED);
         assert_eq!(v["nested"][0]["note"], "leaked [REDACTED] here");
+    }
+
+    #[test]
+    fn secret_keys_are_found_whatever_their_case_and_separators() {
+        for key in [
+            "accessToken",
+            "api-key",
+            "API_KEY",
+            "access_code",
+            "Bearer",
+            "refresh-token",
+            "Cookie",
+        ] {
+            let mut v = json!({ key: "x" });
+            redact(&mut v);
+            assert_eq!(v[key], REDACTED, "{key}");
+        }
+        for key in ["token_id", "tokenId", "name", "subject_id", "reason"] {
+            let mut v = json!({ key: "x" });
+            redact(&mut v);
+            assert_eq!(v[key], "x", "{key}");
+        }
     }
 }

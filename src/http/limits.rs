@@ -6,13 +6,47 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+/// Past this many keys a map is swept of entries that no longer matter.
+const SWEEP_ABOVE: usize = 100_000;
+
+/// Lets a sweep run at most once a second, so a map full of live keys (a flood of distinct IPs
+/// or tokens) does not cost a full scan on every request.
+struct Sweeper {
+    started: Instant,
+    next_ms: AtomicU64,
+}
+
+impl Sweeper {
+    fn new() -> Self {
+        Sweeper {
+            started: Instant::now(),
+            next_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn due(&self, len: usize) -> bool {
+        if len <= SWEEP_ABOVE {
+            return false;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Ordering::Relaxed);
+        now >= next
+            && self
+                .next_ms
+                .compare_exchange(next, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 pub struct Bucket {
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    sweeper: Sweeper,
 }
 
 impl Bucket {
@@ -20,13 +54,14 @@ impl Bucket {
     pub fn per_minute(n: u32) -> Self {
         Bucket {
             limiter: NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            sweeper: Sweeper::new(),
         }
     }
 
     /// `None` when allowed; otherwise the seconds to wait.
     pub fn check(&self, key: &str) -> Option<u64> {
         let limiter = self.limiter.as_ref()?;
-        if limiter.len() > 100_000 {
+        if self.sweeper.due(limiter.len()) {
             limiter.retain_recent();
         }
         match limiter.check_key(&key.to_owned()) {
@@ -41,6 +76,7 @@ pub struct Limits {
     pub mcp: Bucket,
     auth_failures: Bucket,
     blocked: Mutex<HashMap<String, Instant>>,
+    blocked_sweeper: Sweeper,
 }
 
 impl Limits {
@@ -50,6 +86,7 @@ impl Limits {
             mcp: Bucket::per_minute(mcp_per_min),
             auth_failures: Bucket::per_minute(auth_failures_per_min),
             blocked: Mutex::new(HashMap::new()),
+            blocked_sweeper: Sweeper::new(),
         }
     }
 
@@ -70,7 +107,7 @@ impl Limits {
     pub fn auth_failed(&self, ip: &str) -> Option<u64> {
         let wait = self.auth_failures.check(ip)?;
         let mut blocked = self.blocked.lock().expect("lock");
-        if blocked.len() > 100_000 {
+        if self.blocked_sweeper.due(blocked.len()) {
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
         }

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(rest::routes(crate::service::catalog::all()))
         .merge(meta::router())
+        .route_layer(middleware::from_fn(tag_route))
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "No such route.") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "This route does not accept this method.")
@@ -90,10 +91,14 @@ async fn request_scope(
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let mut res = REQUEST_SCOPE.scope(scope, next.run(req)).await;
+    let logged = match res.extensions_mut().remove::<RouteTemplate>() {
+        Some(RouteTemplate(template)) => template,
+        None => loggable_path(&path),
+    };
     tracing::info!(
         request_id = %id,
         %method,
-        path = %crate::domain::audit::redact_token_runs(&path),
+        path = %logged,
         status = res.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
         "request"
@@ -106,6 +111,43 @@ async fn request_scope(
     headers.insert(axum::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     res
+}
+
+/// The route a request matched (`/v1/projects/{project_id}`), carried out to the request log so
+/// that what a client put in a path (ids, or a pasted token) is never logged.
+#[derive(Clone)]
+struct RouteTemplate(String);
+
+async fn tag_route(matched: axum::extract::MatchedPath, req: Request, next: Next) -> Response {
+    let template = matched.as_str().to_owned();
+    let mut res = next.run(req).await;
+    res.extensions_mut().insert(RouteTemplate(template));
+    res
+}
+
+/// A path that matched no route, as it may be logged: decoded, token runs and anything long
+/// enough to be a secret replaced, and cut to 200 characters.
+fn loggable_path(path: &str) -> String {
+    let decoded = url::form_urlencoded::parse(format!("p={path}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let redacted = crate::domain::audit::redact_token_runs(&decoded);
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in redacted.chars().chain(std::iter::once('/')) {
+        if c.is_ascii_alphanumeric() {
+            run.push(c);
+            continue;
+        }
+        out.push_str(if run.len() >= 24 { "[REDACTED]" } else { &run });
+        run.clear();
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.pop();
+    out.chars().take(200).collect()
 }
 
 /// The address a server is reachable at once bound (port 0 gives a free one).

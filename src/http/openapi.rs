@@ -67,6 +67,21 @@ fn operation(op: &dyn Op) -> Value {
             parameters.push(query_parameter(name, prop, required.contains(&name.as_str())));
         }
     }
+    if let Some(arg) = spec.creates {
+        // Where the new id goes next: every operation that takes it (for clients and for a
+        // schema fuzzer's stateful phase).
+        let links: Map<String, Value> = catalog::all()
+            .map(|other| other.spec())
+            .filter(|other| other.path_params().contains(&arg))
+            .map(|other| {
+                (
+                    other.name.to_owned(),
+                    json!({"operationId": other.name, "parameters": {arg: "$response.body#/data/id"}}),
+                )
+            })
+            .collect();
+        responses[spec.success_status.to_string()]["links"] = Value::Object(links);
+    }
     let mut item = json!({
         "operationId": spec.name,
         "summary": spec.summary,

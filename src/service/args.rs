@@ -91,11 +91,12 @@ pub fn from_json<T: serde::de::DeserializeOwned>(args: Value) -> Result<T> {
 }
 
 /// Text no argument may hold, and the top-level argument it was found in: a well-formed token,
-/// or a NUL character (which no name needs, and which PostgreSQL cannot store).
+/// or a control character (NUL, which PostgreSQL cannot store and SQLite cuts a string at, and
+/// the rest of C0, DEL and C1, which no name, reason or filter needs).
 fn refused_text(v: &Value, top: Option<&str>) -> Option<(String, &'static str)> {
     let why = |s: &str| {
-        if s.contains('\0') {
-            Some("must not contain NUL characters")
+        if s.chars().any(char::is_control) {
+            Some("must not contain control characters")
         } else if crate::domain::token::contains_token(s) {
             Some("contains a MemberPass API token; tokens never belong in request fields (revoke it if it was shared)")
         } else {
@@ -220,14 +221,16 @@ mod tests {
     }
 
     #[test]
-    fn nul_characters_are_refused_wherever_they_are() {
+    fn control_characters_are_refused_wherever_they_are() {
         for v in [
             json!({"name": "a\u{0}b"}),
-            json!({"name": "x", "list": ["\u{0}"]}),
+            json!({"name": "x", "list": ["\u{7}"]}),
             json!({"name": "x", "a\u{0}": 1}),
+            json!({"name": "line\nbreak"}),
+            json!({"name": "c1\u{85}"}),
         ] {
             let (_, why) = field_error(v);
-            assert!(why.contains("NUL"), "{why}");
+            assert!(why.contains("control characters"), "{why}");
         }
     }
 

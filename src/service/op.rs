@@ -76,6 +76,9 @@ pub struct Spec {
     pub subject_type: &'static str,
     /// The argument that names the subject, if one does (creations name theirs once they exist).
     pub subject_arg: Option<&'static str>,
+    /// For a creation: the argument under which other operations take the id it returns
+    /// (`project_id`), which `/openapi.json` turns into links.
+    pub creates: Option<&'static str>,
     pub effect: Effect,
     /// Doing it twice has the effect of doing it once (MCP `idempotentHint`).
     pub idempotent: bool,
@@ -103,6 +106,7 @@ impl Spec {
         path: "",
         subject_type: "",
         subject_arg: None,
+        creates: None,
         effect: Effect::Read,
         idempotent: true,
         replayable: false,

@@ -102,6 +102,7 @@ impl Operation for CreatePlan {
         path: "/v1/projects/{project_id}/plans",
         subject_type: "project-subscription-plan",
         summary: "Create a plan (names are unique per project).",
+        creates: Some("plan_id"),
         ..Spec::CREATE
     };
 

@@ -88,6 +88,7 @@ impl Operation for CreateResource {
         path: "/v1/projects/{project_id}/resources",
         subject_type: "project-resource",
         summary: "Add a chat to a project.",
+        creates: Some("resource_id"),
         ..Spec::CREATE
     };
 
