@@ -6,6 +6,7 @@ mod bad_input;
 mod catalog;
 mod cli;
 mod demo;
+mod hardening;
 mod helpers;
 mod matrix;
 mod requests;
