@@ -115,3 +115,18 @@ impl Limits {
         Some(wait)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_map_is_swept_at_most_once_a_second() {
+        let sweeper = Sweeper::new();
+        assert!(!sweeper.due(SWEEP_ABOVE), "small maps are never swept");
+        assert!(sweeper.due(SWEEP_ABOVE + 1));
+        for _ in 0..1000 {
+            assert!(!sweeper.due(SWEEP_ABOVE + 1), "swept twice within a second");
+        }
+    }
+}

@@ -30,6 +30,23 @@ async fn the_catalog_rest_routes_openapi_and_matrix_are_one_set_of_operations() 
         }
     }
     assert_eq!(described, in_catalog, "/openapi.json and the catalog differ");
+    // A creation links to the operations that take the id it returns.
+    let links = &openapi["paths"]["/v1/projects"]["post"]["responses"]["201"]["links"];
+    for name in [
+        "get_project",
+        "update_project",
+        "archive_project",
+        "list_plans",
+        "create_plan",
+    ] {
+        assert_eq!(links[name]["operationId"], name, "{links:#}");
+        assert_eq!(links[name]["parameters"]["project_id"], "$response.body#/data/id");
+    }
+    let job_links = &openapi["paths"]["/v1/plans/{plan_id}/access-codes"]["post"]["responses"]["202"]["links"];
+    assert_eq!(
+        job_links["get_job_status"]["parameters"]["job_id"],
+        "$response.body#/data/id"
+    );
 
     let job = uuid::Uuid::now_v7().to_string();
     for op in catalog::all() {
