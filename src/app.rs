@@ -112,6 +112,8 @@ impl Application {
                 behind_proxy: config.behind_tls_proxy,
                 public_url: public_url.clone(),
                 request_timeout: config.request_timeout,
+                allowed_origins: config.allowed_origins.clone(),
+                mcp_hosts: mcp_hosts(&public_url),
             }),
         };
         Ok(Application {
@@ -181,6 +183,21 @@ impl Application {
         self.service.db().close().await;
         Ok(())
     }
+}
+
+/// The `Host` names `/mcp` answers to: the public URL's host, and loopback.
+fn mcp_hosts(public_url: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    if let Some(host) = url::Url::parse(public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
 }
 
 /// A client must finish sending its request headers within `timeout` (slow-loris guard).

@@ -5,5 +5,6 @@ pub mod app;
 pub mod cli;
 pub mod domain;
 pub mod http;
+pub mod mcp;
 pub mod service;
 pub mod store;

@@ -23,7 +23,7 @@ pub fn current_request_id() -> String {
     REQUEST_SCOPE.try_with(|s| s.request_id.clone()).unwrap_or_default()
 }
 
-fn current_docs_base() -> std::sync::Arc<str> {
+pub fn current_docs_base() -> std::sync::Arc<str> {
     REQUEST_SCOPE
         .try_with(|s| s.docs_base.clone())
         .unwrap_or_else(|_| "".into())

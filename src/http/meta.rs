@@ -16,6 +16,10 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .route("/abilities.json", get(|| async { Json(ability::catalog_json()) }))
+        .route(
+            "/mcp-tools.json",
+            get(|| async { Json(crate::mcp::tools::catalog_json()) }),
+        )
         .route("/error-codes.json", get(|| async { Json(error::catalog_json()) }))
         .route("/docs/errors", get(error_docs))
 }

@@ -28,6 +28,10 @@ pub struct HttpConfig {
     pub public_url: String,
     /// How long one request may take before it is abandoned (its transaction rolls back).
     pub request_timeout: std::time::Duration,
+    /// The browser origins `/mcp` accepts (`--allowed-origin`); requests without one always pass.
+    pub allowed_origins: Vec<String>,
+    /// The `Host` names `/mcp` answers to: the public URL's host and the loopback names.
+    pub mcp_hosts: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -41,6 +45,7 @@ pub fn router(state: AppState) -> Router {
     let docs_base: Arc<str> = format!("{}/docs", state.http.public_url.trim_end_matches('/')).into();
     Router::new()
         .merge(rest::routes(crate::service::catalog::all()))
+        .merge(crate::mcp::router(&state, state.http.mcp_hosts.clone()))
         .merge(meta::router())
         .route_layer(middleware::from_fn(tag_route))
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "No such route.") })

@@ -9,6 +9,7 @@ mod demo;
 mod hardening;
 mod helpers;
 mod matrix;
+mod mcp;
 mod requests;
 mod secrets;
 mod tokens;

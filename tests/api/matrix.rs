@@ -18,12 +18,15 @@ pub struct Case {
     pub body: Option<Value>,
     /// The id the path names, if any.
     pub path_id: Option<String>,
+    /// The same call's arguments as one object (path ids and body), as an MCP tool takes them.
+    pub args: Value,
 }
 
 pub fn case(op: &dyn Op, w: &World, job: &str) -> Case {
     let spec = op.spec();
     let mut path = spec.path.to_owned();
     let mut path_id = None;
+    let mut args = serde_json::Map::new();
     for param in spec.path_params() {
         let id = match param {
             "team_id" => &w.team_a,
@@ -37,6 +40,7 @@ pub fn case(op: &dyn Op, w: &World, job: &str) -> Case {
         };
         path = path.replace(&format!("{{{param}}}"), id);
         path_id = Some(id.to_owned());
+        args.insert(param.to_owned(), json!(id));
     }
     let unique = uuid::Uuid::now_v7().simple().to_string();
     let body = match spec.name {
@@ -53,7 +57,11 @@ pub fn case(op: &dyn Op, w: &World, job: &str) -> Case {
         _ => None,
     };
     let method = Method::from_bytes(spec.method.as_str().as_bytes()).unwrap();
+    if let Some(Value::Object(b)) = &body {
+        args.extend(b.clone());
+    }
     Case {
+        args: Value::Object(args),
         op: spec,
         method,
         path,
@@ -62,7 +70,7 @@ pub fn case(op: &dyn Op, w: &World, job: &str) -> Case {
     }
 }
 
-async fn setup() -> (TestApp, World, String) {
+pub async fn setup() -> (TestApp, World, String) {
     let app = spawn_app().await;
     let w = app.world().await;
     // A job started by team A's owner, for get_job_status.

@@ -374,6 +374,7 @@ fn the_checked_in_catalogs_match_the_code() {
         ),
         ("abilities.json", memberpass::domain::ability::catalog_json()),
         ("error-codes.json", memberpass::domain::error::catalog_json()),
+        ("mcp-tools.json", memberpass::mcp::tools::catalog_json()),
     ];
     for (name, value) in generated {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);

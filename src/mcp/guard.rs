@@ -1,0 +1,141 @@
+//! What `/mcp` checks before any JSON-RPC is read: a valid token (and the `mcp` bucket), the
+//! `Host`, a browser `Origin`, and the `mcp:full` gate. A refusal is a JSON-RPC error response
+//! with the §4 object in `data`, so every MCP client can show the reason; when the token is
+//! known, the refusal is audited.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Caller;
+use crate::domain::ability::Ability;
+use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
+use crate::domain::error::{Error, ErrorBody, ErrorCode};
+use crate::http::AppState;
+use crate::http::error::{ApiError, current_docs_base, current_request_id};
+use crate::http::extract::request_ctx;
+use crate::service::Principal;
+
+/// The JSON-RPC error code of every refusal at the HTTP layer (SPEC §6).
+const REFUSED: i64 = -32001;
+
+pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let ctx = request_ctx(&parts, s.http.behind_proxy);
+    let docs_base: Arc<str> = format!("{}/docs", s.http.public_url.trim_end_matches('/')).into();
+    let principal = match s.authenticate(&parts.headers, &ctx, ActorKind::Mcp).await {
+        Ok(p) => p,
+        Err(e) => return refuse(e, body).await,
+    };
+    let refusal = if !host_allowed(&parts.headers, &s.http.mcp_hosts) {
+        Some((
+            ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                "This Host is not one this server answers to.",
+            ),
+            "host_not_allowed",
+        ))
+    } else if !origin_allowed(&parts.headers, &s.http.allowed_origins) {
+        Some((
+            ApiError::new(
+                ErrorCode::OriginNotAllowed,
+                "Requests from this browser origin are not allowed.",
+            ),
+            "origin_not_allowed",
+        ))
+    } else if !principal.can(Ability::McpFull) {
+        Some((ApiError::from(Error::missing(Ability::McpFull)), "mcp_full_missing"))
+    } else {
+        None
+    };
+    if let Some((error, reason)) = refusal {
+        audit_refusal(&s, &principal, &ctx, &error.body, reason).await;
+        return refuse(error, body).await;
+    }
+    parts.extensions.insert(Caller {
+        principal,
+        ctx,
+        docs_base,
+    });
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The JSON-RPC error response of a refusal, answering the request's id when it can be read.
+async fn refuse(error: ApiError, body: Body) -> Response {
+    let id = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.get("id").cloned())
+        .filter(|id| id.is_string() || id.is_number())
+        .unwrap_or(Value::Null);
+    let envelope = error.body.envelope(&current_request_id(), &current_docs_base());
+    let message = format!("{}: {}", error.body.code.as_str(), error.body.message);
+    let rpc =
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": REFUSED, "message": message, "data": envelope["error"]}});
+    let status = StatusCode::from_u16(error.body.code.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut res = (status, axum::Json(rpc)).into_response();
+    if error.body.code == ErrorCode::AuthenticationRequired {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(secs) = error.retry_after_secs {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+async fn audit_refusal(s: &AppState, p: &Principal, ctx: &RequestCtx, body: &ErrorBody, reason: &str) {
+    let mut properties = json!({ "reason": reason });
+    if let Some(a) = body.required_ability {
+        properties["required_ability"] = json!(a.as_str());
+    }
+    let entry = AuditDraft {
+        team_id: Some(p.team_id.clone()),
+        project_id: None,
+        actor_kind: ActorKind::Mcp,
+        causer_id: Some(p.user_id.clone()),
+        token_id: p.token_id().map(str::to_owned),
+        event: "mcp.request".to_owned(),
+        subject_type: Some("token".to_owned()),
+        subject_id: p.token_id().map(str::to_owned),
+        properties,
+        outcome: Outcome::Denied,
+        error_code: Some(body.code.as_str()),
+        ctx: ctx.clone(),
+    };
+    if let Err(e) = s.service.append_alone(entry).await {
+        tracing::error!(error = ?e, "could not audit a refused MCP request");
+    }
+}
+
+/// The `Host` (without its port) must be the public URL's host or a loopback name.
+fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// A request with an `Origin` (a browser) must come from an origin on `--allowed-origin`.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}

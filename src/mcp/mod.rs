@@ -1,0 +1,192 @@
+//! The MCP surface (SPEC §6): Streamable HTTP at `/mcp` with the official Rust SDK, stateless
+//! with JSON responses so any replica serves any request. Every tool is an operation of the
+//! catalog, called through the same [`Service::call`] as REST: no MCP-specific operation code.
+//!
+//! The HTTP guard ([`guard`]) runs before any JSON-RPC: token, `mcp:full`, the `mcp` bucket,
+//! `Host` and `Origin`. Its refusals are JSON-RPC error bodies with the §4 object in `data`.
+
+mod guard;
+pub mod tools;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use rmcp::model::{
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use crate::domain::audit::RequestCtx;
+use crate::http::AppState;
+use crate::service::op::Input;
+use crate::service::{Principal, Service, catalog};
+
+/// Who is calling and from where, put in the request by the guard for the handler to read.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub ctx: RequestCtx,
+    /// `<public URL>/docs`, for the envelope's `docs_url`.
+    pub docs_base: Arc<str>,
+}
+
+/// `/mcp`: the guard, then rmcp's Streamable HTTP service.
+pub fn router(state: &AppState, allowed_hosts: Vec<String>) -> Router<AppState> {
+    let service = state.service.clone();
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        // The guard has already checked Host and Origin against the same lists, with
+        // answers a client can show; rmcp's own checks stay on as a second line.
+        .with_allowed_hosts(allowed_hosts)
+        .with_max_request_body_bytes(crate::http::rest::MAX_BODY_BYTES);
+    let mcp = StreamableHttpService::new(
+        move || {
+            Ok(McpServer {
+                service: service.clone(),
+            })
+        },
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+}
+
+#[derive(Clone)]
+pub struct McpServer {
+    service: Service,
+}
+
+fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+        .ok_or_else(|| McpError::internal_error("the request was not authenticated", None))
+}
+
+/// The MCP client's name and version: from the request's `_meta` (protocol 2026-07-28), from
+/// `initialize` (same request), else the HTTP `User-Agent`.
+fn client_of(context: &RequestContext<RoleServer>) -> Option<String> {
+    let named = |i: Implementation| format!("{}/{}", i.name, i.version);
+    context
+        .meta
+        .client_info()
+        .map(named)
+        .or_else(|| context.peer.peer_info().map(|p| named(p.client_info.clone())))
+        .map(|s| s.chars().take(200).collect())
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+            .with_server_info(Implementation::new("memberpass", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "MemberPass: a creator's membership business (projects, plans, members, subscriptions, access codes). \
+                 Each tool is one operation; its description names the ability it needs. A refused call returns \
+                 isError with the reason and how to fix it.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let caller = caller(&context)?;
+        let tools = catalog::all()
+            .filter(|op| op.spec().ability.is_none_or(|a| caller.principal.can(a)))
+            .map(tools::tool)
+            .collect();
+        let mut result = ListToolsResult::with_all_items(tools);
+        // The list depends on the token: never cache it for anyone else.
+        result.cache_scope = Some(CacheScope::Private);
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let caller = caller(&context)?;
+        let Some(op) = catalog::find(&request.name) else {
+            return Err(McpError::invalid_params(
+                format!("no tool named {}", request.name),
+                None,
+            ));
+        };
+        let mut ctx = caller.ctx.clone();
+        if let Some(client) = client_of(&context) {
+            ctx.client = Some(client);
+        }
+        let args = Value::Object(request.arguments.unwrap_or_default());
+        let result = match self.service.call(op, &caller.principal, &ctx, Input::json(args)).await {
+            Ok(done) => {
+                let output =
+                    serde_json::to_value(&done.output).map_err(|e| McpError::internal_error(e.to_string(), None))?;
+                CallToolResult::structured(output)
+            }
+            Err(e) => {
+                let body = crate::http::error::ApiError::from(e).body;
+                let request_id = ctx.request_id.clone().unwrap_or_default();
+                let envelope = body.envelope(&request_id, &caller.docs_base);
+                let mut result = CallToolResult::structured_error(envelope);
+                result.content.push(ContentBlock::text(tools::relayable(&body)));
+                result
+            }
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let resources = tools::RESOURCES
+            .iter()
+            .map(|(uri, name, _)| {
+                let mut r = Resource::new(*uri, *name);
+                r.mime_type = Some("application/json".into());
+                r
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let Some((uri, _, content)) = tools::RESOURCES.iter().find(|(uri, _, _)| *uri == request.uri) else {
+            return Err(McpError::resource_not_found(
+                "no such resource",
+                Some(json!({"uri": request.uri})),
+            ));
+        };
+        let text = serde_json::to_string_pretty(&content()).unwrap_or_default();
+        let contents = match ResourceContents::text(text, *uri) {
+            ResourceContents::TextResourceContents { uri, text, meta, .. } => ResourceContents::TextResourceContents {
+                uri,
+                mime_type: Some("application/json".into()),
+                text,
+                meta,
+            },
+            other => other,
+        };
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+}

@@ -1,0 +1,109 @@
+//! Tools and resources from the catalog: each operation's MCP tool (name, title, description
+//! naming its ability, annotations from its effect, input schema from its `Args`), the
+//! `memberpass://enums/…` resources, and `/mcp-tools.json`.
+
+use std::sync::Arc;
+
+use rmcp::model::{Tool, ToolAnnotations};
+use serde_json::{Value, json};
+
+use crate::domain::error::{ErrorBody, ErrorCode};
+use crate::domain::kinds::{MemberStatus, SubscriptionStatus};
+use crate::service::catalog;
+use crate::service::op::{Effect, Op};
+
+/// "list_projects" → "List projects".
+fn title(name: &str) -> String {
+    let words = name.replace('_', " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// What an agent reads before calling: what it does, the ability it needs, and how it behaves.
+fn description(op: &dyn Op) -> String {
+    let spec = op.spec();
+    let needs = match spec.ability {
+        Some(a) => format!("Requires the ability `{a}`."),
+        None => "Needs no ability beyond `mcp:full`.".to_owned(),
+    };
+    let effect = match spec.effect {
+        Effect::Read => "Read-only.",
+        Effect::Write => "Changes data; audited.",
+        Effect::Destructive => "Changes data and cannot be undone by calling it again; audited.",
+    };
+    format!(
+        "{} {needs} {effect} Ids are UUIDs from other tools' results.",
+        spec.summary
+    )
+}
+
+/// The MCP tool of an operation.
+pub fn tool(op: &dyn Op) -> Tool {
+    let spec = op.spec();
+    let mut schema = op.args_schema();
+    if let Some(m) = schema.as_object_mut() {
+        m.remove("$schema");
+        m.remove("title");
+    }
+    let schema = match schema {
+        Value::Object(m) => m,
+        _ => Default::default(),
+    };
+    let annotations = ToolAnnotations::from_raw(
+        Some(title(spec.name)),
+        Some(spec.effect == Effect::Read),
+        Some(spec.effect == Effect::Destructive),
+        Some(spec.idempotent),
+        Some(false),
+    );
+    Tool::new(spec.name, description(op), Arc::new(schema))
+        .with_title(title(spec.name))
+        .with_annotations(annotations)
+}
+
+/// A sentence an agent can relay to its user about a refused call.
+pub fn relayable(body: &ErrorBody) -> String {
+    match (body.code, body.required_ability) {
+        (ErrorCode::TokenMissingAbility, Some(a)) => format!(
+            "This token lacks `{a}`; mint one with it in Settings → API Tokens (the owner's role must hold it too)."
+        ),
+        _ => format!("{} {}", body.message, body.code.remediation()),
+    }
+}
+
+type Content = fn() -> Value;
+
+/// The resources of SPEC §6: URI, name, content.
+pub const RESOURCES: &[(&str, &str, Content)] = &[
+    ("memberpass://enums/ability", "ability", || {
+        crate::domain::ability::catalog_json()
+    }),
+    ("memberpass://enums/error-code", "error-code", || {
+        crate::domain::error::catalog_json()
+    }),
+    (
+        "memberpass://enums/member-status",
+        "member-status",
+        || json!({"data": MemberStatus::ALL}),
+    ),
+    (
+        "memberpass://enums/subscription-status",
+        "subscription-status",
+        || json!({"data": SubscriptionStatus::ALL}),
+    ),
+];
+
+/// `/mcp-tools.json`: every tool as the server registers it, with its ability.
+pub fn catalog_json() -> Value {
+    let tools: Vec<Value> = catalog::all()
+        .map(|op| {
+            let mut t = serde_json::to_value(tool(op)).unwrap_or_default();
+            t["ability"] = json!(op.spec().ability.map(|a| a.as_str()));
+            t
+        })
+        .collect();
+    json!({ "data": tools })
+}
