@@ -244,6 +244,38 @@ async fn serve_speaks_tls_with_a_self_signed_certificate() {
     );
 }
 
+/// The README's MCP tools table, exactly as the server registers the tools.
+#[test]
+fn the_readme_lists_the_mcp_tools_as_registered() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let tools = memberpass::mcp::tools::catalog_json();
+    let mut table = vec![
+        "| tool | title | ability | hints |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+    ];
+    for t in tools["data"].as_array().unwrap() {
+        let a = &t["annotations"];
+        let hints: Vec<&str> = [
+            ("readOnlyHint", "read-only"),
+            ("destructiveHint", "destructive"),
+            ("idempotentHint", "idempotent"),
+        ]
+        .into_iter()
+        .filter(|(k, _)| a[*k] == true)
+        .map(|(_, v)| v)
+        .collect();
+        let ability = t["ability"].as_str().map_or("—".to_owned(), |a| format!("`{a}`"));
+        table.push(format!(
+            "| `{}` | {} | {ability} | {} |",
+            t["name"].as_str().unwrap(),
+            t["title"].as_str().unwrap(),
+            hints.join(", ")
+        ));
+    }
+    let table = table.join("\n");
+    assert!(readme.contains(&table), "README's tools table differs from:\n{table}");
+}
+
 #[test]
 fn the_readme_names_every_operation_ability_and_error_code() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
