@@ -27,6 +27,7 @@ pub struct Call {
     project_id: Option<String>,
     changes: Option<Value>,
     wakes_jobs: bool,
+    ends_own_token: bool,
 }
 
 impl Call {
@@ -59,6 +60,11 @@ impl Call {
     /// The process's job worker is woken once this call commits.
     pub fn wake_jobs(&mut self) {
         self.wakes_jobs = true;
+    }
+
+    /// This call revokes the token it was made with: the final check must not refuse it for that.
+    pub fn ends_own_token(&mut self) {
+        self.ends_own_token = true;
     }
 
     /// Checks an ability beyond the operation's own (e.g. scope rules); audit says denied.
@@ -143,42 +149,32 @@ impl Service {
         // What the entry records is the arguments as the operation read them.
         entry.properties = super::to_value(&args)?;
         let mut tx = self.db.begin_write().await?;
-        // Who the caller is, again, now that the write lock is held: nothing commits for a token
-        // once its revocation, its expiry, or its owner's removal or demotion has committed.
-        let p = match self.still_allowed(&mut tx, p, &O::SPEC).await {
-            Ok(p) => p,
-            Err((e, reason)) => {
-                tx.rollback().await?;
-                if let Some(reason) = reason {
-                    entry.properties = json!({ "reason": reason });
-                }
-                return Err(self.record_failure(entry, e).await);
-            }
-        };
         if let Some(k) = &key
             && let Some(output) = idempotency::saved(&mut tx, k).await?
         {
             entry.properties["idempotent_replay"] = json!(true);
-            audit::append(&mut tx, entry).await?;
+            let tx = self.append_checked(tx, p, &O::SPEC, entry, false).await?;
             tx.commit().await?;
             return Ok(Done { output, replayed: true });
         }
         let mut call = Call {
             tx,
-            principal: p,
+            principal: p.clone(),
             config: self.config.clone(),
             subject_id: entry.subject_id.clone(),
             project_id: None,
             changes: None,
             wakes_jobs: false,
+            ends_own_token: false,
         };
         let result = O::run(&mut call, args).await;
         let Call {
-            mut tx,
+            tx,
             subject_id,
             project_id,
             changes,
             wakes_jobs,
+            ends_own_token,
             ..
         } = call;
         entry.subject_id = subject_id;
@@ -188,7 +184,7 @@ impl Service {
                 if let Some(changes) = changes {
                     entry.properties["changes"] = changes;
                 }
-                audit::append(&mut tx, entry).await?;
+                let mut tx = self.append_checked(tx, p, &O::SPEC, entry, ends_own_token).await?;
                 if let Some(k) = &key {
                     idempotency::save(&mut tx, k, O::SPEC.success_status, &output).await?;
                 }
@@ -208,6 +204,34 @@ impl Service {
         }
     }
 
+    /// Appends the call's entry, which takes the audit chain's lock, then checks the caller
+    /// again under that lock. Every revocation, removal and role change commits with an audit
+    /// entry of its own, so it has either committed before this point and is seen here, or
+    /// waits for this call to commit: nothing commits for a token once its revocation has.
+    /// (No row of the token is locked: a busy token must never hold its revocation back.)
+    async fn append_checked(
+        &self,
+        mut tx: Tx,
+        p: &Principal,
+        spec: &Spec,
+        entry: AuditDraft,
+        ends_own_token: bool,
+    ) -> Result<Tx> {
+        let refused_entry = entry.clone();
+        audit::append(&mut tx, entry).await?;
+        match self.still_allowed(&mut tx, p, spec, ends_own_token).await {
+            Ok(()) => Ok(tx),
+            Err((e, reason)) => {
+                tx.rollback().await?;
+                let mut entry = refused_entry;
+                if let Some(reason) = reason {
+                    entry.properties = json!({ "reason": reason });
+                }
+                Err(self.record_failure(entry, e).await)
+            }
+        }
+    }
+
     /// Re-reads, inside the call's write transaction, what authentication read before it: the
     /// token is still live, its owner still in the team, and the role they hold now still grants
     /// the operation's ability. A refusal carries the reason for the audit entry.
@@ -216,13 +240,11 @@ impl Service {
         tx: &mut Tx,
         p: &Principal,
         spec: &Spec,
-    ) -> Result<Principal, (Error, Option<&'static str>)> {
-        let backend = self.db.backend();
+        ends_own_token: bool,
+    ) -> Result<(), (Error, Option<&'static str>)> {
         let internal = |e: sqlx::Error| (Error::from(e), None);
-        if let Some(token) = &p.token {
-            let state = store_tokens::lock_state(tx, backend, &token.id)
-                .await
-                .map_err(internal)?;
+        if let Some(token) = p.token.as_ref().filter(|_| !ends_own_token) {
+            let state = store_tokens::state(tx, &token.id).await.map_err(internal)?;
             let refused = match state {
                 None => Some("unknown_id"),
                 Some((Some(_), _)) => Some("revoked"),
@@ -233,20 +255,19 @@ impl Service {
                 return Err((Error::AuthenticationRequired, Some(reason)));
             }
         }
-        let role = store_teams::lock_role(tx, backend, &p.team_id, &p.user_id)
+        let role = store_teams::role_of(tx, &p.team_id, &p.user_id)
             .await
             .map_err(internal)?
             .ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?;
         let role: Role = role
             .parse()
             .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))?;
-        let p = Principal { role, ..p.clone() };
         if let Some(ability) = spec.ability
-            && !p.can(ability)
+            && !(Principal { role, ..p.clone() }).can(ability)
         {
             return Err((Error::missing(ability), None));
         }
-        Ok(p)
+        Ok(())
     }
 
     /// Audits input refused before the body ran: which fields, never their values.

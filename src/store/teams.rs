@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Backend, Conn};
+use super::Conn;
 use crate::domain::role::Role;
 use crate::domain::time::ser_ts;
 
@@ -140,24 +140,4 @@ pub async fn remove_member(conn: &mut Conn, team_id: &str, user_id: &str) -> sql
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected() > 0)
-}
-
-/// A user's role in a team, read under a share lock on PostgreSQL (see
-/// [`super::tokens::lock_state`]): a role change or a removal waits for the reading transaction,
-/// or is seen by it.
-pub async fn lock_role(
-    conn: &mut Conn,
-    backend: Backend,
-    team_id: &str,
-    user_id: &str,
-) -> sqlx::Result<Option<String>> {
-    let sql = match backend {
-        Backend::Postgres => "SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2 FOR SHARE",
-        Backend::Sqlite => "SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2",
-    };
-    sqlx::query_scalar(sql)
-        .bind(team_id)
-        .bind(user_id)
-        .fetch_optional(&mut *conn)
-        .await
 }

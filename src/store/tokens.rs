@@ -2,7 +2,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Backend, Conn, now_ms};
+use super::{Conn, now_ms};
 
 /// A stored token: metadata and the digest; the plaintext is never here.
 #[derive(Clone, Debug, FromRow)]
@@ -200,19 +200,12 @@ pub async fn touch_last_used(
     .map(|_| ())
 }
 
-/// A token's revocation and expiry, read under a share lock on PostgreSQL: a revocation then
-/// either waits for the reading transaction to commit, or commits first and is seen here. On
-/// SQLite the write transaction already excludes every other writer.
-pub async fn lock_state(
-    conn: &mut Conn,
-    backend: Backend,
-    id: &str,
-) -> sqlx::Result<Option<(Option<i64>, Option<i64>)>> {
-    let sql = match backend {
-        Backend::Postgres => "SELECT revoked_at, expires_at FROM tokens WHERE id = $1 FOR SHARE",
-        Backend::Sqlite => "SELECT revoked_at, expires_at FROM tokens WHERE id = $1",
-    };
-    sqlx::query_as(sql).bind(id).fetch_optional(&mut *conn).await
+/// A token's revocation and expiry as committed now.
+pub async fn state(conn: &mut Conn, id: &str) -> sqlx::Result<Option<(Option<i64>, Option<i64>)>> {
+    sqlx::query_as("SELECT revoked_at, expires_at FROM tokens WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
 }
 
 /// Revokes every live token a user holds in a team; returns their ids.

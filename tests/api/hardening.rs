@@ -47,10 +47,15 @@ async fn a_write_waiting_for_the_writer_does_not_commit_after_its_token_loses_it
         let w = app.world().await;
         let token = app.mint(OWNER_A, &w.team_a, &[Ability::MemberUpdate], &[]).await;
         let before = member_status(&app, &w.member).await;
-        // Hold the writer (SQLite) and the token's rows (PostgreSQL) with the change uncommitted.
+        // The change, uncommitted, with what every such change commits with: an audit entry,
+        // which holds the chain's head (and on SQLite the one writer).
         let mut blocker = app.service.db().begin_write().await.unwrap();
         sqlx::query(change)
             .bind(token_id(&token))
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
             .execute(&mut *blocker)
             .await
             .unwrap();
