@@ -42,6 +42,14 @@ struct Scenario {
     path: String,
     body: Option<serde_json::Value>,
     auth: bool,
+    /// An MCP JSON-RPC call: sent with the Streamable HTTP headers.
+    mcp: bool,
+}
+
+/// `tools/call` of one tool, as an MCP client sends it (protocol 2025-11-25, stateless).
+fn tool_call(name: &str) -> Option<serde_json::Value> {
+    Some(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": name, "arguments": {}}}))
 }
 
 #[tokio::main]
@@ -57,6 +65,7 @@ async fn main() {
     let mut config = ServeConfig::local(url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.rate_limit_rest = 0;
+    config.rate_limit_mcp = 0;
     config.rate_limit_auth_failures = 0;
     let app = Application::build(config).await.expect("server builds");
     let base = format!("http://{}", app.local_addr());
@@ -103,6 +112,7 @@ async fn main() {
             path: "/healthz".into(),
             body: None,
             auth: false,
+            mcp: false,
         },
         Scenario {
             name: "GET /readyz (db ping)",
@@ -110,6 +120,7 @@ async fn main() {
             path: "/readyz".into(),
             body: None,
             auth: false,
+            mcp: false,
         },
         Scenario {
             name: "GET /v1/me",
@@ -117,6 +128,7 @@ async fn main() {
             path: "/v1/me".into(),
             body: None,
             auth: true,
+            mcp: false,
         },
         Scenario {
             name: "GET /v1/projects/{id}/members",
@@ -124,6 +136,31 @@ async fn main() {
             path: format!("/v1/projects/{project}/members?limit=25"),
             body: None,
             auth: true,
+            mcp: false,
+        },
+        Scenario {
+            name: "GET /v1/projects (REST)",
+            method: reqwest::Method::GET,
+            path: "/v1/projects".into(),
+            body: None,
+            auth: true,
+            mcp: false,
+        },
+        Scenario {
+            name: "MCP tools/call list_projects",
+            method: reqwest::Method::POST,
+            path: "/mcp".into(),
+            body: tool_call("list_projects"),
+            auth: true,
+            mcp: true,
+        },
+        Scenario {
+            name: "MCP tools/call (unknown token ID)",
+            method: reqwest::Method::POST,
+            path: "/mcp".into(),
+            body: tool_call("list_projects"),
+            auth: false,
+            mcp: true,
         },
         Scenario {
             name: "POST /v1/projects",
@@ -131,6 +168,7 @@ async fn main() {
             path: "/v1/projects".into(),
             body: Some(serde_json::json!({"name": "Bench project"})),
             auth: true,
+            mcp: false,
         },
         Scenario {
             name: "GET /v1/me (unknown token ID)",
@@ -138,6 +176,7 @@ async fn main() {
             path: "/v1/me".into(),
             body: None,
             auth: false,
+            mcp: false,
         },
     ];
 
@@ -166,17 +205,22 @@ async fn main() {
                     let mut req = client.request(s.method.clone(), format!("{base}{}", s.path));
                     if s.auth {
                         req = req.bearer_auth(token.as_str());
-                    } else if s.name.contains("unknown token") {
+                    } else if s.name.contains("unknown token ID") {
                         // Well-formed, checksum valid, never minted: the full lookup path.
                         req = req.bearer_auth(unknown.expose_secret());
                     }
                     if let Some(b) = &s.body {
                         req = req.json(b);
                     }
+                    if s.mcp {
+                        req = req
+                            .header("accept", "application/json, text/event-stream")
+                            .header("mcp-protocol-version", "2025-11-25");
+                    }
                     let started = Instant::now();
                     let ok = match req.send().await {
                         Ok(res) => {
-                            let expected_failure = s.name.contains("unknown token");
+                            let expected_failure = s.name.contains("unknown token ID");
                             let status = res.status();
                             let _ = res.bytes().await;
                             status.is_success() != expected_failure
