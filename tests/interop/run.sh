@@ -146,7 +146,9 @@ mint() { # mint NAME ABILITY... → prints the token; the CLI's JSON is kept as 
 log "minting tokens for team $TEAM_ID"
 MP_TOKEN_RW="$(mint rw mcp:full project:view-any project:create)"
 MP_TOKEN_NO_MCP="$(mint no-mcp project:view-any)"
-MP_TOKEN_NO_CREATE="$(mint no-create mcp:full project:view-any)"
+# The token `serve --demo` prints, as a new user pastes it: `mcp:full` and reads, no `project:create`.
+MP_TOKEN_NO_CREATE="$(json_get "$RUN_DIR/serve.json" token)"
+[[ "$MP_TOKEN_NO_CREATE" == mpt_test_* ]] || die "no demo token in the serve --demo output"
 MP_TOKEN_REVOKED="$(mint revoked mcp:full project:view-any)"
 REVOKED_ID="$(json_get "$RUN_DIR/revoked.json" id)"
 mp token revoke "$REVOKED_ID" --reason "interop test" >"$RUN_DIR/revoke.json" || die "token revoke failed"
