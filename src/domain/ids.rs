@@ -30,6 +30,8 @@ pub const MALFORMED_ID: &str = "malformed id";
 /// Which entity an [`Id`] names.
 pub trait IdKind: 'static {
     const NAME: &'static str;
+    /// Where a caller finds such an id, for the argument's description.
+    const FOUND_IN: &'static str;
 }
 
 /// An id of one kind of entity, parsed (UUID, hyphenated lower case) when deserialised.
@@ -101,7 +103,8 @@ impl<K: IdKind> JsonSchema for Id<K> {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "format": "uuid"})
+        let description = format!("The {} id (a UUID), as {}.", K::NAME.to_lowercase(), K::FOUND_IN);
+        json_schema!({"type": "string", "format": "uuid", "description": description})
     }
 }
 
@@ -110,25 +113,26 @@ pub mod marker {
     use super::IdKind;
 
     macro_rules! markers {
-        ($( $kind:ident => $name:literal; )*) => {
+        ($( $kind:ident => $name:literal, $found:literal; )*) => {
             $(
                 #[derive(Debug)]
                 pub enum $kind {}
                 impl IdKind for $kind {
                     const NAME: &'static str = $name;
+                    const FOUND_IN: &'static str = $found;
                 }
             )*
         };
     }
 
     markers! {
-        Team => "Team";
-        Project => "Project";
-        Resource => "Resource";
-        Plan => "Plan";
-        Member => "Member";
-        Subscription => "Subscription";
-        Job => "Job";
+        Team => "Team", "returned by get_token_info (team_id) or list_teams";
+        Project => "Project", "returned by list_projects";
+        Resource => "Resource", "returned by list_resources";
+        Plan => "Plan", "returned by list_plans";
+        Member => "Member", "returned by list_subscribers";
+        Subscription => "Subscription", "returned by get_member (subscriptions)";
+        Job => "Job", "returned by bulk_generate_access_codes";
     }
 }
 

@@ -368,6 +368,10 @@ async fn every_operation_over_mcp_keeps_the_tenancy_the_abilities_and_the_audit(
         let c = case(op, &w, &job);
         let result = call_tool(&app, &token, name, c.args.clone()).await;
         assert_eq!(result["isError"], false, "{name}: {result:#}");
+        assert!(
+            !result.to_string().contains(&token[22..54]),
+            "{name} returned the token's secret"
+        );
         let audit = app.audit_of(&token).await;
         assert_eq!(audit.len(), 1, "{name}: {audit:?}");
         let e = &audit[0];
