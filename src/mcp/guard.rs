@@ -32,7 +32,7 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         Ok(p) => p,
         Err(e) => return refuse(e, body).await,
     };
-    let refusal = if !host_allowed(&parts.headers, &s.http.mcp_hosts) {
+    let refusal = if !host_allowed(&parts.headers, &parts.uri, &s.http.mcp_hosts) {
         Some((
             ApiError::new(
                 ErrorCode::OriginNotAllowed,
@@ -114,9 +114,14 @@ async fn audit_refusal(s: &AppState, p: &Principal, ctx: &RequestCtx, body: &Err
     }
 }
 
-/// The `Host` (without its port) must be the public URL's host or a loopback name.
-fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+/// The `Host` (without its port) must be the public URL's host or a loopback name. HTTP/2
+/// carries it as the `:authority` of the URI instead of a header.
+fn host_allowed(headers: &HeaderMap, uri: &axum::http::Uri, allowed: &[String]) -> bool {
+    let host = match headers.get(header::HOST) {
+        Some(v) => v.to_str().ok(),
+        None => uri.authority().map(|a| a.as_str()),
+    };
+    let Some(host) = host else {
         return false;
     };
     let name = match host.strip_prefix('[') {
@@ -138,4 +143,41 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     allowed
         .iter()
         .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_comes_from_the_header_or_the_http2_authority() {
+        let allowed = [
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+            "mp.example".to_owned(),
+        ];
+        let with_host = |h: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_str(h).unwrap());
+            m
+        };
+        let plain: axum::http::Uri = "/mcp".parse().unwrap();
+        for ok in ["localhost:8080", "127.0.0.1", "[::1]:9", "MP.example", "mp.example:443"] {
+            assert!(host_allowed(&with_host(ok), &plain, &allowed), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "mp.example.evil.example",
+            "127.0.0.1.nip.io",
+            "[::2]:80",
+        ] {
+            assert!(!host_allowed(&with_host(bad), &plain, &allowed), "{bad}");
+        }
+        let h2: axum::http::Uri = "https://mp.example:8443/mcp".parse().unwrap();
+        assert!(host_allowed(&HeaderMap::new(), &h2, &allowed));
+        let h2_evil: axum::http::Uri = "https://evil.example/mcp".parse().unwrap();
+        assert!(!host_allowed(&HeaderMap::new(), &h2_evil, &allowed));
+        assert!(!host_allowed(&HeaderMap::new(), &plain, &allowed), "no host at all");
+    }
 }
