@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod dashboard;
 pub mod domain;
 pub mod http;
 pub mod mcp;

@@ -307,7 +307,7 @@ fn print_demo(g: &Global, demo: &crate::service::demo::DemoLogin, url: &str) {
     if g.json {
         println!(
             "{}",
-            json!({"url": url, "team_id": demo.team_id, "email": demo.email, "password": demo.password,
+            json!({"url": url, "login_url": format!("{url}/login"), "team_id": demo.team_id, "email": demo.email, "password": demo.password,
                    "token": token, "token_id": demo.token.row.id, "abilities": abilities, "claude_desktop_config": claude})
         );
         return;
@@ -315,9 +315,12 @@ fn print_demo(g: &Global, demo: &crate::service::demo::DemoLogin, url: &str) {
     let mut out = String::new();
     out.push_str(&format!("\nMemberPass demo at {url}\n"));
     match &demo.password {
-        Some(p) => out.push_str(&format!("  dashboard login: {} / {p}   (shown once)\n", demo.email)),
+        Some(p) => out.push_str(&format!(
+            "  dashboard: {url}/login as {} / {p}   (shown once)\n",
+            demo.email
+        )),
         None => out.push_str(&format!(
-            "  dashboard login: {} (password was printed when the demo was first seeded)\n",
+            "  dashboard: {url}/login as {} (password was printed when the demo was first seeded)\n",
             demo.email
         )),
     }

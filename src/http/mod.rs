@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(rest::routes(crate::service::catalog::all()))
         .merge(crate::mcp::router(&state, state.http.mcp_hosts.clone()))
+        .merge(crate::dashboard::router(&state))
         .merge(meta::router())
         .route_layer(middleware::from_fn(tag_route))
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "No such route.") })

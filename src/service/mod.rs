@@ -22,6 +22,7 @@ pub mod plans;
 pub mod principal;
 pub mod projects;
 pub mod resources;
+pub mod sessions;
 pub mod subscriptions;
 pub mod teams;
 pub mod tokens;

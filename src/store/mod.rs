@@ -11,6 +11,7 @@ pub mod members;
 pub mod plans;
 pub mod projects;
 pub mod resources;
+pub mod sessions;
 pub mod subscriptions;
 pub mod teams;
 pub mod tokens;

@@ -5,6 +5,7 @@ mod audit;
 mod bad_input;
 mod catalog;
 mod cli;
+mod dashboard;
 mod demo;
 mod hardening;
 mod helpers;

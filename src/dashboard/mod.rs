@@ -1,0 +1,307 @@
+//! The dashboard (SPEC §9): server-rendered pages for people. A session is a principal like a
+//! token (the user's live role, actor `human`, no token), and every action goes through the
+//! same service calls as REST and MCP.
+//!
+//! Cookies are `HttpOnly`, `SameSite=Strict`, and under TLS `Secure` with the `__Host-` prefix.
+//! Every state-changing form carries the session's CSRF token and must come from this origin
+//! (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::domain::audit::RequestCtx;
+use crate::http::AppState;
+use crate::http::extract::request_ctx;
+use crate::service::catalog;
+use crate::service::op::Input;
+use crate::service::sessions::{SESSION_TTL_MS, Session};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/settings/tokens", get(tokens_page))
+        .route("/assets/app.css", get(stylesheet))
+        .layer(middleware::from_fn_with_state(state.clone(), page_headers))
+}
+
+/// What every dashboard response carries: no inline script or style, no framing, no referrer.
+async fn page_headers(State(_): State<AppState>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../assets/app.css"),
+    )
+        .into_response()
+}
+
+fn secure(s: &AppState) -> bool {
+    s.http.public_url.starts_with("https://")
+}
+
+fn cookie_name(s: &AppState) -> &'static str {
+    if secure(s) { "__Host-mp_session" } else { "mp_session" }
+}
+
+fn session_cookie(s: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {
+    let secure = if secure(s) { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}",
+        cookie_name(s)
+    );
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn cookie_secret(s: &AppState, headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(s);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Whether a state-changing request comes from our own pages.
+fn same_origin(s: &AppState, headers: &HeaderMap) -> bool {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) => site == "same-origin",
+        None => headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|o| o.trim_end_matches('/') == s.http.public_url.trim_end_matches('/')),
+    }
+}
+
+fn form(body: &Bytes) -> std::collections::HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+async fn current(s: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
+    let secret = cookie_secret(s, headers)?;
+    match s.service.session(&secret).await {
+        Ok(Some(session)) => Some((secret, session)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = ?e, "session lookup failed");
+            None
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    error: Option<&'static str>,
+    email: String,
+}
+
+async fn login_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if current(&s, &headers).await.is_some() {
+        return Redirect::to("/settings/tokens").into_response();
+    }
+    LoginPage {
+        error: None,
+        email: String::new(),
+    }
+    .into_response()
+}
+
+async fn login(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let ctx = request_ctx(&parts, s.http.behind_proxy);
+    if !same_origin(&s, &parts.headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "This form must be sent from the MemberPass sign-in page.",
+        )
+            .into_response();
+    }
+    let Ok(body) = axum::body::to_bytes(body, 16 * 1024).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let fields = form(&body);
+    let email = fields.get("email").cloned().unwrap_or_default();
+    let password = fields.get("password").cloned().unwrap_or_default();
+    let ip_key = format!("sign-in ip {}", ctx.ip.clone().unwrap_or_default());
+    let account_key = format!("sign-in account {}", email.trim().to_lowercase());
+    let blocked = s
+        .limits
+        .auth_blocked(&ip_key)
+        .or_else(|| s.limits.auth_blocked(&account_key));
+    if let Some(wait) = blocked {
+        let page = LoginPage {
+            error: Some("Too many failed sign-ins. Wait a minute and try again."),
+            email,
+        };
+        let mut res = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return res;
+    }
+    match s.service.sign_in(&email, &password, &ctx).await {
+        Ok((secret, _)) => {
+            let mut res = Redirect::to("/settings/tokens").into_response();
+            res.headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&s, &secret, SESSION_TTL_MS / 1000));
+            res
+        }
+        Err(e) => {
+            if !matches!(e, crate::domain::error::Error::AuthenticationRequired) {
+                tracing::error!(error = ?e, "sign-in failed");
+            }
+            let by_ip = s.limits.auth_failed(&ip_key);
+            let by_account = s.limits.auth_failed(&account_key);
+            if let Some(wait) = by_ip.or(by_account) {
+                let page = LoginPage {
+                    error: Some("Too many failed sign-ins. Wait a minute and try again."),
+                    email,
+                };
+                let mut res = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+                return res;
+            }
+            let page = LoginPage {
+                error: Some("The email or the password is not right."),
+                email,
+            };
+            (StatusCode::UNAUTHORIZED, page).into_response()
+        }
+    }
+}
+
+async fn logout(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let ctx = request_ctx(&parts, s.http.behind_proxy);
+    let Some((secret, session)) = current(&s, &parts.headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let body = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let csrf_ok = form(&body)
+        .get("csrf")
+        .is_some_and(|c| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), session.csrf.as_bytes()).into());
+    if !same_origin(&s, &parts.headers) || !csrf_ok {
+        return (
+            StatusCode::FORBIDDEN,
+            "This form is missing its CSRF token or comes from another site.",
+        )
+            .into_response();
+    }
+    if let Err(e) = s.service.sign_out(&secret, &session, &ctx).await {
+        tracing::error!(error = ?e, "sign-out failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().insert(header::SET_COOKIE, session_cookie(&s, "", 0));
+    res
+}
+
+/// One row of the tokens page.
+struct TokenView {
+    id: String,
+    name: String,
+    abilities: Vec<String>,
+    scopes: Vec<String>,
+    created_at: String,
+    last_used: String,
+    expires_at: String,
+    state: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    team_name: String,
+    user_email: String,
+    csrf: String,
+    tokens: Vec<TokenView>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn tokens_page(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let ctx: RequestCtx = request_ctx(&parts, s.http.behind_proxy);
+    let Some((_, session)) = current(&s, &parts.headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let Some(op) = catalog::find("list_tokens") else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let listed = s
+        .service
+        .call(op, &session.principal, &ctx, Input::json(json!({"limit": 100})))
+        .await;
+    let data = match listed {
+        Ok(done) => done.output.data,
+        Err(e) => {
+            tracing::error!(error = ?e, "listing tokens failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    let text = |v: &Value| v.as_str().unwrap_or("—").to_owned();
+    let tokens = data
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| TokenView {
+            id: text(&t["id"]),
+            name: text(&t["name"]),
+            abilities: strings(&t["abilities"]),
+            scopes: strings(&t["scopes"]),
+            created_at: text(&t["created_at"]),
+            last_used: match (t["last_used_at"].as_str(), t["last_used_ip"].as_str()) {
+                (Some(at), Some(ip)) => format!("{at} from {ip}"),
+                (Some(at), None) => at.to_owned(),
+                _ => "never".to_owned(),
+            },
+            expires_at: t["expires_at"].as_str().unwrap_or("never").to_owned(),
+            state: if !t["revoked_at"].is_null() {
+                "revoked"
+            } else {
+                "active"
+            },
+        })
+        .collect();
+    let team_name = s
+        .service
+        .team_name(&session.principal.team_id)
+        .await
+        .unwrap_or_default();
+    TokensPage {
+        team_name,
+        user_email: session.principal.user_email.clone(),
+        csrf: session.csrf.clone(),
+        tokens,
+    }
+    .into_response()
+}

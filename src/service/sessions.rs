@@ -1,0 +1,162 @@
+//! Dashboard sessions: sign-in with an argon2id password, a random session secret in a cookie
+//! (only its SHA-256 stored), a CSRF token tied to the session, sign-out. A session resolves to
+//! a [`Principal`] with no token: the user's live role in the session's team, actor `human`.
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::Service;
+use super::principal::Principal;
+use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
+use crate::domain::error::{Error, ErrorCode, Result};
+use crate::domain::role::Role;
+use crate::domain::time::DAY_MS;
+use crate::domain::token::random_base62;
+use crate::store::sessions::{self as store, NewSession};
+use crate::store::{audit, now_ms};
+
+/// How long a session lasts after sign-in.
+pub const SESSION_TTL_MS: i64 = DAY_MS / 2;
+
+/// A signed-in person, resolved from the cookie on every request.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub principal: Principal,
+    /// The token every state-changing form must carry.
+    pub csrf: String,
+}
+
+fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A hash no password matches, verified for unknown emails so that they cost the same time.
+const DECOY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Vt3fIn3v1cD0rY1gFZ1dVf2x3QjC0Hk2bq3sR3Vq1Yc";
+
+fn password_matches(hash: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+impl Service {
+    /// Signs a person in; returns the cookie secret and the session. A wrong email and a wrong
+    /// password get the same answer and take the same time; both are audited
+    /// (`session.login_failed`), the first without a causer.
+    pub async fn sign_in(&self, email: &str, password: &str, ctx: &RequestCtx) -> Result<(String, Session)> {
+        let email = email.trim().to_lowercase();
+        let mut conn = self.db.pool().acquire().await?;
+        let found = store::credentials(&mut conn, &email).await?;
+        let hash = found.as_ref().and_then(|(_, h)| h.clone());
+        // Always one argon2 verification, against a decoy when there is no user or no password.
+        let matches = password_matches(hash.as_deref().unwrap_or(DECOY_HASH), password) && hash.is_some();
+        let user_id = found.map(|(id, _)| id);
+        let team_id = match &user_id {
+            Some(u) => store::first_team(&mut conn, u).await?,
+            None => None,
+        };
+        drop(conn);
+        let (Some(user_id), Some(team_id), true) = (user_id.clone(), team_id.clone(), matches) else {
+            let mut entry = AuditDraft::system("session.login_failed", team_id);
+            entry.actor_kind = ActorKind::Human;
+            entry.causer_id = user_id;
+            entry.outcome = Outcome::Denied;
+            entry.error_code = Some(ErrorCode::AuthenticationRequired.as_str());
+            entry.ctx = ctx.clone();
+            self.append_alone(entry).await?;
+            return Err(Error::AuthenticationRequired);
+        };
+        let secret = random_base62(43);
+        let csrf = random_base62(32);
+        let now = now_ms();
+        let mut tx = self.db.begin_write().await?;
+        let new = NewSession {
+            id_digest: &digest(&secret),
+            user_id: &user_id,
+            team_id: &team_id,
+            csrf: &csrf,
+            created_at: now,
+            expires_at: now + SESSION_TTL_MS,
+        };
+        store::insert(&mut tx, &new).await?;
+        let mut entry = AuditDraft::system("session.login", Some(team_id.clone())).subject("user", &user_id);
+        entry.actor_kind = ActorKind::Human;
+        entry.causer_id = Some(user_id.clone());
+        entry.ctx = ctx.clone();
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        let session = self.session(&secret).await?.ok_or(Error::AuthenticationRequired)?;
+        Ok((secret, session))
+    }
+
+    /// The live session of a cookie secret: not revoked, not expired, its user still in its
+    /// team (with the role they hold now).
+    pub async fn session(&self, secret: &str) -> Result<Option<Session>> {
+        let mut conn = self.db.pool().acquire().await?;
+        let Some(row) = store::find(&mut conn, &digest(secret)).await? else {
+            return Ok(None);
+        };
+        if row.revoked_at.is_some() || row.expires_at <= now_ms() {
+            return Ok(None);
+        }
+        let Some((email, name, role)) = store::member(&mut conn, &row.team_id, &row.user_id).await? else {
+            return Ok(None);
+        };
+        let role: Role = role
+            .parse()
+            .map_err(|e: String| Error::Internal(anyhow::anyhow!("corrupt role: {e}")))?;
+        Ok(Some(Session {
+            principal: Principal {
+                team_id: row.team_id,
+                user_id: row.user_id,
+                user_email: email,
+                user_name: name,
+                role,
+                actor: ActorKind::Human,
+                token: None,
+            },
+            csrf: row.csrf,
+        }))
+    }
+
+    /// The name of a team, for the dashboard's header.
+    pub async fn team_name(&self, team_id: &str) -> Result<String> {
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(crate::store::teams::find(&mut conn, team_id)
+            .await?
+            .map(|t| t.name)
+            .unwrap_or_default())
+    }
+
+    /// Ends a session (`session.logout`).
+    pub async fn sign_out(&self, secret: &str, session: &Session, ctx: &RequestCtx) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        store::revoke(&mut tx, &digest(secret), now_ms()).await?;
+        let p = &session.principal;
+        let mut entry = AuditDraft::system("session.logout", Some(p.team_id.clone())).subject("user", &p.user_id);
+        entry.actor_kind = ActorKind::Human;
+        entry.causer_id = Some(p.user_id.clone());
+        entry.ctx = ctx.clone();
+        entry.properties = json!({});
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decoy_hash_parses_so_unknown_emails_cost_a_full_verification() {
+        use argon2::password_hash::PasswordHash;
+        let parsed = PasswordHash::new(DECOY_HASH).expect("a valid PHC string");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(!password_matches(DECOY_HASH, "anything"));
+    }
+}

@@ -1,0 +1,224 @@
+//! The dashboard over real HTTP (browser tests come with the rest of the dashboard): sign-in,
+//! the session cookie, CSRF and origin checks, the tokens page as a `human` principal.
+
+use memberpass::domain::ability::Ability;
+use memberpass::domain::role::Role;
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, spawn_app, spawn_with, token_id};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A person with a password, in team A with `role`.
+async fn person(app: &TestApp, team: &str, email: &str, role: Role) {
+    app.service
+        .create_user(email, "Dash Board", Some(PASSWORD))
+        .await
+        .unwrap();
+    app.service.set_member_role(team, email, role).await.unwrap();
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn sign_in(app: &TestApp, email: &str, password: &str, site: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/login", app.base))
+        .header("sec-fetch-site", site)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("email", email), ("password", password)]))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in and returns the session cookie (`name=value`).
+async fn cookie(app: &TestApp, email: &str) -> String {
+    let res = sign_in(app, email, PASSWORD, "same-origin").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn page(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn entries(app: &TestApp, event: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    sqlx::query_as("SELECT actor_kind, causer_id, token_id FROM audit_log WHERE event = $1 ORDER BY seq")
+        .bind(event)
+        .fetch_all(app.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_cookie_and_the_tokens_page_is_a_human_call() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let token = app
+        .mint("dash@memberpass.test", &w.team_a, &[Ability::ProjectViewAny], &[])
+        .await;
+    let login = client().get(format!("{}/login", app.base)).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let csp = login.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(login.headers()["x-frame-options"], "DENY");
+    assert_eq!(login.headers()["referrer-policy"], "no-referrer");
+
+    let res = sign_in(&app, "DASH@memberpass.test", PASSWORD, "same-origin").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/settings/tokens");
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(
+        set.starts_with("mp_session="),
+        "plain HTTP: no __Host- prefix, no Secure: {set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let html = page(&app, "/settings/tokens", &cookie).await.text().await.unwrap();
+    assert!(html.contains(&token_id(&token)), "the page lists the user's token");
+    assert!(!html.contains(&token[22..54]), "never the secret");
+    assert!(
+        html.contains("Northwind Creators"),
+        "the page says which team it acts in"
+    );
+    // The page's listing went through the service as the person: audited as human, no token.
+    let listed = entries(&app, "list_tokens").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, "human");
+    assert!(listed[0].1.is_some() && listed[0].2.is_none());
+    assert_eq!(entries(&app, "session.login").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Viewer).await;
+    let wrong = sign_in(&app, "dash@memberpass.test", "not the password", "same-origin").await;
+    let unknown = sign_in(&app, "nobody@memberpass.test", PASSWORD, "same-origin").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let (a, b) = (wrong.text().await.unwrap(), unknown.text().await.unwrap());
+    assert!(a.contains("The email or the password is not right."));
+    assert!(b.contains("The email or the password is not right."));
+    let failed = entries(&app, "session.login_failed").await;
+    assert_eq!(failed.len(), 2);
+    assert!(failed[0].1.is_some(), "the known user is the causer");
+    assert!(failed[1].1.is_none(), "an unknown email has none");
+}
+
+#[tokio::test]
+async fn forms_from_another_site_or_without_the_csrf_token_are_refused() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Viewer).await;
+    let cross = sign_in(&app, "dash@memberpass.test", PASSWORD, "cross-site").await;
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let cookie = cookie(&app, "dash@memberpass.test").await;
+    let html = page(&app, "/settings/tokens", &cookie).await.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let logout = |site: &'static str, csrf: String| {
+        let cookie = cookie.clone();
+        let base = app.base.clone();
+        async move {
+            client()
+                .post(format!("{base}/logout"))
+                .header("cookie", cookie)
+                .header("sec-fetch-site", site)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[("csrf", &csrf)]))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(logout("same-origin", String::new()).await, StatusCode::FORBIDDEN);
+    assert_eq!(logout("same-origin", "x".repeat(32)).await, StatusCode::FORBIDDEN);
+    assert_eq!(logout("cross-site", csrf.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        page(&app, "/settings/tokens", &cookie).await.status(),
+        200,
+        "still signed in"
+    );
+    assert_eq!(logout("same-origin", csrf).await, StatusCode::SEE_OTHER);
+    let after = page(&app, "/settings/tokens", &cookie).await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER, "the session is over");
+    assert_eq!(after.headers()["location"], "/login");
+    assert_eq!(entries(&app, "session.logout").await.len(), 1);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_limited_per_account() {
+    let app = spawn_with(|c| c.rate_limit_auth_failures = 3).await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Viewer).await;
+    for _ in 0..3 {
+        let res = sign_in(&app, "dash@memberpass.test", "guess", "same-origin").await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let over = sign_in(&app, "dash@memberpass.test", "guess", "same-origin").await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    let locked = sign_in(&app, "dash@memberpass.test", PASSWORD, "same-origin").await;
+    assert_eq!(
+        locked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert!(locked.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_session_ends_with_the_membership_and_sees_only_its_team() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let a_token = app.mint("dash@memberpass.test", &w.team_a, &[], &[]).await;
+    person(&app, &w.team_b, "bee@memberpass.test", Role::Owner).await;
+    let b_cookie = cookie(&app, "bee@memberpass.test").await;
+    let html = page(&app, "/settings/tokens", &b_cookie).await.text().await.unwrap();
+    assert!(
+        !html.contains(&token_id(&a_token)),
+        "team B's user sees none of team A's tokens"
+    );
+    assert!(!html.contains("Northwind Creators"));
+    let a_cookie = cookie(&app, "dash@memberpass.test").await;
+    assert_eq!(page(&app, "/settings/tokens", &a_cookie).await.status(), 200);
+    app.service
+        .remove_member(&w.team_a, "dash@memberpass.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        page(&app, "/settings/tokens", &a_cookie).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
