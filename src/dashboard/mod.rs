@@ -28,8 +28,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
-        .route("/settings/tokens", get(tokens_page))
+        .route("/settings/tokens", get(tokens_page).post(mint))
+        .route("/settings/tokens/{token_id}/revoke", get(revoke_page).post(revoke))
+        .route("/settings/tokens/{token_id}/rotate", axum::routing::post(rotate))
         .route("/assets/app.css", get(stylesheet))
+        .route("/assets/app.js", get(script))
         .layer(middleware::from_fn_with_state(state.clone(), page_headers))
 }
 
@@ -40,12 +43,20 @@ async fn page_headers(State(_): State<AppState>, req: Request, next: Next) -> Re
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     res
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../assets/app.js"),
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {
@@ -221,6 +232,7 @@ async fn logout(State(s): State<AppState>, req: Request) -> Response {
 
 /// One row of the tokens page.
 struct TokenView {
+    active: bool,
     id: String,
     name: String,
     abilities: Vec<String>,
@@ -238,6 +250,219 @@ struct TokensPage {
     user_email: String,
     csrf: String,
     tokens: Vec<TokenView>,
+    error: Option<String>,
+    role: String,
+    groups: Vec<AbilityGroup>,
+    projects: Vec<(String, String)>,
+}
+
+struct AbilityGroup {
+    name: &'static str,
+    abilities: Vec<AbilityChoice>,
+}
+
+struct AbilityChoice {
+    name: &'static str,
+    description: &'static str,
+    writes: bool,
+    allowed: bool,
+}
+
+/// The catalog's abilities by group, each offered only if the person's role holds it.
+fn ability_groups(role: crate::domain::role::Role) -> Vec<AbilityGroup> {
+    let mut groups: Vec<AbilityGroup> = Vec::new();
+    for a in crate::domain::ability::Ability::ALL {
+        let choice = AbilityChoice {
+            name: a.as_str(),
+            description: a.description(),
+            writes: a.permits_writes(),
+            allowed: role.holds(*a),
+        };
+        match groups.iter_mut().find(|g| g.name == a.group()) {
+            Some(g) => g.abilities.push(choice),
+            None => groups.push(AbilityGroup {
+                name: a.group(),
+                abilities: vec![choice],
+            }),
+        }
+    }
+    groups
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "minted.html")]
+struct MintedPage {
+    heading: &'static str,
+    team_name: String,
+    id: String,
+    token: String,
+    url: String,
+    claude_desktop: String,
+    cursor: String,
+    vscode: String,
+}
+
+impl MintedPage {
+    fn new(s: &AppState, heading: &'static str, team_name: String, minted: &crate::service::tokens::Minted) -> Self {
+        let token = minted.secret.expose_secret().to_owned();
+        let url = s.http.public_url.trim_end_matches('/').to_owned();
+        let pretty = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default();
+        MintedPage {
+            heading,
+            team_name,
+            id: minted.row.id.clone(),
+            claude_desktop: pretty(json!({"mcpServers": {"memberpass": {"command": "npx",
+                "args": ["-y", "mcp-remote", format!("{url}/mcp"), "--header", "Authorization:${AUTH_TOKEN}"],
+                "env": {"AUTH_TOKEN": format!("Bearer {token}")}}}})),
+            cursor: pretty(json!({"mcpServers": {"memberpass": {"url": format!("{url}/mcp"),
+                "headers": {"Authorization": format!("Bearer {token}")}}}})),
+            vscode: pretty(json!({"inputs": [{"type": "promptString", "id": "memberpass-token",
+                "description": "MemberPass token", "password": true}],
+                "servers": {"memberpass": {"type": "http", "url": format!("{url}/mcp"),
+                "headers": {"Authorization": "Bearer ${input:memberpass-token}"}}}})),
+            token,
+            url,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "revoke.html")]
+struct RevokePage {
+    id: String,
+    name: String,
+    csrf: String,
+}
+
+/// A state-changing form: signed in, from this origin, with the session's CSRF token.
+async fn checked_form(s: &AppState, req: Request) -> Result<(Session, RequestCtx, Vec<(String, String)>), Response> {
+    let (parts, body) = req.into_parts();
+    let ctx = request_ctx(&parts, s.http.behind_proxy);
+    let Some((_, session)) = current(s, &parts.headers).await else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    let body = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let csrf_ok = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .is_some_and(|(_, c)| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), session.csrf.as_bytes()).into());
+    if !same_origin(s, &parts.headers) || !csrf_ok {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "This form is missing its CSRF token or comes from another site.",
+        )
+            .into_response());
+    }
+    Ok((session, ctx, fields))
+}
+
+fn all_of(fields: &[(String, String)], name: &str) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+async fn mint(State(s): State<AppState>, req: Request) -> Response {
+    let (session, ctx, fields) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let p = &session.principal;
+    let days: Option<i64> = all_of(&fields, "expires").first().and_then(|d| d.parse().ok());
+    let request = crate::service::tokens::MintRequest {
+        team_id: p.team_id.clone(),
+        user_email: p.user_email.clone(),
+        name: all_of(&fields, "name").first().cloned().unwrap_or_default(),
+        abilities: all_of(&fields, "ability"),
+        project_ids: all_of(&fields, "project"),
+        expires_in_ms: days.map(|d| d * crate::domain::time::DAY_MS),
+    };
+    let actor = crate::service::tokens::Actor::person(p, &ctx);
+    let team_name = s.service.team_name(&p.team_id).await.unwrap_or_default();
+    match s.service.mint_token(&actor, request).await {
+        Ok(minted) => MintedPage::new(&s, "Your new token", team_name, &minted).into_response(),
+        Err(crate::domain::error::Error::Validation(fields)) => {
+            let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let page = tokens_view(&s, &session, &ctx, Some(format!("Not minted: {}.", why.join("; ")))).await;
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "minting from the dashboard failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn revoke_page(
+    State(s): State<AppState>,
+    axum::extract::Path(token_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((_, session)) = current(&s, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let listed = s
+        .service
+        .list_tokens_admin(Some(&session.principal.user_email), Some(&session.principal.team_id))
+        .await
+        .unwrap_or_default();
+    match listed.into_iter().find(|t| t.id == token_id && t.revoked_at.is_none()) {
+        Some(t) => RevokePage {
+            id: t.id,
+            name: t.name,
+            csrf: session.csrf,
+        }
+        .into_response(),
+        None => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+    }
+}
+
+async fn revoke(
+    State(s): State<AppState>,
+    axum::extract::Path(token_id): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (session, ctx, _) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match s.service.revoke_own_token(&session.principal, &ctx, &token_id).await {
+        Ok(_) => Redirect::to("/settings/tokens").into_response(),
+        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+        Err(crate::domain::error::Error::Conflict(why)) => (StatusCode::CONFLICT, why).into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "revoking from the dashboard failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn rotate(
+    State(s): State<AppState>,
+    axum::extract::Path(token_id): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (session, ctx, _) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let team_name = s
+        .service
+        .team_name(&session.principal.team_id)
+        .await
+        .unwrap_or_default();
+    match s.service.rotate_own_token(&session.principal, &ctx, &token_id).await {
+        Ok(minted) => MintedPage::new(&s, "The replacement token", team_name, &minted).into_response(),
+        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+        Err(crate::domain::error::Error::Conflict(why)) => (StatusCode::CONFLICT, why).into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "rotating from the dashboard failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -254,26 +479,40 @@ async fn tokens_page(State(s): State<AppState>, req: Request) -> Response {
     let Some((_, session)) = current(&s, &parts.headers).await else {
         return Redirect::to("/login").into_response();
     };
-    let Some(op) = catalog::find("list_tokens") else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    let listed = s
-        .service
-        .call(op, &session.principal, &ctx, Input::json(json!({"limit": 100})))
-        .await;
-    let data = match listed {
-        Ok(done) => done.output.data,
-        Err(e) => {
-            tracing::error!(error = ?e, "listing tokens failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    tokens_view(&s, &session, &ctx, None).await
+}
+
+/// The tokens page: the person's tokens (through `list_tokens`, audited as human) and the mint
+/// form (projects through `list_projects` when the role may list them).
+async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCtx, error: Option<String>) -> Response {
+    let call = |name: &'static str, args: Value| async move {
+        let op = catalog::find(name)?;
+        match s.service.call(op, &session.principal, ctx, Input::json(args)).await {
+            Ok(done) => Some(done.output.data),
+            Err(e) => {
+                tracing::warn!(error = ?e, operation = name, "dashboard call refused");
+                None
+            }
         }
     };
+    let Some(data) = call("list_tokens", json!({"limit": 100})).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let projects: Vec<(String, String)> = call("list_projects", json!({"limit": 100}))
+        .await
+        .unwrap_or_default()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["id"].as_str()?.to_owned(), p["name"].as_str()?.to_owned())))
+        .collect();
     let text = |v: &Value| v.as_str().unwrap_or("—").to_owned();
     let tokens = data
         .as_array()
         .into_iter()
         .flatten()
         .map(|t| TokenView {
+            active: t["revoked_at"].is_null(),
             id: text(&t["id"]),
             name: text(&t["name"]),
             abilities: strings(&t["abilities"]),
@@ -292,16 +531,16 @@ async fn tokens_page(State(s): State<AppState>, req: Request) -> Response {
             },
         })
         .collect();
-    let team_name = s
-        .service
-        .team_name(&session.principal.team_id)
-        .await
-        .unwrap_or_default();
+    let p = &session.principal;
     TokensPage {
-        team_name,
-        user_email: session.principal.user_email.clone(),
+        team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),
+        user_email: p.user_email.clone(),
         csrf: session.csrf.clone(),
         tokens,
+        error,
+        role: p.role.as_str().to_owned(),
+        groups: ability_groups(p.role),
+        projects,
     }
     .into_response()
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::args::{NoArgs, PageArgs};
 use super::op::{Effect, Op, Operation, Output, Spec, Verb};
-use super::{Call, Service};
+use super::{Call, Principal, Service};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{AuditDraft, RequestCtx};
 use crate::domain::error::{Error, Result};
@@ -62,6 +62,15 @@ impl Actor {
             kind: crate::domain::audit::ActorKind::System,
             user_id: None,
             ctx: RequestCtx::default(),
+        }
+    }
+
+    /// A signed-in person acting in the dashboard.
+    pub fn person(p: &Principal, ctx: &RequestCtx) -> Self {
+        Actor {
+            kind: crate::domain::audit::ActorKind::Human,
+            user_id: Some(p.user_id.clone()),
+            ctx: ctx.clone(),
         }
     }
 
@@ -320,6 +329,28 @@ impl Service {
         audit::append(&mut tx, entry).await?;
         tx.commit().await?;
         Ok(Minted { secret, row })
+    }
+
+    /// Revokes one of the signed-in person's own tokens in their session's team (dashboard).
+    /// Anyone else's token, or one of another team, does not exist for them.
+    pub async fn revoke_own_token(&self, p: &Principal, ctx: &RequestCtx, token_id: &str) -> Result<TokenRow> {
+        self.own_token(p, token_id).await?;
+        self.revoke_token(&Actor::person(p, ctx), token_id, Some("revoked from the dashboard"))
+            .await
+    }
+
+    /// Rotates one of the signed-in person's own tokens (dashboard).
+    pub async fn rotate_own_token(&self, p: &Principal, ctx: &RequestCtx, token_id: &str) -> Result<Minted> {
+        self.own_token(p, token_id).await?;
+        self.rotate_token(&Actor::person(p, ctx), token_id).await
+    }
+
+    async fn own_token(&self, p: &Principal, token_id: &str) -> Result<TokenRow> {
+        let row = self.show_token(token_id).await?;
+        if row.team_id != p.team_id || row.user_id != p.user_id {
+            return Err(Error::NotFound);
+        }
+        Ok(row)
     }
 
     pub async fn show_token(&self, token_id: &str) -> Result<TokenRow> {

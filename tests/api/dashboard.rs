@@ -222,3 +222,154 @@ async fn a_session_ends_with_the_membership_and_sees_only_its_team() {
         StatusCode::SEE_OTHER
     );
 }
+
+async fn post_form(app: &TestApp, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", app.base))
+        .header("cookie", cookie)
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(pairs))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The token a "shown once" page shows.
+fn token_on(html: &str) -> String {
+    let at = html.find("id=\"token\" readonly value=\"").expect("the token field") + 27;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_person_mints_uses_rotates_and_revokes_a_token_from_the_dashboard() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let cookie = cookie(&app, "dash@memberpass.test").await;
+    let html = page(&app, "/settings/tokens", &cookie).await.text().await.unwrap();
+    assert!(html.contains("name=\"ability\" value=\"mcp:full\""));
+    assert!(!html.contains("checked"), "no ability is pre-selected");
+    assert!(
+        html.contains("value=\"project:delete\" disabled"),
+        "an ability the manager role lacks is offered disabled"
+    );
+    let csrf = csrf_of(&html);
+    // Mint with two abilities; the page shows the token once, with client configs.
+    let minted = post_form(
+        &app,
+        "/settings/tokens",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "laptop"),
+            ("ability", "mcp:full"),
+            ("ability", "project:view-any"),
+            ("expires", "30"),
+        ],
+    )
+    .await;
+    assert_eq!(minted.status(), 200);
+    let html = minted.text().await.unwrap();
+    let token = token_on(&html);
+    assert!(html.contains("mcp-remote") && html.contains("AUTH_TOKEN") && html.contains("claude mcp add"));
+    let me = app.get("/v1/me", &token).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(
+        me.body["data"]["abilities"],
+        serde_json::json!(["mcp:full", "project:view-any"])
+    );
+    assert!(me.body["data"]["expires_at"].is_string());
+    let listing = page(&app, "/settings/tokens", &cookie).await.text().await.unwrap();
+    assert!(
+        listing.contains(&token_id(&token)) && !listing.contains(&token[22..54]),
+        "listed, never in full"
+    );
+    // Beyond the role: refused, nothing minted.
+    let before = app.count("tokens").await;
+    let refused = post_form(
+        &app,
+        "/settings/tokens",
+        &cookie,
+        &[("csrf", &csrf), ("name", "x"), ("ability", "project:delete")],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("tokens").await, before);
+    // Without the CSRF token: refused.
+    let forged = post_form(
+        &app,
+        "/settings/tokens",
+        &cookie,
+        &[("name", "x"), ("ability", "mcp:full")],
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // Rotate: the old token fails, the new one works.
+    let rotated = post_form(
+        &app,
+        &format!("/settings/tokens/{}/rotate", token_id(&token)),
+        &cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(rotated.status(), 200);
+    let replacement = token_on(&rotated.text().await.unwrap());
+    app.get("/v1/me", &token)
+        .await
+        .assert_error(401, "AUTHENTICATION_REQUIRED");
+    assert_eq!(app.get("/v1/me", &replacement).await.status, 200);
+    // Revoke, after the confirmation page: the next API call fails.
+    let confirm = page(
+        &app,
+        &format!("/settings/tokens/{}/revoke", token_id(&replacement)),
+        &cookie,
+    )
+    .await;
+    assert_eq!(confirm.status(), 200);
+    assert!(confirm.text().await.unwrap().contains("Revoke now"));
+    let revoked = post_form(
+        &app,
+        &format!("/settings/tokens/{}/revoke", token_id(&replacement)),
+        &cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    app.get("/v1/me", &replacement)
+        .await
+        .assert_error(401, "AUTHENTICATION_REQUIRED");
+    // Every step is the person's, in the audit.
+    for event in ["token.minted", "token.rotated", "token.revoked"] {
+        let seen = entries(&app, event).await;
+        assert!(
+            seen.iter().any(|(kind, causer, _)| kind == "human" && causer.is_some()),
+            "{event}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nobody_revokes_or_rotates_a_token_that_is_not_theirs() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Owner).await;
+    let owners = app.mint(crate::helpers::OWNER_A, &w.team_a, &[], &[]).await;
+    let cookie = cookie(&app, "dash@memberpass.test").await;
+    let csrf = csrf_of(&page(&app, "/settings/tokens", &cookie).await.text().await.unwrap());
+    for action in ["revoke", "rotate"] {
+        let res = post_form(
+            &app,
+            &format!("/settings/tokens/{}/{action}", token_id(&owners)),
+            &cookie,
+            &[("csrf", &csrf)],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    assert_eq!(
+        app.get("/v1/me", &owners).await.status,
+        200,
+        "the other person's token still works"
+    );
+}
