@@ -6,6 +6,8 @@
 //! Every state-changing form carries the session's CSRF token and must come from this origin
 //! (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
 
+mod activity;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -31,6 +33,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/tokens", get(tokens_page).post(mint))
         .route("/settings/tokens/{token_id}/revoke", get(revoke_page).post(revoke))
         .route("/settings/tokens/{token_id}/rotate", axum::routing::post(rotate))
+        .route("/settings/activity", get(activity::page))
         .route("/assets/app.css", get(stylesheet))
         .route("/assets/app.js", get(script))
         .layer(middleware::from_fn_with_state(state.clone(), page_headers))

@@ -373,3 +373,62 @@ async fn nobody_revokes_or_rotates_a_token_that_is_not_theirs() {
         "the other person's token still works"
     );
 }
+
+#[tokio::test]
+async fn the_activity_log_filters_pages_and_exports_the_teams_entries_only() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Viewer).await;
+    let token = app
+        .mint(crate::helpers::OWNER_A, &w.team_a, &[Ability::ProjectViewAny], &[])
+        .await;
+    assert_eq!(app.get("/v1/projects", &token).await.status, 200);
+    let dash = cookie(&app, "dash@memberpass.test").await;
+    let last_day = page(&app, "/settings/activity?preset=24h", &dash).await;
+    assert_eq!(last_day.status(), 200);
+    let html = last_day.text().await.unwrap();
+    assert!(
+        html.contains("list_projects") && html.contains(&token_id(&token)),
+        "the REST call is there"
+    );
+    // Filtered by the token, exported: only its entries.
+    let path = format!("/settings/activity?token_id={}&format=ndjson", token_id(&token));
+    let ndjson = page(&app, &path, &dash).await.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!lines.is_empty());
+    assert!(
+        lines.iter().all(|e| e["token_id"] == token_id(&token).as_str()),
+        "{ndjson}"
+    );
+    let csv = page(
+        &app,
+        &format!("/settings/activity?token_id={}&format=csv", token_id(&token)),
+        &dash,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(csv.starts_with("created_at,team_id,actor_kind"));
+    assert_eq!(csv.lines().count(), lines.len() + 1);
+    // A bad filter says which and why.
+    let bad = page(&app, "/settings/activity?outcome=maybe", &dash).await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("outcome"));
+    // Another team's person sees none of it.
+    person(&app, &w.team_b, "bee@memberpass.test", Role::Owner).await;
+    let b = cookie(&app, "bee@memberpass.test").await;
+    let theirs = page(&app, "/settings/activity?format=ndjson", &b)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!theirs.contains(&token_id(&token)) && !theirs.contains(&w.team_a));
+    // Reading the log is itself on the log, as the person.
+    assert!(
+        entries(&app, "get_activity_log")
+            .await
+            .iter()
+            .all(|(kind, _, token)| kind == "human" && token.is_none())
+    );
+}

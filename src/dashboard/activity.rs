@@ -1,0 +1,243 @@
+//! Settings → Activity Log: the team's audit trail through `get_activity_log`, as the signed-in
+//! person (their role decides whether they may read it), with every filter of SPEC §7, a "last
+//! 24 hours" preset, older pages by cursor, and NDJSON or CSV export of the filtered entries.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{Map, Value};
+
+use super::current;
+use crate::domain::error::Error;
+use crate::http::AppState;
+use crate::http::extract::request_ctx;
+use crate::service::catalog;
+use crate::service::op::Input;
+
+/// The filters of SPEC §7: argument name and label.
+const FILTERS: &[(&str, &str)] = &[
+    ("actor_kind", "Actor kind (mcp, api_token, human, system)"),
+    ("token_id", "Token ID"),
+    ("causer_id", "Causer (user id)"),
+    ("subject_type", "Subject type"),
+    ("subject_id", "Subject id"),
+    ("event", "Event"),
+    ("outcome", "Outcome (success, denied, failed)"),
+    ("since", "Since (RFC 3339)"),
+    ("until", "Until (RFC 3339)"),
+];
+
+/// Most entries one export writes.
+const EXPORT_MAX: usize = 10_000;
+
+struct EntryView {
+    created_at: String,
+    actor_kind: String,
+    token_id: Option<String>,
+    event: String,
+    subject_type: String,
+    subject_id: Option<String>,
+    outcome: String,
+    error_code: Option<String>,
+    /// `write`, `denied`, `failed` or `read`: how the row is shown.
+    kind: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "activity.html")]
+struct ActivityPage {
+    team_name: String,
+    error: Option<String>,
+    filters: Vec<(&'static str, &'static str, String)>,
+    query: String,
+    entries: Vec<EntryView>,
+    next: Option<String>,
+}
+
+fn view(e: &Value) -> EntryView {
+    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    let outcome = text("outcome");
+    let is_write = catalog::find(e["event"].as_str().unwrap_or_default()).is_some_and(|op| op.spec().is_write())
+        || e["event"].as_str().is_some_and(|ev| ev.starts_with("token."));
+    let kind = match outcome.as_str() {
+        "denied" => "denied",
+        "failed" => "failed",
+        _ if is_write => "write",
+        _ => "read",
+    };
+    EntryView {
+        created_at: text("created_at"),
+        actor_kind: text("actor_kind"),
+        token_id: e["token_id"].as_str().map(str::to_owned),
+        event: text("event"),
+        subject_type: text("subject_type"),
+        subject_id: e["subject_id"].as_str().map(str::to_owned),
+        outcome,
+        error_code: e["error_code"].as_str().map(str::to_owned),
+        kind,
+    }
+}
+
+fn csv_field(v: &Value) -> String {
+    let s = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    // Quoted, and a leading formula character defused for spreadsheets.
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub async fn page(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let ctx = request_ctx(&parts, s.http.behind_proxy);
+    let Some((_, session)) = current(&s, &parts.headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect();
+    let given = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.trim().to_owned());
+    let mut args = Map::new();
+    for (name, _) in FILTERS {
+        if let Some(v) = given(name).filter(|v| !v.is_empty()) {
+            args.insert((*name).to_owned(), Value::String(v));
+        }
+    }
+    if given("preset").as_deref() == Some("24h") {
+        let since = crate::domain::time::rfc3339(crate::store::now_ms() - crate::domain::time::DAY_MS);
+        args.insert("since".into(), Value::String(since));
+    }
+    let filter_query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(args.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())))
+        .finish();
+    let format = given("format");
+    let Some(op) = catalog::find("get_activity_log") else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut collected: Vec<Value> = Vec::new();
+    let mut cursor = given("cursor").filter(|c| !c.is_empty());
+    let mut next = None;
+    let mut error = None;
+    loop {
+        let mut call_args = args.clone();
+        call_args.insert("limit".into(), Value::from(if format.is_some() { 200 } else { 50 }));
+        if let Some(c) = &cursor {
+            call_args.insert("cursor".into(), Value::String(c.clone()));
+        }
+        match s
+            .service
+            .call(op, &session.principal, &ctx, Input::json(Value::Object(call_args)))
+            .await
+        {
+            Ok(done) => {
+                collected.extend(done.output.data.as_array().cloned().unwrap_or_default());
+                cursor = done
+                    .output
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m["next_cursor"].as_str().map(str::to_owned));
+            }
+            Err(Error::MissingAbility(..)) => {
+                return (StatusCode::FORBIDDEN, "Your role cannot read this team's activity log.").into_response();
+            }
+            Err(Error::Validation(fields)) => {
+                let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                error = Some(format!("Filter not applied: {}.", why.join("; ")));
+                cursor = None;
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "activity log failed");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        }
+        if format.is_none() || cursor.is_none() || collected.len() >= EXPORT_MAX {
+            break;
+        }
+    }
+    match format.as_deref() {
+        Some("ndjson") => {
+            let body: String = collected.iter().map(|e| format!("{e}\n")).collect();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/x-ndjson"),
+                    (header::CONTENT_DISPOSITION, "attachment; filename=\"activity.ndjson\""),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Some("csv") => {
+            let columns = [
+                "created_at",
+                "team_id",
+                "actor_kind",
+                "causer_id",
+                "token_id",
+                "event",
+                "subject_type",
+                "subject_id",
+                "outcome",
+                "error_code",
+                "request_id",
+                "ip",
+                "client",
+            ];
+            let mut body = columns.join(",") + "\n";
+            for e in &collected {
+                let row: Vec<String> = columns.iter().map(|c| csv_field(&e[*c])).collect();
+                body.push_str(&row.join(","));
+                body.push('\n');
+            }
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (header::CONTENT_DISPOSITION, "attachment; filename=\"activity.csv\""),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        _ => {
+            if let Some(c) = cursor {
+                let mut q = url::form_urlencoded::Serializer::new(filter_query.clone());
+                q.append_pair("cursor", &c);
+                next = Some(q.finish());
+            }
+            let status = if error.is_some() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            let page = ActivityPage {
+                team_name: s
+                    .service
+                    .team_name(&session.principal.team_id)
+                    .await
+                    .unwrap_or_default(),
+                error,
+                filters: FILTERS
+                    .iter()
+                    .map(|(name, label)| {
+                        (
+                            *name,
+                            *label,
+                            args.get(*name).and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect(),
+                query: filter_query,
+                entries: collected.iter().map(view).collect(),
+                next,
+            };
+            (status, page).into_response()
+        }
+    }
+}
