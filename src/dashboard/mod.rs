@@ -7,6 +7,7 @@
 //! (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
 
 mod activity;
+mod token;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -31,6 +32,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/settings/tokens", get(tokens_page).post(mint))
+        .route("/settings/tokens/{token_id}", get(token::page))
+        .route(
+            "/settings/tokens/{token_id}/replace",
+            axum::routing::post(token::replace),
+        )
         .route("/settings/tokens/{token_id}/revoke", get(revoke_page).post(revoke))
         .route("/settings/tokens/{token_id}/rotate", axum::routing::post(rotate))
         .route("/settings/activity", get(activity::page))
@@ -433,7 +439,7 @@ async fn revoke(
         Err(res) => return res,
     };
     match s.service.revoke_own_token(&session.principal, &ctx, &token_id).await {
-        Ok(_) => Redirect::to("/settings/tokens").into_response(),
+        Ok(row) => Redirect::to(&format!("/settings/tokens/{}#playbook", row.id)).into_response(),
         Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
         Err(crate::domain::error::Error::Conflict(why)) => (StatusCode::CONFLICT, why).into_response(),
         Err(e) => {

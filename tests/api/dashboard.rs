@@ -432,3 +432,59 @@ async fn the_activity_log_filters_pages_and_exports_the_teams_entries_only() {
             .all(|(kind, _, token)| kind == "human" && token.is_none())
     );
 }
+
+#[tokio::test]
+async fn the_leaked_token_playbook_walks_from_revocation_to_replacement() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let leaked = app
+        .mint(
+            "dash@memberpass.test",
+            &w.team_a,
+            &[Ability::ProjectViewAny, Ability::ProjectCreate],
+            &[&w.p1],
+        )
+        .await;
+    let id = token_id(&leaked);
+    assert_eq!(
+        app.post("/v1/projects", &leaked, serde_json::json!({"name": "x"}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(app.get(&format!("/v1/projects/{}", w.p1), &leaked).await.status, 403);
+    let dash = cookie(&app, "dash@memberpass.test").await;
+    let path = format!("/settings/tokens/{id}");
+    let html = page(&app, &path, &dash).await.text().await.unwrap();
+    assert!(html.contains("Revoke now") && html.contains(&format!("Quote the token ID <code>{id}</code>")));
+    assert!(html.contains("Never send the token itself"));
+    let csrf = csrf_of(&html);
+    // 1. Revoke now.
+    let revoked = post_form(&app, &format!("{path}/revoke"), &dash, &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status(), StatusCode::SEE_OTHER);
+    app.get("/v1/projects", &leaked)
+        .await
+        .assert_error(401, "AUTHENTICATION_REQUIRED");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // 2. The last 24 hours: this token first, and its use after the revocation.
+    let html = page(&app, &path, &dash).await.text().await.unwrap();
+    assert!(
+        html.contains("auth.failed (revoked)"),
+        "the attempt after revocation is shown"
+    );
+    let first_row = html.find("<tbody>").unwrap();
+    assert!(html[first_row..].find(&id).unwrap() < html[first_row..].find("session.login").unwrap());
+    // 3 and 4. A replacement with the same abilities and project, and its configs.
+    let replaced = post_form(&app, &format!("{path}/replace"), &dash, &[("csrf", &csrf)]).await;
+    assert_eq!(replaced.status(), 200);
+    let html = replaced.text().await.unwrap();
+    assert!(html.contains("mcp-remote"));
+    let new = token_on(&html);
+    let me = app.get("/v1/me", &new).await;
+    assert_eq!(
+        me.body["data"]["abilities"],
+        serde_json::json!(["project:view-any", "project:create"])
+    );
+    assert_eq!(me.body["data"]["project_ids"], serde_json::json!([w.p1]));
+}

@@ -1,0 +1,143 @@
+//! A token's page and the leaked-token playbook: revoke now → the last 24 hours of the owner's
+//! activity, this token first → a replacement with the same abilities and projects in one click
+//! → the client configuration to update → the ID to quote to support. Each step is a service
+//! call of the person's, audited.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+
+use super::{MintedPage, checked_form, current};
+use crate::http::AppState;
+use crate::service::catalog;
+use crate::service::op::Input;
+use crate::store::tokens::TokenRow;
+
+struct Row {
+    created_at: String,
+    token_id: Option<String>,
+    event: String,
+    subject: String,
+    outcome: String,
+    kind: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "token.html")]
+struct TokenPage {
+    team_name: String,
+    id: String,
+    name: String,
+    abilities: Vec<String>,
+    state: &'static str,
+    revoked: bool,
+    csrf: String,
+    entries: Vec<Row>,
+}
+
+/// One of the person's own tokens in the session's team.
+async fn own(s: &AppState, email: &str, team: &str, id: &str) -> Option<TokenRow> {
+    s.service
+        .list_tokens_admin(Some(email), Some(team))
+        .await
+        .ok()?
+        .into_iter()
+        .find(|t| t.id == id)
+}
+
+pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let ctx = crate::http::extract::request_ctx(&parts, s.http.behind_proxy);
+    let Some((_, session)) = current(&s, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let p = &session.principal;
+    let Some(token) = own(&s, &p.user_email, &p.team_id, &id).await else {
+        return (StatusCode::NOT_FOUND, "No such token.").into_response();
+    };
+    let since = crate::domain::time::rfc3339(crate::store::now_ms() - crate::domain::time::DAY_MS);
+    let args = json!({"causer_id": p.user_id, "since": since, "limit": 200});
+    let mut entries: Vec<Value> = match catalog::find("get_activity_log") {
+        Some(op) => match s.service.call(op, p, &ctx, Input::json(args)).await {
+            Ok(done) => done.output.data.as_array().cloned().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    // This token's entries first; the order within each part stays newest first.
+    entries.sort_by_key(|e| e["token_id"].as_str() != Some(id.as_str()));
+    let rows = entries
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            let event = text("event");
+            let writes = catalog::find(&event).is_some_and(|op| op.spec().is_write()) || event.starts_with("token.");
+            let outcome = text("outcome");
+            Row {
+                created_at: text("created_at"),
+                token_id: e["token_id"].as_str().map(str::to_owned),
+                subject: format!("{} {}", text("subject_type"), text("subject_id")),
+                kind: match outcome.as_str() {
+                    "denied" => "denied",
+                    "failed" => "failed",
+                    _ if writes => "write",
+                    _ => "read",
+                },
+                event: if event == "auth.failed" {
+                    format!("auth.failed ({})", e["properties"]["reason"].as_str().unwrap_or("?"))
+                } else {
+                    event
+                },
+                outcome,
+            }
+        })
+        .collect();
+    let revoked = token.revoked_at.is_some();
+    TokenPage {
+        team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),
+        abilities: token.ability_names(),
+        state: if revoked { "revoked" } else { "active" },
+        revoked,
+        csrf: session.csrf.clone(),
+        entries: rows,
+        id: token.id,
+        name: token.name,
+    }
+    .into_response()
+}
+
+/// Step 3: a new token with the same name, abilities and projects (and the same lifetime).
+pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
+    let (session, ctx, _) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let p = &session.principal;
+    let Some(old) = own(&s, &p.user_email, &p.team_id, &id).await else {
+        return (StatusCode::NOT_FOUND, "No such token.").into_response();
+    };
+    let request = crate::service::tokens::MintRequest {
+        team_id: p.team_id.clone(),
+        user_email: p.user_email.clone(),
+        name: old.name.clone(),
+        abilities: old.ability_names(),
+        project_ids: old.project_id_list().ok().flatten().unwrap_or_default(),
+        expires_in_ms: old.expires_at.map(|e| e - old.created_at),
+    };
+    let actor = crate::service::tokens::Actor::person(p, &ctx);
+    let team_name = s.service.team_name(&p.team_id).await.unwrap_or_default();
+    match s.service.mint_token(&actor, request).await {
+        Ok(minted) => MintedPage::new(&s, "The replacement token", team_name, &minted).into_response(),
+        Err(crate::domain::error::Error::Validation(fields)) => {
+            let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            (StatusCode::CONFLICT, format!("No replacement: {}.", why.join("; "))).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "replacing from the dashboard failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
