@@ -179,3 +179,64 @@ async fn within_quotas(c: &mut Call, quantity: i64) -> Result<()> {
     }
     Ok(())
 }
+
+/// A clear batch waiting for its one download.
+#[derive(Debug, Clone)]
+pub struct PendingBatch {
+    pub job_id: String,
+    pub quantity: i64,
+    pub kept_since: i64,
+}
+
+impl crate::service::Service {
+    /// The team's batches waiting for download, for a person whose role may generate codes.
+    pub async fn pending_batches(&self, p: &crate::service::Principal) -> Result<Vec<PendingBatch>> {
+        if !p.can(Ability::AccessCodeCreate) {
+            return Err(Error::missing(Ability::AccessCodeCreate));
+        }
+        let mut conn = self.db().pool().acquire().await?;
+        let rows = store::downloads_of_team(&mut conn, &p.team_id).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, project, _, _)| project.as_deref().is_none_or(|pid| p.sees_project(pid)))
+            .map(|(job_id, _, input, kept_since)| PendingBatch {
+                job_id,
+                quantity: serde_json::from_str::<GenerateInput>(&input).map_or(0, |i| i.quantity),
+                kept_since,
+            })
+            .collect())
+    }
+
+    /// The one download of a batch's clear codes: taken out of the database and audited
+    /// (`access_codes.downloaded`) in one transaction; a second download finds nothing.
+    pub async fn download_batch(
+        &self,
+        p: &crate::service::Principal,
+        ctx: &crate::domain::audit::RequestCtx,
+        job_id: &str,
+    ) -> Result<Vec<String>> {
+        if !p.can(Ability::AccessCodeCreate) {
+            return Err(Error::missing(Ability::AccessCodeCreate));
+        }
+        let job_id = crate::domain::ids::parse_id(job_id)?;
+        let mut tx = self.db().begin_write().await?;
+        let (codes, project) = store::take_download(&mut tx, &p.team_id, &job_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        if project.as_deref().is_some_and(|pid| !p.sees_project(pid)) {
+            return Err(Error::NotFound);
+        }
+        let codes: Vec<String> = serde_json::from_str(&codes).map_err(|e| Error::Internal(e.into()))?;
+        let mut entry = crate::domain::audit::AuditDraft::system("access_codes.downloaded", Some(p.team_id.clone()))
+            .subject("job", &job_id)
+            .properties(serde_json::json!({"quantity": codes.len()}));
+        entry.actor_kind = p.actor;
+        entry.causer_id = Some(p.user_id.clone());
+        entry.token_id = p.token_id().map(str::to_owned);
+        entry.project_id = project;
+        entry.ctx = ctx.clone();
+        crate::store::audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(codes)
+    }
+}

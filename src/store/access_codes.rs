@@ -112,3 +112,41 @@ pub async fn delete_of_job(conn: &mut Conn, job_id: &str) -> sqlx::Result<u64> {
         .await
         .map(|r| r.rows_affected())
 }
+
+/// The clear batches a team's jobs left for download: job id, project id, quantity, kept since.
+pub async fn downloads_of_team(
+    conn: &mut Conn,
+    team_id: &str,
+) -> sqlx::Result<Vec<(String, Option<String>, String, i64)>> {
+    sqlx::query_as(
+        "SELECT j.id, j.project_id, j.input, d.created_at FROM access_code_downloads d JOIN jobs j ON j.id = d.job_id \
+         WHERE j.team_id = $1 ORDER BY d.created_at DESC",
+    )
+    .bind(team_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Takes a batch's clear codes out of the database: the one download. `None` when there is no
+/// batch (already downloaded, expired, or not this team's).
+pub async fn take_download(
+    conn: &mut Conn,
+    team_id: &str,
+    job_id: &str,
+) -> sqlx::Result<Option<(String, Option<String>)>> {
+    let found: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT d.codes, j.project_id FROM access_code_downloads d JOIN jobs j ON j.id = d.job_id \
+         WHERE d.job_id = $1 AND j.team_id = $2",
+    )
+    .bind(job_id)
+    .bind(team_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if found.is_some() {
+        sqlx::query("DELETE FROM access_code_downloads WHERE job_id = $1")
+            .bind(job_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(found)
+}

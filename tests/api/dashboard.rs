@@ -488,3 +488,85 @@ async fn the_leaked_token_playbook_walks_from_revocation_to_replacement() {
     );
     assert_eq!(me.body["data"]["project_ids"], serde_json::json!([w.p1]));
 }
+
+#[tokio::test]
+async fn a_batch_of_clear_codes_is_downloaded_once_by_someone_who_may_generate_them() {
+    let app = spawn_with(|c| c.run_jobs = false).await;
+    let w = app.world().await;
+    let owner = app
+        .mint(
+            crate::helpers::OWNER_A,
+            &w.team_a,
+            &[Ability::AccessCodeCreate, Ability::AccessCodeViewAny],
+            &[],
+        )
+        .await;
+    let job = app
+        .post(
+            &format!("/v1/plans/{}/access-codes", w.plan),
+            &owner,
+            serde_json::json!({"quantity": 5}),
+        )
+        .await;
+    let job = job.body["data"]["id"].as_str().unwrap().to_owned();
+    while app.service.try_run_one_job().await.unwrap() {}
+    person(&app, &w.team_a, "viewer2@memberpass.test", Role::Viewer).await;
+    let viewer = cookie(&app, "viewer2@memberpass.test").await;
+    assert_eq!(
+        page(&app, "/settings/access-codes", &viewer).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let dash = cookie(&app, "dash@memberpass.test").await;
+    let html = page(&app, "/settings/access-codes", &dash).await.text().await.unwrap();
+    assert!(html.contains(&job) && html.contains("<strong>once</strong>"));
+    let csrf = csrf_of(&html);
+    let viewer_csrf = csrf_of(&page(&app, "/settings/tokens", &viewer).await.text().await.unwrap());
+    let refused = post_form(
+        &app,
+        &format!("/settings/access-codes/{job}/download"),
+        &viewer,
+        &[("csrf", &viewer_csrf)],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let download = post_form(
+        &app,
+        &format!("/settings/access-codes/{job}/download"),
+        &dash,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(download.status(), 200);
+    let csv = download.text().await.unwrap();
+    let codes: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(codes.len(), 5);
+    // The API only ever shows them masked: first and last four characters.
+    let listed = app.get(&format!("/v1/plans/{}/access-codes", w.plan), &owner).await;
+    let masked: Vec<String> = listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect();
+    for code in &codes {
+        assert!(
+            masked
+                .iter()
+                .any(|m| m.starts_with(&code[..4]) && m.ends_with(&code[12..])),
+            "{code}"
+        );
+    }
+    let again = post_form(
+        &app,
+        &format!("/settings/access-codes/{job}/download"),
+        &dash,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND, "once, never again");
+    assert_eq!(app.count("access_code_downloads").await, 0, "the clear codes are gone");
+    let audited = entries(&app, "access_codes.downloaded").await;
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0].0, "human");
+}
