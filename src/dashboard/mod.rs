@@ -31,6 +31,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
+        .route("/session/team", axum::routing::post(switch_team))
         .route("/settings/tokens", get(tokens_page).post(mint))
         .route("/settings/tokens/{token_id}", get(token::page))
         .route(
@@ -268,6 +269,7 @@ struct TokensPage {
     role: String,
     groups: Vec<AbilityGroup>,
     projects: Vec<(String, String)>,
+    teams: Vec<(String, String)>,
 }
 
 struct AbilityGroup {
@@ -555,6 +557,7 @@ async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCtx, error: O
         role: p.role.as_str().to_owned(),
         groups: ability_groups(p.role),
         projects,
+        teams: s.service.teams_of(&p.user_id).await.unwrap_or_default(),
     }
     .into_response()
 }
@@ -631,6 +634,26 @@ async fn download_codes(
             .into_response(),
         Err(e) => {
             tracing::error!(error = ?e, "downloading a code batch failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn switch_team(State(s): State<AppState>, req: Request) -> Response {
+    let secret = cookie_secret(&s, req.headers());
+    let (session, ctx, fields) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let Some(secret) = secret else {
+        return Redirect::to("/login").into_response();
+    };
+    let team = all_of(&fields, "team").first().cloned().unwrap_or_default();
+    match s.service.switch_team(&secret, &session, &team, &ctx).await {
+        Ok(()) => Redirect::to("/settings/tokens").into_response(),
+        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such team.").into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "switching teams failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

@@ -132,6 +132,32 @@ impl Service {
             .unwrap_or_default())
     }
 
+    /// The teams the signed-in person belongs to (id, name), for the team switcher.
+    pub async fn teams_of(&self, user_id: &str) -> Result<Vec<(String, String)>> {
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(store::teams_of(&mut conn, user_id).await?)
+    }
+
+    /// Moves a session to another team the person belongs to (`session.team_switched`, in the
+    /// team it moves to). Any other team does not exist for them.
+    pub async fn switch_team(&self, secret: &str, session: &Session, team_id: &str, ctx: &RequestCtx) -> Result<()> {
+        let p = &session.principal;
+        let team_id = crate::domain::ids::parse_id(team_id)?;
+        let mut tx = self.db.begin_write().await?;
+        if store::member(&mut tx, &team_id, &p.user_id).await?.is_none() {
+            return Err(Error::NotFound);
+        }
+        store::set_team(&mut tx, &digest(secret), &team_id).await?;
+        let mut entry = AuditDraft::system("session.team_switched", Some(team_id.clone())).subject("user", &p.user_id);
+        entry.actor_kind = ActorKind::Human;
+        entry.causer_id = Some(p.user_id.clone());
+        entry.ctx = ctx.clone();
+        entry.properties = json!({"from": p.team_id});
+        audit::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Ends a session (`session.logout`).
     pub async fn sign_out(&self, secret: &str, session: &Session, ctx: &RequestCtx) -> Result<()> {
         let mut tx = self.db.begin_write().await?;

@@ -80,3 +80,23 @@ pub async fn member(conn: &mut Conn, team_id: &str, user_id: &str) -> sqlx::Resu
     .fetch_optional(&mut *conn)
     .await
 }
+
+/// The teams a user belongs to: id and name, in the order they joined.
+pub async fn teams_of(conn: &mut Conn, user_id: &str) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT t.id, t.name FROM team_members m JOIN teams t ON t.id = m.team_id WHERE m.user_id = $1 \
+         ORDER BY m.created_at, t.id",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+pub async fn set_team(conn: &mut Conn, id_digest: &str, team_id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET team_id = $1 WHERE id_digest = $2")
+        .bind(team_id)
+        .bind(id_digest)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}

@@ -570,3 +570,29 @@ async fn a_batch_of_clear_codes_is_downloaded_once_by_someone_who_may_generate_t
     assert_eq!(audited.len(), 1);
     assert_eq!(audited[0].0, "human");
 }
+
+#[tokio::test]
+async fn a_person_in_two_teams_switches_between_them_and_nowhere_else() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    app.service
+        .set_member_role(&w.team_b, "dash@memberpass.test", Role::Viewer)
+        .await
+        .unwrap();
+    let in_a = app.mint("dash@memberpass.test", &w.team_a, &[], &[]).await;
+    let in_b = app.mint("dash@memberpass.test", &w.team_b, &[], &[]).await;
+    let dash = cookie(&app, "dash@memberpass.test").await;
+    let html = page(&app, "/settings/tokens", &dash).await.text().await.unwrap();
+    assert!(html.contains("Switch to") && html.contains(&token_id(&in_a)) && !html.contains(&token_id(&in_b)));
+    let csrf = csrf_of(&html);
+    let switched = post_form(&app, "/session/team", &dash, &[("csrf", &csrf), ("team", &w.team_b)]).await;
+    assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+    let html = page(&app, "/settings/tokens", &dash).await.text().await.unwrap();
+    assert!(html.contains("Other Creator Co") && html.contains(&token_id(&in_b)) && !html.contains(&token_id(&in_a)));
+    // A team the person is not in does not exist for them.
+    let third = app.service.create_team("Third", "other@memberpass.test").await.unwrap();
+    let refused = post_form(&app, "/session/team", &dash, &[("csrf", &csrf), ("team", &third)]).await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    assert_eq!(entries(&app, "session.team_switched").await.len(), 1);
+}
