@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-use super::{MintedPage, checked_form, current};
+use super::tokens::MintedPage;
+use super::{checked_form, current};
 use crate::http::AppState;
 use crate::service::catalog;
 use crate::service::op::Input;

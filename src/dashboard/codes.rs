@@ -1,0 +1,87 @@
+//! The one download of a batch of clear access codes.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{checked_form, current};
+use crate::http::AppState;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "access_codes.html")]
+pub(super) struct AccessCodesPage {
+    team_name: String,
+    csrf: String,
+    batches: Vec<(String, i64, String)>,
+}
+
+pub(super) async fn access_codes_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((_, session)) = current(&s, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    match s.service.pending_batches(&session.principal).await {
+        Ok(batches) => AccessCodesPage {
+            team_name: s
+                .service
+                .team_name(&session.principal.team_id)
+                .await
+                .unwrap_or_default(),
+            csrf: session.csrf.clone(),
+            batches: batches
+                .into_iter()
+                .map(|b| (b.job_id, b.quantity, crate::domain::time::rfc3339(b.kept_since)))
+                .collect(),
+        }
+        .into_response(),
+        Err(crate::domain::error::Error::MissingAbility(..)) => (
+            StatusCode::FORBIDDEN,
+            "Your role cannot generate access codes, so it cannot download them.",
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "listing code batches failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+pub(super) async fn download_codes(
+    State(s): State<AppState>,
+    axum::extract::Path(job_id): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (session, ctx, _) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match s.service.download_batch(&session.principal, &ctx, &job_id).await {
+        Ok(codes) => {
+            let body: String = std::iter::once("code".to_owned())
+                .chain(codes)
+                .map(|c| c + "\n")
+                .collect();
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (header::CONTENT_DISPOSITION, "attachment; filename=\"access-codes.csv\""),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(crate::domain::error::Error::MissingAbility(..)) => {
+            (StatusCode::FORBIDDEN, "Your role cannot download access codes.").into_response()
+        }
+        Err(crate::domain::error::Error::NotFound) => (
+            StatusCode::NOT_FOUND,
+            "This batch was already downloaded, has expired, or does not exist.",
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "downloading a code batch failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Settings → API Tokens: the list, the mint form, the token shown once, revoke, rotate.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+
+use super::{all_of, checked_form, current};
+use crate::domain::audit::RequestCtx;
+use crate::http::AppState;
+use crate::http::extract::request_ctx;
+use crate::service::catalog;
+use crate::service::op::Input;
+use crate::service::sessions::Session;
+
+/// One row of the tokens page.
+pub(super) struct TokenView {
+    active: bool,
+    id: String,
+    name: String,
+    abilities: Vec<String>,
+    scopes: Vec<String>,
+    created_at: String,
+    last_used: String,
+    expires_at: String,
+    state: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "tokens.html")]
+pub(super) struct TokensPage {
+    team_name: String,
+    user_email: String,
+    csrf: String,
+    tokens: Vec<TokenView>,
+    error: Option<String>,
+    role: String,
+    groups: Vec<AbilityGroup>,
+    projects: Vec<(String, String)>,
+    teams: Vec<(String, String)>,
+}
+
+pub(super) struct AbilityGroup {
+    name: &'static str,
+    abilities: Vec<AbilityChoice>,
+}
+
+pub(super) struct AbilityChoice {
+    name: &'static str,
+    description: &'static str,
+    writes: bool,
+    allowed: bool,
+}
+
+/// The catalog's abilities by group, each offered only if the person's role holds it.
+fn ability_groups(role: crate::domain::role::Role) -> Vec<AbilityGroup> {
+    let mut groups: Vec<AbilityGroup> = Vec::new();
+    for a in crate::domain::ability::Ability::ALL {
+        let choice = AbilityChoice {
+            name: a.as_str(),
+            description: a.description(),
+            writes: a.permits_writes(),
+            allowed: role.holds(*a),
+        };
+        match groups.iter_mut().find(|g| g.name == a.group()) {
+            Some(g) => g.abilities.push(choice),
+            None => groups.push(AbilityGroup {
+                name: a.group(),
+                abilities: vec![choice],
+            }),
+        }
+    }
+    groups
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "minted.html")]
+pub(super) struct MintedPage {
+    heading: &'static str,
+    team_name: String,
+    id: String,
+    token: String,
+    url: String,
+    claude_desktop: String,
+    cursor: String,
+    vscode: String,
+}
+
+impl MintedPage {
+    pub(super) fn new(
+        s: &AppState,
+        heading: &'static str,
+        team_name: String,
+        minted: &crate::service::tokens::Minted,
+    ) -> Self {
+        let token = minted.secret.expose_secret().to_owned();
+        let url = s.http.public_url.trim_end_matches('/').to_owned();
+        let pretty = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default();
+        MintedPage {
+            heading,
+            team_name,
+            id: minted.row.id.clone(),
+            claude_desktop: pretty(json!({"mcpServers": {"memberpass": {"command": "npx",
+                "args": ["-y", "mcp-remote", format!("{url}/mcp"), "--header", "Authorization:${AUTH_TOKEN}"],
+                "env": {"AUTH_TOKEN": format!("Bearer {token}")}}}})),
+            cursor: pretty(json!({"mcpServers": {"memberpass": {"url": format!("{url}/mcp"),
+                "headers": {"Authorization": format!("Bearer {token}")}}}})),
+            vscode: pretty(json!({"inputs": [{"type": "promptString", "id": "memberpass-token",
+                "description": "MemberPass token", "password": true}],
+                "servers": {"memberpass": {"type": "http", "url": format!("{url}/mcp"),
+                "headers": {"Authorization": "Bearer ${input:memberpass-token}"}}}})),
+            token,
+            url,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "revoke.html")]
+pub(super) struct RevokePage {
+    id: String,
+    name: String,
+    csrf: String,
+}
+
+pub(super) async fn mint(State(s): State<AppState>, req: Request) -> Response {
+    let (session, ctx, fields) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let p = &session.principal;
+    let days: Option<i64> = all_of(&fields, "expires").first().and_then(|d| d.parse().ok());
+    let request = crate::service::tokens::MintRequest {
+        team_id: p.team_id.clone(),
+        user_email: p.user_email.clone(),
+        name: all_of(&fields, "name").first().cloned().unwrap_or_default(),
+        abilities: all_of(&fields, "ability"),
+        project_ids: all_of(&fields, "project"),
+        expires_in_ms: days.map(|d| d * crate::domain::time::DAY_MS),
+    };
+    let actor = crate::service::tokens::Actor::person(p, &ctx);
+    let team_name = s.service.team_name(&p.team_id).await.unwrap_or_default();
+    match s.service.mint_token(&actor, request).await {
+        Ok(minted) => MintedPage::new(&s, "Your new token", team_name, &minted).into_response(),
+        Err(crate::domain::error::Error::Validation(fields)) => {
+            let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let page = tokens_view(&s, &session, &ctx, Some(format!("Not minted: {}.", why.join("; ")))).await;
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "minting from the dashboard failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+pub(super) async fn revoke_page(
+    State(s): State<AppState>,
+    axum::extract::Path(token_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((_, session)) = current(&s, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let listed = s
+        .service
+        .list_tokens_admin(Some(&session.principal.user_email), Some(&session.principal.team_id))
+        .await
+        .unwrap_or_default();
+    match listed.into_iter().find(|t| t.id == token_id && t.revoked_at.is_none()) {
+        Some(t) => RevokePage {
+            id: t.id,
+            name: t.name,
+            csrf: session.csrf,
+        }
+        .into_response(),
+        None => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+    }
+}
+
+pub(super) async fn revoke(
+    State(s): State<AppState>,
+    axum::extract::Path(token_id): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (session, ctx, _) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match s.service.revoke_own_token(&session.principal, &ctx, &token_id).await {
+        Ok(row) => Redirect::to(&format!("/settings/tokens/{}#playbook", row.id)).into_response(),
+        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+        Err(crate::domain::error::Error::Conflict(why)) => (StatusCode::CONFLICT, why).into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "revoking from the dashboard failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+pub(super) async fn rotate(
+    State(s): State<AppState>,
+    axum::extract::Path(token_id): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (session, ctx, _) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    let team_name = s
+        .service
+        .team_name(&session.principal.team_id)
+        .await
+        .unwrap_or_default();
+    match s.service.rotate_own_token(&session.principal, &ctx, &token_id).await {
+        Ok(minted) => MintedPage::new(&s, "The replacement token", team_name, &minted).into_response(),
+        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+        Err(crate::domain::error::Error::Conflict(why)) => (StatusCode::CONFLICT, why).into_response(),
+        Err(e) => {
+            tracing::error!(error = ?e, "rotating from the dashboard failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+pub(super) async fn tokens_page(State(s): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    let ctx: RequestCtx = request_ctx(&parts, s.http.behind_proxy);
+    let Some((_, session)) = current(&s, &parts.headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    tokens_view(&s, &session, &ctx, None).await
+}
+
+/// The tokens page: the person's tokens (through `list_tokens`, audited as human) and the mint
+/// form (projects through `list_projects` when the role may list them).
+pub(super) async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCtx, error: Option<String>) -> Response {
+    let call = |name: &'static str, args: Value| async move {
+        let op = catalog::find(name)?;
+        match s.service.call(op, &session.principal, ctx, Input::json(args)).await {
+            Ok(done) => Some(done.output.data),
+            Err(e) => {
+                tracing::warn!(error = ?e, operation = name, "dashboard call refused");
+                None
+            }
+        }
+    };
+    let Some(data) = call("list_tokens", json!({"limit": 100})).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let projects: Vec<(String, String)> = call("list_projects", json!({"limit": 100}))
+        .await
+        .unwrap_or_default()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["id"].as_str()?.to_owned(), p["name"].as_str()?.to_owned())))
+        .collect();
+    let text = |v: &Value| v.as_str().unwrap_or("—").to_owned();
+    let tokens = data
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| TokenView {
+            active: t["revoked_at"].is_null(),
+            id: text(&t["id"]),
+            name: text(&t["name"]),
+            abilities: strings(&t["abilities"]),
+            scopes: strings(&t["scopes"]),
+            created_at: text(&t["created_at"]),
+            last_used: match (t["last_used_at"].as_str(), t["last_used_ip"].as_str()) {
+                (Some(at), Some(ip)) => format!("{at} from {ip}"),
+                (Some(at), None) => at.to_owned(),
+                _ => "never".to_owned(),
+            },
+            expires_at: t["expires_at"].as_str().unwrap_or("never").to_owned(),
+            state: if !t["revoked_at"].is_null() {
+                "revoked"
+            } else {
+                "active"
+            },
+        })
+        .collect();
+    let p = &session.principal;
+    TokensPage {
+        team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),
+        user_email: p.user_email.clone(),
+        csrf: session.csrf.clone(),
+        tokens,
+        error,
+        role: p.role.as_str().to_owned(),
+        groups: ability_groups(p.role),
+        projects,
+        teams: s.service.teams_of(&p.user_id).await.unwrap_or_default(),
+    }
+    .into_response()
+}
