@@ -98,20 +98,16 @@ impl Service {
     /// Calls an operation with typed arguments, for in-process callers.
     pub async fn invoke<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, args: O::Args) -> Result<Done> {
         let value = super::to_value(&args)?;
-        let entry = draft(p, ctx, &O::SPEC, &value);
-        if let Some(refused) = self.check_ability(&O::SPEC, p, &entry).await {
-            return Err(refused);
-        }
+        let entry = draft(p, ctx, &O::SPEC, Some(&value));
+        let entry = self.check_ability(&O::SPEC, p, entry, Some(&value)).await?;
         self.run::<O>(p, args, entry, None).await
     }
 
     pub(super) async fn call_json<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
         let spec = O::SPEC;
-        let raw = input.args.as_ref().ok().cloned().unwrap_or(Value::Null);
-        let entry = draft(p, ctx, &spec, &raw);
-        if let Some(refused) = self.check_ability(&spec, p, &entry).await {
-            return Err(refused);
-        }
+        let raw = input.args.as_ref().ok();
+        let entry = draft(p, ctx, &spec, raw);
+        let entry = self.check_ability(&spec, p, entry, raw).await?;
         let read = input.args.and_then(|value| {
             let key = match (spec.replayable, input.idempotency_key) {
                 (true, Some(key)) => Some(IdempotencyKey::new(
@@ -130,12 +126,24 @@ impl Service {
         }
     }
 
-    async fn check_ability(&self, spec: &Spec, p: &Principal, entry: &AuditDraft) -> Option<Error> {
-        let ability = spec.ability?;
-        if p.can(ability) {
-            return None;
+    /// Passes the entry on when the caller holds the operation's ability; otherwise records the
+    /// refusal, with the arguments as sent (they are copied only then).
+    async fn check_ability(
+        &self,
+        spec: &Spec,
+        p: &Principal,
+        mut entry: AuditDraft,
+        args: Option<&Value>,
+    ) -> Result<AuditDraft> {
+        match spec.ability {
+            Some(ability) if !p.can(ability) => {
+                if let Some(args) = args.filter(|a| a.is_object()) {
+                    entry.properties = args.clone();
+                }
+                Err(self.record_failure(entry, Error::missing(ability)).await)
+            }
+            _ => Ok(entry),
         }
-        Some(self.record_failure(entry.clone(), Error::missing(ability)).await)
     }
 
     /// Transaction → replay or body → audit entry (→ saved output) → commit.
@@ -214,19 +222,24 @@ impl Service {
         mut tx: Tx,
         p: &Principal,
         spec: &Spec,
-        entry: AuditDraft,
+        mut entry: AuditDraft,
         ends_own_token: bool,
     ) -> Result<Tx> {
+        // What a refusal's entry would need, without copying the arguments on every call.
+        let properties = std::mem::take(&mut entry.properties);
         let refused_entry = entry.clone();
-        audit::append(&mut tx, entry).await?;
+        entry.properties = properties;
+        let appended = audit::append(&mut tx, entry).await?;
         match self.still_allowed(&mut tx, p, spec, ends_own_token).await {
             Ok(()) => Ok(tx),
             Err((e, reason)) => {
                 tx.rollback().await?;
                 let mut entry = refused_entry;
-                if let Some(reason) = reason {
-                    entry.properties = json!({ "reason": reason });
-                }
+                entry.properties = match reason {
+                    Some(reason) => json!({ "reason": reason }),
+                    // A role that lost the ability: the entry keeps what the call was given.
+                    None => serde_json::from_str(&appended.properties).unwrap_or_else(|_| json!({})),
+                };
                 Err(self.record_failure(entry, e).await)
             }
         }
@@ -304,11 +317,11 @@ impl Service {
 }
 
 /// The entry a call starts with: who, through which surface, which operation, with what.
-fn draft(p: &Principal, ctx: &RequestCtx, spec: &Spec, args: &Value) -> AuditDraft {
+fn draft(p: &Principal, ctx: &RequestCtx, spec: &Spec, args: Option<&Value>) -> AuditDraft {
     // The subject is kept only when it looks like an id: junk stays out of the log.
     let subject_id = spec
         .subject_arg
-        .and_then(|name| args.get(name))
+        .and_then(|name| args?.get(name))
         .and_then(Value::as_str)
         .filter(|s| s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_owned);
@@ -321,7 +334,7 @@ fn draft(p: &Principal, ctx: &RequestCtx, spec: &Spec, args: &Value) -> AuditDra
         event: spec.event.to_owned(),
         subject_type: Some(spec.subject_type.to_owned()),
         subject_id,
-        properties: if args.is_object() { args.clone() } else { json!({}) },
+        properties: json!({}),
         outcome: Outcome::Success,
         error_code: None,
         ctx: ctx.clone(),
