@@ -56,17 +56,21 @@ struct ActivityPage {
     next: Option<String>,
 }
 
-fn view(e: &Value) -> EntryView {
-    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-    let outcome = text("outcome");
-    let is_write = catalog::find(e["event"].as_str().unwrap_or_default()).is_some_and(|op| op.spec().is_write())
-        || e["event"].as_str().is_some_and(|ev| ev.starts_with("token."));
-    let kind = match outcome.as_str() {
+/// How an entry is shown: refusals and failures apart, writes (operations that change state,
+/// token lifecycle events) highlighted, reads plain.
+pub(super) fn entry_kind(e: &Value) -> &'static str {
+    let event = e["event"].as_str().unwrap_or_default();
+    let writes = catalog::find(event).is_some_and(|op| op.spec().is_write()) || event.starts_with("token.");
+    match e["outcome"].as_str().unwrap_or_default() {
         "denied" => "denied",
         "failed" => "failed",
-        _ if is_write => "write",
+        _ if writes => "write",
         _ => "read",
-    };
+    }
+}
+
+fn view(e: &Value) -> EntryView {
+    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
     EntryView {
         created_at: text("created_at"),
         actor_kind: text("actor_kind"),
@@ -74,9 +78,9 @@ fn view(e: &Value) -> EntryView {
         event: text("event"),
         subject_type: text("subject_type"),
         subject_id: e["subject_id"].as_str().map(str::to_owned),
-        outcome,
+        outcome: text("outcome"),
         error_code: e["error_code"].as_str().map(str::to_owned),
-        kind,
+        kind: entry_kind(e),
     }
 }
 

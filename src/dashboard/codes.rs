@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{checked_form, current};
+use super::{checked_form, current, refused};
 use crate::http::AppState;
 
 #[derive(Template, WebTemplate)]
@@ -71,17 +71,6 @@ pub(super) async fn download_codes(
             )
                 .into_response()
         }
-        Err(crate::domain::error::Error::MissingAbility(..)) => {
-            (StatusCode::FORBIDDEN, "Your role cannot download access codes.").into_response()
-        }
-        Err(crate::domain::error::Error::NotFound) => (
-            StatusCode::NOT_FOUND,
-            "This batch was already downloaded, has expired, or does not exist.",
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = ?e, "downloading a code batch failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        Err(e) => refused(e, "This batch was already downloaded, has expired, or does not exist."),
     }
 }

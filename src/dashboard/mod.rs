@@ -176,3 +176,26 @@ pub(super) fn all_of(fields: &[(String, String)], name: &str) -> Vec<String> {
         .map(|(_, v)| v.clone())
         .collect()
 }
+
+/// How a page answers a service call it could not complete: the status and a sentence for the
+/// person (`not_found` names what is missing); an internal error is logged, never shown.
+pub(super) fn refused(e: crate::domain::error::Error, not_found: &'static str) -> Response {
+    use crate::domain::error::Error;
+    match e {
+        Error::NotFound => (StatusCode::NOT_FOUND, not_found).into_response(),
+        Error::Conflict(why) => (StatusCode::CONFLICT, why).into_response(),
+        Error::MissingAbility(a, _) => (
+            StatusCode::FORBIDDEN,
+            format!("Your role does not allow this (it lacks `{a}`)."),
+        )
+            .into_response(),
+        Error::Validation(fields) => {
+            let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            (StatusCode::UNPROCESSABLE_ENTITY, format!("{}.", why.join("; "))).into_response()
+        }
+        e => {
+            tracing::error!(error = ?e, "a dashboard action failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}

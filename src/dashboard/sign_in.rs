@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{all_of, checked_form, cookie_secret, current, form, same_origin, session_cookie};
+use super::{all_of, checked_form, cookie_secret, current, form, refused, same_origin, session_cookie};
 use crate::http::AppState;
 use crate::http::extract::request_ctx;
 use crate::service::sessions::SESSION_TTL_MS;
@@ -129,10 +129,6 @@ pub(super) async fn switch_team(State(s): State<AppState>, req: Request) -> Resp
     let team = all_of(&fields, "team").first().cloned().unwrap_or_default();
     match s.service.switch_team(&secret, &session, &team, &ctx).await {
         Ok(()) => Redirect::to("/settings/tokens").into_response(),
-        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such team.").into_response(),
-        Err(e) => {
-            tracing::error!(error = ?e, "switching teams failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        Err(e) => refused(e, "No such team."),
     }
 }

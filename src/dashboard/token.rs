@@ -10,12 +10,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
+use super::activity::entry_kind;
 use super::tokens::MintedPage;
-use super::{checked_form, current};
+use super::{checked_form, current, refused};
 use crate::http::AppState;
 use crate::service::catalog;
 use crate::service::op::Input;
-use crate::store::tokens::TokenRow;
 
 struct Row {
     created_at: String,
@@ -39,16 +39,6 @@ struct TokenPage {
     entries: Vec<Row>,
 }
 
-/// One of the person's own tokens in the session's team.
-async fn own(s: &AppState, email: &str, team: &str, id: &str) -> Option<TokenRow> {
-    s.service
-        .list_tokens_admin(Some(email), Some(team))
-        .await
-        .ok()?
-        .into_iter()
-        .find(|t| t.id == id)
-}
-
 pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let ctx = crate::http::extract::request_ctx(&parts, s.http.behind_proxy);
@@ -56,8 +46,9 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: He
         return Redirect::to("/login").into_response();
     };
     let p = &session.principal;
-    let Some(token) = own(&s, &p.user_email, &p.team_id, &id).await else {
-        return (StatusCode::NOT_FOUND, "No such token.").into_response();
+    let token = match s.service.own_token(p, &id).await {
+        Ok(t) => t,
+        Err(e) => return refused(e, "No such token."),
     };
     let since = crate::domain::time::rfc3339(crate::store::now_ms() - crate::domain::time::DAY_MS);
     let args = json!({"causer_id": p.user_id, "since": since, "limit": 200});
@@ -75,18 +66,12 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: He
         .map(|e| {
             let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
             let event = text("event");
-            let writes = catalog::find(&event).is_some_and(|op| op.spec().is_write()) || event.starts_with("token.");
             let outcome = text("outcome");
             Row {
                 created_at: text("created_at"),
                 token_id: e["token_id"].as_str().map(str::to_owned),
                 subject: format!("{} {}", text("subject_type"), text("subject_id")),
-                kind: match outcome.as_str() {
-                    "denied" => "denied",
-                    "failed" => "failed",
-                    _ if writes => "write",
-                    _ => "read",
-                },
+                kind: entry_kind(e),
                 event: if event == "auth.failed" {
                     format!("auth.failed ({})", e["properties"]["reason"].as_str().unwrap_or("?"))
                 } else {
@@ -117,8 +102,9 @@ pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Req
         Err(res) => return res,
     };
     let p = &session.principal;
-    let Some(old) = own(&s, &p.user_email, &p.team_id, &id).await else {
-        return (StatusCode::NOT_FOUND, "No such token.").into_response();
+    let old = match s.service.own_token(p, &id).await {
+        Ok(t) => t,
+        Err(e) => return refused(e, "No such token."),
     };
     let request = crate::service::tokens::MintRequest {
         team_id: p.team_id.clone(),
@@ -132,13 +118,11 @@ pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Req
     let team_name = s.service.team_name(&p.team_id).await.unwrap_or_default();
     match s.service.mint_token(&actor, request).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", team_name, &minted).into_response(),
+        // The role no longer holds one of the old token's abilities: the state forbids it.
         Err(crate::domain::error::Error::Validation(fields)) => {
             let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
             (StatusCode::CONFLICT, format!("No replacement: {}.", why.join("; "))).into_response()
         }
-        Err(e) => {
-            tracing::error!(error = ?e, "replacing from the dashboard failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        Err(e) => refused(e, "No such token."),
     }
 }

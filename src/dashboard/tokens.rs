@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-use super::{all_of, checked_form, current};
+use super::{all_of, checked_form, current, refused};
 use crate::domain::audit::RequestCtx;
 use crate::http::AppState;
 use crate::http::extract::request_ctx;
@@ -149,10 +149,7 @@ pub(super) async fn mint(State(s): State<AppState>, req: Request) -> Response {
             let page = tokens_view(&s, &session, &ctx, Some(format!("Not minted: {}.", why.join("; ")))).await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
-        Err(e) => {
-            tracing::error!(error = ?e, "minting from the dashboard failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        Err(e) => refused(e, "No such token."),
     }
 }
 
@@ -164,19 +161,15 @@ pub(super) async fn revoke_page(
     let Some((_, session)) = current(&s, &headers).await else {
         return Redirect::to("/login").into_response();
     };
-    let listed = s
-        .service
-        .list_tokens_admin(Some(&session.principal.user_email), Some(&session.principal.team_id))
-        .await
-        .unwrap_or_default();
-    match listed.into_iter().find(|t| t.id == token_id && t.revoked_at.is_none()) {
-        Some(t) => RevokePage {
+    match s.service.own_token(&session.principal, &token_id).await {
+        Ok(t) if t.revoked_at.is_none() => RevokePage {
             id: t.id,
             name: t.name,
             csrf: session.csrf,
         }
         .into_response(),
-        None => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+        Ok(_) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+        Err(e) => refused(e, "No such token."),
     }
 }
 
@@ -191,12 +184,7 @@ pub(super) async fn revoke(
     };
     match s.service.revoke_own_token(&session.principal, &ctx, &token_id).await {
         Ok(row) => Redirect::to(&format!("/settings/tokens/{}#playbook", row.id)).into_response(),
-        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
-        Err(crate::domain::error::Error::Conflict(why)) => (StatusCode::CONFLICT, why).into_response(),
-        Err(e) => {
-            tracing::error!(error = ?e, "revoking from the dashboard failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        Err(e) => refused(e, "No such token."),
     }
 }
 
@@ -216,12 +204,7 @@ pub(super) async fn rotate(
         .unwrap_or_default();
     match s.service.rotate_own_token(&session.principal, &ctx, &token_id).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", team_name, &minted).into_response(),
-        Err(crate::domain::error::Error::NotFound) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
-        Err(crate::domain::error::Error::Conflict(why)) => (StatusCode::CONFLICT, why).into_response(),
-        Err(e) => {
-            tracing::error!(error = ?e, "rotating from the dashboard failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
+        Err(e) => refused(e, "No such token."),
     }
 }
 

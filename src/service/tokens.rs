@@ -345,7 +345,8 @@ impl Service {
         self.rotate_token(&Actor::person(p, ctx), token_id).await
     }
 
-    async fn own_token(&self, p: &Principal, token_id: &str) -> Result<TokenRow> {
+    /// One of the signed-in person's own tokens in their session's team; any other is not found.
+    pub async fn own_token(&self, p: &Principal, token_id: &str) -> Result<TokenRow> {
         let row = self.show_token(token_id).await?;
         if row.team_id != p.team_id || row.user_id != p.user_id {
             return Err(Error::NotFound);
