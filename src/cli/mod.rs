@@ -299,11 +299,7 @@ async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
 fn print_demo(g: &Global, demo: &crate::service::demo::DemoLogin, url: &str) {
     let token = demo.token.secret.expose_secret();
     let abilities = demo.token.row.ability_names();
-    let claude = json!({"mcpServers": {"memberpass": {
-        "command": "npx",
-        "args": ["-y", "mcp-remote", format!("{url}/mcp"), "--header", "Authorization:${AUTH_TOKEN}"],
-        "env": {"AUTH_TOKEN": format!("Bearer {token}")}
-    }}});
+    let claude = crate::mcp::clients::claude_desktop(url, token);
     if g.json {
         println!(
             "{}",

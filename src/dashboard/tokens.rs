@@ -11,6 +11,7 @@ use super::{all_of, checked_form, current, refused};
 use crate::domain::audit::RequestCtx;
 use crate::http::AppState;
 use crate::http::extract::request_ctx;
+use crate::mcp::clients;
 use crate::service::catalog;
 use crate::service::op::Input;
 use crate::service::sessions::Session;
@@ -102,15 +103,9 @@ impl MintedPage {
             heading,
             team_name,
             id: minted.row.id.clone(),
-            claude_desktop: pretty(json!({"mcpServers": {"memberpass": {"command": "npx",
-                "args": ["-y", "mcp-remote", format!("{url}/mcp"), "--header", "Authorization:${AUTH_TOKEN}"],
-                "env": {"AUTH_TOKEN": format!("Bearer {token}")}}}})),
-            cursor: pretty(json!({"mcpServers": {"memberpass": {"url": format!("{url}/mcp"),
-                "headers": {"Authorization": format!("Bearer {token}")}}}})),
-            vscode: pretty(json!({"inputs": [{"type": "promptString", "id": "memberpass-token",
-                "description": "MemberPass token", "password": true}],
-                "servers": {"memberpass": {"type": "http", "url": format!("{url}/mcp"),
-                "headers": {"Authorization": "Bearer ${input:memberpass-token}"}}}})),
+            claude_desktop: pretty(clients::claude_desktop(&url, &token)),
+            cursor: pretty(clients::cursor(&url, &token)),
+            vscode: pretty(clients::vscode(&url)),
             token,
             url,
         }

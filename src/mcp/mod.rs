@@ -5,6 +5,7 @@
 //! The HTTP guard ([`guard`]) runs before any JSON-RPC: token, `mcp:full`, the `mcp` bucket,
 //! `Host` and `Origin`. Its refusals are JSON-RPC error bodies with the §4 object in `data`.
 
+pub mod clients;
 mod guard;
 pub mod tools;
 
