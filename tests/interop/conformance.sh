@@ -29,7 +29,6 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 CONF="$HERE/conformance"
 cd "$ROOT"
 
-NODE_VERSION=22.23.3 # npm package `node@22`, exact (as run.sh)
 START=$(date +%s)
 
 log() { printf '[conformance %3ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
@@ -39,15 +38,8 @@ hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 # ---------------------------------------------------------------------------------------------
 # 1. Node 22 and the suite (idempotent)
 
-NODE="$HERE/.node/node_modules/node/bin/node"
-if [[ ! -x "$NODE" ]] || [[ "$("$NODE" --version 2>/dev/null)" != "v$NODE_VERSION" ]]; then
-    log "installing Node $NODE_VERSION from npm (node@$NODE_VERSION) into tests/interop/.node"
-    rm -rf "$HERE/.node"
-    mkdir -p "$HERE/.node"
-    npm install --prefix "$HERE/.node" --no-save --no-audit --no-fund --loglevel=error \
-        --ignore-scripts=false "node@$NODE_VERSION" >&2
-    [[ "$("$NODE" --version)" == "v$NODE_VERSION" ]] || die "Node $NODE_VERSION did not install ($NODE)"
-fi
+# shellcheck source=node.sh
+source "$HERE/node.sh"
 # npm itself runs on whatever node is on PATH; the suite's lifecycle scripts (none) and the suite
 # run on Node 22 (it needs fs.globSync, which Node 20 lacks).
 export PATH="$(dirname "$NODE"):$PATH"

