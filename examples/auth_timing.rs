@@ -52,6 +52,7 @@ async fn main() {
                 abilities: vec![],
                 project_ids: vec![],
                 expires_in_ms: None,
+                replaces: None,
             },
         )
         .await

@@ -81,6 +81,7 @@ async fn main() {
                 abilities: Ability::ALL.iter().map(|a| a.as_str().to_owned()).collect(),
                 project_ids: vec![],
                 expires_in_ms: None,
+                replaces: None,
             },
         )
         .await

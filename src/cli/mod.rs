@@ -213,6 +213,7 @@ async fn token(g: &Global, actor: &Actor, cmd: TokenCmd) -> anyhow::Result<()> {
                 abilities,
                 project_ids: projects,
                 expires_in_ms,
+                replaces: None,
             };
             let minted = s.mint_token(actor, req).await?;
             print(g.json, minted.to_json(), || {

@@ -9,32 +9,47 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value};
 
-use super::current;
+use super::{current, error_page, field_errors, internal_error};
 use crate::domain::error::Error;
 use crate::http::AppState;
 use crate::http::extract::request_ctx;
 use crate::service::catalog;
 use crate::service::op::Input;
 
-/// The filters of SPEC §7: argument name and label.
+/// The filters of SPEC §7: argument name and label; the two closed sets are offered as choices.
 const FILTERS: &[(&str, &str)] = &[
-    ("actor_kind", "Actor kind (mcp, api_token, human, system)"),
+    ("actor_kind", "Actor kind"),
     ("token_id", "Token ID"),
     ("causer_id", "Causer (user id)"),
     ("subject_type", "Subject type"),
     ("subject_id", "Subject id"),
     ("event", "Event"),
-    ("outcome", "Outcome (success, denied, failed)"),
+    ("outcome", "Outcome"),
     ("since", "Since (RFC 3339)"),
     ("until", "Until (RFC 3339)"),
 ];
 
+/// The choices of a filter with a closed set of values (empty: free text).
+fn choices(filter: &str) -> &'static [&'static str] {
+    match filter {
+        "actor_kind" => &["mcp", "api_token", "human", "system"],
+        "outcome" => &["success", "denied", "failed"],
+        _ => &[],
+    }
+}
+
 /// Most entries one export writes.
 const EXPORT_MAX: usize = 10_000;
 
+struct Filter {
+    name: &'static str,
+    label: &'static str,
+    value: String,
+    choices: &'static [&'static str],
+}
+
 struct EntryView {
     created_at: String,
-    actor_kind: String,
     token_id: Option<String>,
     event: String,
     subject_type: String,
@@ -43,14 +58,15 @@ struct EntryView {
     error_code: Option<String>,
     /// `write`, `denied`, `failed` or `read`: how the row is shown.
     kind: &'static str,
+    via: String,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "activity.html")]
 struct ActivityPage {
-    team_name: String,
+    nav: Option<super::Nav>,
     error: Option<String>,
-    filters: Vec<(&'static str, &'static str, String)>,
+    filters: Vec<Filter>,
     query: String,
     entries: Vec<EntryView>,
     next: Option<String>,
@@ -73,14 +89,32 @@ fn view(e: &Value) -> EntryView {
     let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
     EntryView {
         created_at: text("created_at"),
-        actor_kind: text("actor_kind"),
         token_id: e["token_id"].as_str().map(str::to_owned),
-        event: text("event"),
+        event: event_label(e),
         subject_type: text("subject_type"),
         subject_id: e["subject_id"].as_str().map(str::to_owned),
         outcome: text("outcome"),
         error_code: e["error_code"].as_str().map(str::to_owned),
         kind: entry_kind(e),
+        via: via(e),
+    }
+}
+
+/// The event as the tables show it: a failed authentication names its reason.
+pub(super) fn event_label(e: &Value) -> String {
+    match e["event"].as_str().unwrap_or_default() {
+        "auth.failed" => format!("auth.failed ({})", e["properties"]["reason"].as_str().unwrap_or("?")),
+        event => event.to_owned(),
+    }
+}
+
+/// Who acted, as the tables show it: the actor kind (`api_token` is REST, `mcp` is MCP,
+/// `human` the dashboard or CLI), with the MCP client's name where it gave one.
+pub(super) fn via(e: &Value) -> String {
+    let kind = e["actor_kind"].as_str().unwrap_or("—");
+    match e["client"].as_str() {
+        Some(client) => format!("{kind} · {client}"),
+        None => kind.to_owned(),
     }
 }
 
@@ -124,7 +158,7 @@ pub async fn page(State(s): State<AppState>, req: Request) -> Response {
         .finish();
     let format = given("format");
     let Some(op) = catalog::find("get_activity_log") else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return internal_error();
     };
     let mut collected: Vec<Value> = Vec::new();
     let mut cursor = given("cursor").filter(|c| !c.is_empty());
@@ -150,16 +184,15 @@ pub async fn page(State(s): State<AppState>, req: Request) -> Response {
                     .and_then(|m| m["next_cursor"].as_str().map(str::to_owned));
             }
             Err(Error::MissingAbility(..)) => {
-                return (StatusCode::FORBIDDEN, "Your role cannot read this team's activity log.").into_response();
+                return error_page(StatusCode::FORBIDDEN, "Your role cannot read this team's activity log.");
             }
             Err(Error::Validation(fields)) => {
-                let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                error = Some(format!("Filter not applied: {}.", why.join("; ")));
+                error = Some(format!("Filter not applied: {}.", field_errors(&fields)));
                 cursor = None;
             }
             Err(e) => {
                 tracing::error!(error = ?e, "activity log failed");
-                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                return internal_error();
             }
         }
         if format.is_none() || cursor.is_none() || collected.len() >= EXPORT_MAX {
@@ -221,20 +254,15 @@ pub async fn page(State(s): State<AppState>, req: Request) -> Response {
                 StatusCode::OK
             };
             let page = ActivityPage {
-                team_name: s
-                    .service
-                    .team_name(&session.principal.team_id)
-                    .await
-                    .unwrap_or_default(),
+                nav: super::Nav::of(&s, &session, "activity").await,
                 error,
                 filters: FILTERS
                     .iter()
-                    .map(|(name, label)| {
-                        (
-                            *name,
-                            *label,
-                            args.get(*name).and_then(Value::as_str).unwrap_or_default().to_owned(),
-                        )
+                    .map(|(name, label)| Filter {
+                        name,
+                        label,
+                        value: args.get(*name).and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        choices: choices(name),
                     })
                     .collect(),
                 query: filter_query,

@@ -6,13 +6,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{checked_form, current, refused};
+use super::{checked_form, current, error_page, internal_error, refused};
 use crate::http::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "access_codes.html")]
 pub(super) struct AccessCodesPage {
-    team_name: String,
+    nav: Option<super::Nav>,
     csrf: String,
     batches: Vec<(String, i64, String)>,
 }
@@ -23,11 +23,7 @@ pub(super) async fn access_codes_page(State(s): State<AppState>, headers: Header
     };
     match s.service.pending_batches(&session.principal).await {
         Ok(batches) => AccessCodesPage {
-            team_name: s
-                .service
-                .team_name(&session.principal.team_id)
-                .await
-                .unwrap_or_default(),
+            nav: super::Nav::of(&s, &session, "access-codes").await,
             csrf: session.csrf.clone(),
             batches: batches
                 .into_iter()
@@ -35,14 +31,13 @@ pub(super) async fn access_codes_page(State(s): State<AppState>, headers: Header
                 .collect(),
         }
         .into_response(),
-        Err(crate::domain::error::Error::MissingAbility(..)) => (
+        Err(crate::domain::error::Error::MissingAbility(..)) => error_page(
             StatusCode::FORBIDDEN,
             "Your role cannot generate access codes, so it cannot download them.",
-        )
-            .into_response(),
+        ),
         Err(e) => {
             tracing::error!(error = ?e, "listing code batches failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            internal_error()
         }
     }
 }

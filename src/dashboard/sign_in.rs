@@ -6,7 +6,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{all_of, checked_form, cookie_secret, current, form, refused, same_origin, session_cookie};
+use super::{
+    all_of, checked_form, cookie_secret, current, error_page, form, internal_error, refused, same_origin,
+    session_cookie,
+};
 use crate::http::AppState;
 use crate::http::extract::request_ctx;
 use crate::service::sessions::SESSION_TTL_MS;
@@ -14,6 +17,7 @@ use crate::service::sessions::SESSION_TTL_MS;
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 pub(super) struct LoginPage {
+    nav: Option<super::Nav>,
     error: Option<&'static str>,
     email: String,
 }
@@ -23,6 +27,7 @@ pub(super) async fn login_page(State(s): State<AppState>, headers: HeaderMap) ->
         return Redirect::to("/settings/tokens").into_response();
     }
     LoginPage {
+        nav: None,
         error: None,
         email: String::new(),
     }
@@ -33,14 +38,13 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
     if !same_origin(&s, &parts.headers) {
-        return (
+        return error_page(
             StatusCode::FORBIDDEN,
             "This form must be sent from the MemberPass sign-in page.",
-        )
-            .into_response();
+        );
     }
     let Ok(body) = axum::body::to_bytes(body, 16 * 1024).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        return error_page(StatusCode::PAYLOAD_TOO_LARGE, "The form is larger than 16 KiB.");
     };
     let fields = form(&body);
     let email = fields.get("email").cloned().unwrap_or_default();
@@ -53,6 +57,7 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
         .or_else(|| s.limits.auth_blocked(&account_key));
     if let Some(wait) = blocked {
         let page = LoginPage {
+            nav: None,
             error: Some("Too many failed sign-ins. Wait a minute and try again."),
             email,
         };
@@ -75,6 +80,7 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
             let by_account = s.limits.auth_failed(&account_key);
             if let Some(wait) = by_ip.or(by_account) {
                 let page = LoginPage {
+                    nav: None,
                     error: Some("Too many failed sign-ins. Wait a minute and try again."),
                     email,
                 };
@@ -83,6 +89,7 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
                 return res;
             }
             let page = LoginPage {
+                nav: None,
                 error: Some("The email or the password is not right."),
                 email,
             };
@@ -102,15 +109,14 @@ pub(super) async fn logout(State(s): State<AppState>, req: Request) -> Response 
         .get("csrf")
         .is_some_and(|c| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), session.csrf.as_bytes()).into());
     if !same_origin(&s, &parts.headers) || !csrf_ok {
-        return (
+        return error_page(
             StatusCode::FORBIDDEN,
             "This form is missing its CSRF token or comes from another site.",
-        )
-            .into_response();
+        );
     }
     if let Err(e) = s.service.sign_out(&secret, &session, &ctx).await {
         tracing::error!(error = ?e, "sign-out failed");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return internal_error();
     }
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(header::SET_COOKIE, session_cookie(&s, "", 0));

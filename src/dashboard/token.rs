@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-use super::activity::entry_kind;
+use super::activity::{entry_kind, event_label, via};
 use super::tokens::MintedPage;
-use super::{checked_form, current, refused};
+use super::{checked_form, current, error_page, field_errors, refused};
 use crate::http::AppState;
 use crate::service::catalog;
 use crate::service::op::Input;
@@ -24,12 +24,13 @@ struct Row {
     subject: String,
     outcome: String,
     kind: &'static str,
+    via: String,
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "token.html")]
 struct TokenPage {
-    team_name: String,
+    nav: Option<super::Nav>,
     id: String,
     name: String,
     abilities: Vec<String>,
@@ -65,25 +66,21 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: He
         .iter()
         .map(|e| {
             let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            let event = text("event");
             let outcome = text("outcome");
             Row {
                 created_at: text("created_at"),
                 token_id: e["token_id"].as_str().map(str::to_owned),
                 subject: format!("{} {}", text("subject_type"), text("subject_id")),
                 kind: entry_kind(e),
-                event: if event == "auth.failed" {
-                    format!("auth.failed ({})", e["properties"]["reason"].as_str().unwrap_or("?"))
-                } else {
-                    event
-                },
+                via: via(e),
+                event: event_label(e),
                 outcome,
             }
         })
         .collect();
     let revoked = token.revoked_at.is_some();
     TokenPage {
-        team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),
+        nav: super::Nav::of(&s, &session, "tokens").await,
         abilities: token.ability_names(),
         state: if revoked { "revoked" } else { "active" },
         revoked,
@@ -113,16 +110,17 @@ pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Req
         abilities: old.ability_names(),
         project_ids: old.project_id_list().ok().flatten().unwrap_or_default(),
         expires_in_ms: old.expires_at.map(|e| e - old.created_at),
+        replaces: Some(old.id.clone()),
     };
     let actor = crate::service::tokens::Actor::person(p, &ctx);
-    let team_name = s.service.team_name(&p.team_id).await.unwrap_or_default();
+    let nav = super::Nav::of(&s, &session, "tokens").await;
     match s.service.mint_token(&actor, request).await {
-        Ok(minted) => MintedPage::new(&s, "The replacement token", team_name, &minted).into_response(),
+        Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         // The role no longer holds one of the old token's abilities: the state forbids it.
-        Err(crate::domain::error::Error::Validation(fields)) => {
-            let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            (StatusCode::CONFLICT, format!("No replacement: {}.", why.join("; "))).into_response()
-        }
+        Err(crate::domain::error::Error::Validation(fields)) => error_page(
+            StatusCode::CONFLICT,
+            format!("No replacement: {}.", field_errors(&fields)),
+        ),
         Err(e) => refused(e, "No such token."),
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-use super::{all_of, checked_form, current, refused};
+use super::{Nav, all_of, checked_form, current, error_page, field_errors, internal_error, refused};
 use crate::domain::audit::RequestCtx;
 use crate::http::AppState;
 use crate::http::extract::request_ctx;
@@ -32,15 +32,13 @@ pub(super) struct TokenView {
 #[derive(Template, WebTemplate)]
 #[template(path = "tokens.html")]
 pub(super) struct TokensPage {
-    team_name: String,
-    user_email: String,
+    nav: Option<Nav>,
     csrf: String,
     tokens: Vec<TokenView>,
     error: Option<String>,
     role: String,
     groups: Vec<AbilityGroup>,
     projects: Vec<(String, String)>,
-    teams: Vec<(String, String)>,
 }
 
 pub(super) struct AbilityGroup {
@@ -79,8 +77,8 @@ fn ability_groups(role: crate::domain::role::Role) -> Vec<AbilityGroup> {
 #[derive(Template, WebTemplate)]
 #[template(path = "minted.html")]
 pub(super) struct MintedPage {
+    nav: Option<Nav>,
     heading: &'static str,
-    team_name: String,
     id: String,
     token: String,
     url: String,
@@ -93,7 +91,7 @@ impl MintedPage {
     pub(super) fn new(
         s: &AppState,
         heading: &'static str,
-        team_name: String,
+        nav: Option<Nav>,
         minted: &crate::service::tokens::Minted,
     ) -> Self {
         let token = minted.secret.expose_secret().to_owned();
@@ -101,7 +99,7 @@ impl MintedPage {
         let pretty = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default();
         MintedPage {
             heading,
-            team_name,
+            nav,
             id: minted.row.id.clone(),
             claude_desktop: pretty(clients::claude_desktop(&url, &token)),
             cursor: pretty(clients::cursor(&url, &token)),
@@ -115,6 +113,7 @@ impl MintedPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "revoke.html")]
 pub(super) struct RevokePage {
+    nav: Option<Nav>,
     id: String,
     name: String,
     csrf: String,
@@ -134,14 +133,20 @@ pub(super) async fn mint(State(s): State<AppState>, req: Request) -> Response {
         abilities: all_of(&fields, "ability"),
         project_ids: all_of(&fields, "project"),
         expires_in_ms: days.map(|d| d * crate::domain::time::DAY_MS),
+        replaces: None,
     };
     let actor = crate::service::tokens::Actor::person(p, &ctx);
-    let team_name = s.service.team_name(&p.team_id).await.unwrap_or_default();
+    let nav = Nav::of(&s, &session, "tokens").await;
     match s.service.mint_token(&actor, request).await {
-        Ok(minted) => MintedPage::new(&s, "Your new token", team_name, &minted).into_response(),
+        Ok(minted) => MintedPage::new(&s, "Your new token", nav, &minted).into_response(),
         Err(crate::domain::error::Error::Validation(fields)) => {
-            let why: Vec<String> = fields.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            let page = tokens_view(&s, &session, &ctx, Some(format!("Not minted: {}.", why.join("; ")))).await;
+            let page = tokens_view(
+                &s,
+                &session,
+                &ctx,
+                Some(format!("Not minted: {}.", field_errors(&fields))),
+            )
+            .await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
         Err(e) => refused(e, "No such token."),
@@ -158,12 +163,13 @@ pub(super) async fn revoke_page(
     };
     match s.service.own_token(&session.principal, &token_id).await {
         Ok(t) if t.revoked_at.is_none() => RevokePage {
+            nav: Nav::of(&s, &session, "tokens").await,
             id: t.id,
             name: t.name,
             csrf: session.csrf,
         }
         .into_response(),
-        Ok(_) => (StatusCode::NOT_FOUND, "No such token.").into_response(),
+        Ok(_) => error_page(StatusCode::NOT_FOUND, "This token is already revoked."),
         Err(e) => refused(e, "No such token."),
     }
 }
@@ -192,13 +198,9 @@ pub(super) async fn rotate(
         Ok(v) => v,
         Err(res) => return res,
     };
-    let team_name = s
-        .service
-        .team_name(&session.principal.team_id)
-        .await
-        .unwrap_or_default();
+    let nav = Nav::of(&s, &session, "tokens").await;
     match s.service.rotate_own_token(&session.principal, &ctx, &token_id).await {
-        Ok(minted) => MintedPage::new(&s, "The replacement token", team_name, &minted).into_response(),
+        Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         Err(e) => refused(e, "No such token."),
     }
 }
@@ -234,7 +236,7 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCt
         }
     };
     let Some(data) = call("list_tokens", json!({"limit": 100})).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        return internal_error();
     };
     let projects: Vec<(String, String)> = call("list_projects", json!({"limit": 100}))
         .await
@@ -264,6 +266,12 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCt
             expires_at: t["expires_at"].as_str().unwrap_or("never").to_owned(),
             state: if !t["revoked_at"].is_null() {
                 "revoked"
+            } else if t["expires_at"]
+                .as_str()
+                .and_then(crate::domain::time::parse_rfc3339)
+                .is_some_and(|at| at <= crate::domain::time::now_ms())
+            {
+                "expired"
             } else {
                 "active"
             },
@@ -271,15 +279,13 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCt
         .collect();
     let p = &session.principal;
     TokensPage {
-        team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),
-        user_email: p.user_email.clone(),
+        nav: Nav::of(s, session, "tokens").await,
         csrf: session.csrf.clone(),
         tokens,
         error,
         role: p.role.as_str().to_owned(),
         groups: ability_groups(p.role),
         projects,
-        teams: s.service.teams_of(&p.user_id).await.unwrap_or_default(),
     }
     .into_response()
 }

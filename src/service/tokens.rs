@@ -30,6 +30,9 @@ pub struct MintRequest {
     pub abilities: Vec<String>,
     pub project_ids: Vec<String>,
     pub expires_in_ms: Option<i64>,
+    /// The leaked-token playbook's replacement: the (revoked or live) token of the same owner
+    /// this one replaces, linked by `replaced_by` and named in the `token.minted` entry.
+    pub replaces: Option<String>,
 }
 
 /// A freshly minted token: the one place its plaintext exists.
@@ -237,12 +240,22 @@ impl Service {
             replaced_by: None,
         };
         store::insert(&mut tx, &row).await?;
+        if let Some(old) = &req.replaces {
+            let old = store::find(&mut tx, old)
+                .await?
+                .filter(|t| t.team_id == team_id && t.user_id == row.user_id)
+                .ok_or(Error::NotFound)?;
+            if let Some(by) = old.replaced_by {
+                return Err(Error::Conflict(format!("this token was already replaced by {by}")));
+            }
+            store::set_replaced_by(&mut tx, &old.id, &row.id).await?;
+        }
         let entry = actor
             .draft("token.minted", &team_id)
             .subject("token", &row.id)
             .properties(json!({
                 "name": row.name, "owner_id": row.user_id, "abilities": abilities, "project_ids": projects,
-                "expires_at": row.expires_at.map(crate::domain::time::rfc3339),
+                "expires_at": row.expires_at.map(crate::domain::time::rfc3339), "replaces": req.replaces,
             }));
         audit::append(&mut tx, entry).await?;
         tx.commit().await?;

@@ -173,9 +173,7 @@ impl Db {
 }
 
 /// Milliseconds since the Unix epoch: the one time representation on disk.
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub use crate::domain::time::now_ms;
 
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())

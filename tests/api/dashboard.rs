@@ -7,10 +7,10 @@ use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, spawn_app, spawn_with, token_id};
 
-const PASSWORD: &str = "correct horse battery staple";
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A person with a password, in team A with `role`.
-async fn person(app: &TestApp, team: &str, email: &str, role: Role) {
+pub async fn person(app: &TestApp, team: &str, email: &str, role: Role) {
     app.service
         .create_user(email, "Dash Board", Some(PASSWORD))
         .await
@@ -251,7 +251,7 @@ async fn a_person_mints_uses_rotates_and_revokes_a_token_from_the_dashboard() {
     assert!(html.contains("name=\"ability\" value=\"mcp:full\""));
     assert!(!html.contains("checked"), "no ability is pre-selected");
     assert!(
-        html.contains("value=\"project:delete\" disabled"),
+        html.contains("value=\"project:delete\" data-writes=\"true\" disabled"),
         "an ability the manager role lacks is offered disabled"
     );
     let csrf = csrf_of(&html);

@@ -128,7 +128,9 @@ async fn the_client_address_is_the_last_hop_of_every_forwarded_line_and_must_be_
         .unwrap();
     assert!(used.is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok()));
     // Changing the first line does not escape the lock-out of the last hop…
-    let bad = format!("{}0", &token[..token.len() - 1]);
+    // (A different last character: a token that already ends in `0` would stay valid.)
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let bad = format!("{}{last}", &token[..token.len() - 1]);
     let mut statuses = Vec::new();
     for i in 0..5 {
         let res = me(&[&format!("192.0.2.{i}"), "10.7.7.7"], bad.clone()).await.unwrap();

@@ -3,6 +3,7 @@
 mod arguments;
 mod audit;
 mod bad_input;
+mod browser;
 mod catalog;
 mod cli;
 mod dashboard;
