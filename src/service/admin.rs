@@ -72,6 +72,29 @@ impl Service {
         Ok(id)
     }
 
+    /// Sets a person's dashboard password and ends every session they have, in one transaction:
+    /// whoever signed in with the old password is signed out at their next request, on any
+    /// replica. Audited as `user.password_changed` with the number of sessions ended.
+    pub async fn set_password(&self, email: &str, password: &str) -> Result<u64> {
+        if password.chars().count() < 12 {
+            return Err(Error::field("password", "must be at least 12 characters"));
+        }
+        let hash = hash_password(password)?;
+        let mut tx = self.db.begin_write().await?;
+        let user_id = self.user_id_by_email(&mut tx, email).await?;
+        users::set_password_hash(&mut tx, &user_id, &hash).await?;
+        let ended = crate::store::sessions::revoke_all_of(&mut tx, &user_id, now_ms()).await?;
+        audit::append(
+            &mut tx,
+            AuditDraft::system("user.password_changed", None)
+                .subject("user", &user_id)
+                .properties(json!({"sessions_ended": ended})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     async fn user_id_by_email(&self, conn: &mut crate::store::Conn, email: &str) -> Result<String> {
         let email = normalize_email(email)?;
         users::id_by_email(conn, &email)

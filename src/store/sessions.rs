@@ -53,6 +53,16 @@ pub async fn revoke(conn: &mut Conn, id_digest: &str, now: i64) -> sqlx::Result<
         .map(|_| ())
 }
 
+/// Ends every live session of a user; returns how many.
+pub async fn revoke_all_of(conn: &mut Conn, user_id: &str, now: i64) -> sqlx::Result<u64> {
+    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+}
+
 /// A user's password hash and id, by (normalised) email.
 pub async fn credentials(conn: &mut Conn, email: &str) -> sqlx::Result<Option<(String, Option<String>)>> {
     sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")

@@ -30,3 +30,13 @@ pub async fn id_by_email(conn: &mut Conn, email: &str) -> sqlx::Result<Option<St
         .fetch_optional(&mut *conn)
         .await
 }
+
+/// Replaces a user's password hash; false when there is no such user.
+pub async fn set_password_hash(conn: &mut Conn, id: &str, hash: &str) -> sqlx::Result<bool> {
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}

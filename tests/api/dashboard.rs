@@ -223,6 +223,48 @@ async fn a_session_ends_with_the_membership_and_sees_only_its_team() {
     );
 }
 
+#[tokio::test]
+async fn a_new_password_ends_every_session_of_the_person_at_the_next_request() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let first = cookie(&app, "dash@memberpass.test").await;
+    let second = cookie(&app, "dash@memberpass.test").await;
+    person(&app, &w.team_a, "else@memberpass.test", Role::Viewer).await;
+    let bystander = cookie(&app, "else@memberpass.test").await;
+    let too_short = app.service.set_password("dash@memberpass.test", "short").await;
+    assert!(too_short.is_err(), "a short password is refused");
+    assert_eq!(page(&app, "/settings/tokens", &first).await.status(), 200, "and changed nothing");
+    let ended = app
+        .service
+        .set_password("dash@memberpass.test", "an entirely new passphrase")
+        .await
+        .unwrap();
+    assert_eq!(ended, 2);
+    for session in [&first, &second] {
+        let res = page(&app, "/settings/tokens", session).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()["location"], "/login");
+    }
+    assert_eq!(
+        page(&app, "/settings/tokens", &bystander).await.status(),
+        200,
+        "someone else's session is untouched"
+    );
+    assert_eq!(
+        sign_in(&app, "dash@memberpass.test", PASSWORD, "same-origin").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the old password no longer signs in"
+    );
+    assert_eq!(
+        sign_in(&app, "dash@memberpass.test", "an entirely new passphrase", "same-origin")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(entries(&app, "user.password_changed").await.len(), 1);
+}
+
 async fn post_form(app: &TestApp, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
     client()
         .post(format!("{}{path}", app.base))
