@@ -34,6 +34,9 @@ pub struct ServeConfig {
     pub rate_limit_mcp: u32,
     pub rate_limit_rest: u32,
     pub rate_limit_auth_failures: u32,
+    /// Per client IP per minute, for each unauthenticated leak-report endpoint.
+    pub rate_limit_leak_reports: u32,
+    pub secret_scanning_keys_url: String,
     /// Run the background job worker in this process (tests turn it off to simulate a crash).
     pub run_jobs: bool,
     /// How long a client may take to send its request headers (slow-loris guard).
@@ -55,6 +58,8 @@ impl ServeConfig {
             rate_limit_mcp: 120,
             rate_limit_rest: 300,
             rate_limit_auth_failures: 5,
+            rate_limit_leak_reports: 30,
+            secret_scanning_keys_url: crate::service::GITHUB_KEYS_URL.to_owned(),
             run_jobs: true,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -99,6 +104,7 @@ impl Application {
             ServiceConfig {
                 env: config.env,
                 public_url: public_url.clone(),
+                secret_scanning_keys_url: config.secret_scanning_keys_url.clone(),
             },
         );
         let state = AppState {
@@ -107,6 +113,7 @@ impl Application {
                 config.rate_limit_rest,
                 config.rate_limit_mcp,
                 config.rate_limit_auth_failures,
+                config.rate_limit_leak_reports,
             )),
             http: Arc::new(HttpConfig {
                 behind_proxy: config.behind_tls_proxy,

@@ -79,6 +79,13 @@ pub struct ServeArgs {
     pub rate_limit_rest: u32,
     #[arg(long, default_value_t = 5)]
     pub rate_limit_auth_failures: u32,
+    /// Unauthenticated leak reports per client IP per minute: revoke by possession
+    /// (`POST /v1/tokens/revoke`) and the secret-scanning partner endpoint, each its own bucket.
+    #[arg(long, default_value_t = 30)]
+    pub rate_limit_leak_reports: u32,
+    /// Where GitHub's secret-scanning public keys are published.
+    #[arg(long, default_value = crate::service::GITHUB_KEYS_URL)]
+    pub secret_scanning_keys_url: String,
     /// Seed demo data (on an empty database) and print a read-only token.
     #[arg(long)]
     pub demo: bool,

@@ -67,6 +67,7 @@ async fn service(g: &Global) -> anyhow::Result<Service> {
         ServiceConfig {
             env: g.env,
             public_url: "http://127.0.0.1:8080".into(),
+            secret_scanning_keys_url: crate::service::GITHUB_KEYS_URL.into(),
         },
     ))
 }
@@ -280,6 +281,8 @@ async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_mcp: args.rate_limit_mcp,
         rate_limit_rest: args.rate_limit_rest,
         rate_limit_auth_failures: args.rate_limit_auth_failures,
+        rate_limit_leak_reports: args.rate_limit_leak_reports,
+        secret_scanning_keys_url: args.secret_scanning_keys_url.clone(),
         run_jobs: true,
         header_read_timeout: std::time::Duration::from_secs(10),
         request_timeout: std::time::Duration::from_secs(30),

@@ -44,6 +44,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/settings/tokens/{token_id}/rotate",
             axum::routing::post(tokens::rotate),
         )
+        .route(
+            "/settings/notifications/{id}/dismiss",
+            axum::routing::post(tokens::dismiss),
+        )
         .route("/settings/activity", get(activity::page))
         .route("/settings/access-codes", get(codes::access_codes_page))
         .route(

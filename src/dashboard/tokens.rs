@@ -33,12 +33,58 @@ pub(super) struct TokenView {
 #[template(path = "tokens.html")]
 pub(super) struct TokensPage {
     nav: Option<Nav>,
+    notices: Vec<Notice>,
     csrf: String,
     tokens: Vec<TokenView>,
     error: Option<String>,
     role: String,
     groups: Vec<AbilityGroup>,
     projects: Vec<(String, String)>,
+}
+
+/// A notification shown above the tokens until dismissed: a token of the person's was revoked
+/// because someone reported it.
+pub(super) struct Notice {
+    id: String,
+    token_id: String,
+    text: String,
+}
+
+fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
+    let p: Value = serde_json::from_str(&n.properties).unwrap_or_default();
+    let name = p["token_name"].as_str().unwrap_or("a token");
+    let at = crate::domain::time::rfc3339(n.created_at);
+    let text = match n.kind.as_str() {
+        crate::service::leaks::LEAKED => format!(
+            "“{name}” was found in public by a secret scanner{}{} and revoked at {at}. Check what it did, then mint a replacement.",
+            p["url"].as_str().map(|u| format!(" at {u}")).unwrap_or_default(),
+            p["source"].as_str().map(|s| format!(" ({s})")).unwrap_or_default(),
+        ),
+        _ => format!(
+            "“{name}” was handed in by someone who held it{} and revoked at {at}. If that was not you, check what it did.",
+            p["source"].as_str().map(|s| format!(" ({s})")).unwrap_or_default(),
+        ),
+    };
+    Notice {
+        id: n.id,
+        token_id: n.token_id,
+        text,
+    }
+}
+
+pub(super) async fn dismiss(
+    State(s): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    req: Request,
+) -> Response {
+    let (session, ctx, _) = match checked_form(&s, req).await {
+        Ok(v) => v,
+        Err(res) => return res,
+    };
+    match s.service.dismiss_notification(&session.principal, &ctx, &id).await {
+        Ok(()) => Redirect::to("/settings/tokens").into_response(),
+        Err(e) => refused(e, "No such notification."),
+    }
 }
 
 pub(super) struct AbilityGroup {
@@ -280,6 +326,14 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCt
     let p = &session.principal;
     TokensPage {
         nav: Nav::of(s, session, "tokens").await,
+        notices: s
+            .service
+            .notifications(&session.principal)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(notice)
+            .collect(),
         csrf: session.csrf.clone(),
         tokens,
         error,

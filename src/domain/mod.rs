@@ -6,5 +6,6 @@ pub mod error;
 pub mod ids;
 pub mod kinds;
 pub mod role;
+pub mod signature;
 pub mod time;
 pub mod token;

@@ -74,16 +74,22 @@ impl Bucket {
 pub struct Limits {
     pub rest: Bucket,
     pub mcp: Bucket,
+    /// Per client IP: revoke by possession.
+    pub revoke_reports: Bucket,
+    /// Per client IP: secret-scanning partner alerts.
+    pub partner_alerts: Bucket,
     auth_failures: Bucket,
     blocked: Mutex<HashMap<String, Instant>>,
     blocked_sweeper: Sweeper,
 }
 
 impl Limits {
-    pub fn new(rest_per_min: u32, mcp_per_min: u32, auth_failures_per_min: u32) -> Self {
+    pub fn new(rest_per_min: u32, mcp_per_min: u32, auth_failures_per_min: u32, leak_reports_per_min: u32) -> Self {
         Limits {
             rest: Bucket::per_minute(rest_per_min),
             mcp: Bucket::per_minute(mcp_per_min),
+            revoke_reports: Bucket::per_minute(leak_reports_per_min),
+            partner_alerts: Bucket::per_minute(leak_reports_per_min),
             auth_failures: Bucket::per_minute(auth_failures_per_min),
             blocked: Mutex::new(HashMap::new()),
             blocked_sweeper: Sweeper::new(),

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+mod leaks;
 pub mod limits;
 mod meta;
 pub mod openapi;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::mcp::router(&state, state.http.mcp_hosts.clone()))
         .merge(crate::dashboard::router(&state))
         .merge(meta::router())
+        .merge(leaks::router())
         .route_layer(middleware::from_fn(tag_route))
         .fallback(|| async { ApiError::new(ErrorCode::ResourceNotFound, "No such route.") })
         .method_not_allowed_fallback(|| async {

@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod demo;
 pub mod idempotency;
 pub mod jobs;
+pub mod leaks;
 pub mod members;
 pub mod op;
 pub mod page;
@@ -46,7 +47,12 @@ pub struct ServiceConfig {
     pub env: TokenEnv,
     /// Where the portal and docs links point.
     pub public_url: String,
+    /// GitHub's secret-scanning public keys (a JSON key document).
+    pub secret_scanning_keys_url: String,
 }
+
+/// GitHub's published secret-scanning keys.
+pub const GITHUB_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
 
 #[derive(Clone, Debug)]
 pub struct Service {
@@ -56,6 +62,8 @@ pub struct Service {
     jobs_waiting: Arc<tokio::sync::Notify>,
     /// Refused authentications on their way to the `auth.failed` writer.
     auth_failures: tokio::sync::mpsc::Sender<Option<AuditDraft>>,
+    /// The secret-scanning partner's keys, cached.
+    partner_keys: Arc<leaks::PartnerKeys>,
 }
 
 impl Service {
@@ -66,6 +74,7 @@ impl Service {
         tokio::spawn(auth::write_auth_failures(db.clone(), queue));
         Service {
             db,
+            partner_keys: Arc::new(leaks::PartnerKeys::new(config.secret_scanning_keys_url.clone())),
             config: Arc::new(config),
             jobs_waiting: Default::default(),
             auth_failures,

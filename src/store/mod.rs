@@ -8,6 +8,7 @@ pub mod audit;
 pub mod idempotency;
 pub mod jobs;
 pub mod members;
+pub mod notifications;
 pub mod plans;
 pub mod projects;
 pub mod resources;

@@ -94,15 +94,16 @@ pub async fn insert(conn: &mut Conn, row: &TokenRow) -> sqlx::Result<()> {
     .map(|_| ())
 }
 
-/// Revokes a token that is not revoked yet (a second revoke keeps the first time and reason).
-pub async fn revoke(conn: &mut Conn, id: &str, reason: &str) -> sqlx::Result<()> {
+/// Revokes a token that is not revoked yet (a second revoke keeps the first time and reason);
+/// true when this call revoked it.
+pub async fn revoke(conn: &mut Conn, id: &str, reason: &str) -> sqlx::Result<bool> {
     sqlx::query("UPDATE tokens SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
         .bind(now_ms())
         .bind(reason)
         .bind(id)
         .execute(&mut *conn)
         .await
-        .map(|_| ())
+        .map(|r| r.rows_affected() == 1)
 }
 
 pub async fn set_replaced_by(conn: &mut Conn, id: &str, replacement: &str) -> sqlx::Result<()> {

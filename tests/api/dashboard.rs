@@ -234,7 +234,11 @@ async fn a_new_password_ends_every_session_of_the_person_at_the_next_request() {
     let bystander = cookie(&app, "else@memberpass.test").await;
     let too_short = app.service.set_password("dash@memberpass.test", "short").await;
     assert!(too_short.is_err(), "a short password is refused");
-    assert_eq!(page(&app, "/settings/tokens", &first).await.status(), 200, "and changed nothing");
+    assert_eq!(
+        page(&app, "/settings/tokens", &first).await.status(),
+        200,
+        "and changed nothing"
+    );
     let ended = app
         .service
         .set_password("dash@memberpass.test", "an entirely new passphrase")
@@ -252,14 +256,21 @@ async fn a_new_password_ends_every_session_of_the_person_at_the_next_request() {
         "someone else's session is untouched"
     );
     assert_eq!(
-        sign_in(&app, "dash@memberpass.test", PASSWORD, "same-origin").await.status(),
+        sign_in(&app, "dash@memberpass.test", PASSWORD, "same-origin")
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED,
         "the old password no longer signs in"
     );
     assert_eq!(
-        sign_in(&app, "dash@memberpass.test", "an entirely new passphrase", "same-origin")
-            .await
-            .status(),
+        sign_in(
+            &app,
+            "dash@memberpass.test",
+            "an entirely new passphrase",
+            "same-origin"
+        )
+        .await
+        .status(),
         StatusCode::SEE_OTHER
     );
     assert_eq!(entries(&app, "user.password_changed").await.len(), 1);

@@ -10,6 +10,7 @@ mod dashboard;
 mod demo;
 mod hardening;
 mod helpers;
+mod leaks;
 mod matrix;
 mod mcp;
 mod requests;
