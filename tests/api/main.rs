@@ -14,5 +14,6 @@ mod leaks;
 mod matrix;
 mod mcp;
 mod requests;
+mod scanner_rules;
 mod secrets;
 mod tokens;
