@@ -14,6 +14,7 @@ pub fn openapi_json(public_url: &str) -> Value {
         let entry = paths.entry(spec.path.to_owned()).or_insert_with(|| json!({}));
         entry[spec.method.as_str().to_ascii_lowercase()] = operation(op);
     }
+    leak_reports(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "MemberPass API", "version": env!("CARGO_PKG_VERSION")},
@@ -29,6 +30,58 @@ pub fn openapi_json(public_url: &str) -> Value {
             }}}}}
         }
     })
+}
+
+/// The two routes outside the catalog: unauthenticated leak reports (`http::leaks`).
+fn leak_reports(paths: &mut Map<String, Value>) {
+    let error = json!({"$ref": "#/components/responses/Error"});
+    paths.insert(
+        "/v1/tokens/revoke".into(),
+        json!({"post": {
+            "operationId": "revoke_by_possession",
+            "summary": "Revoke a token by holding it: the same 202 whether or not it existed",
+            "security": [],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": false, "required": ["token"],
+                "properties": {
+                    "token": {"type": "string", "description": "The whole mpt_ token"},
+                    "source": {"type": "string", "maxLength": 500, "description": "Where it was found"}
+                }
+            }}}},
+            "responses": {
+                "202": {"description": "Accepted", "content": {"application/json": {"schema": {"type": "object", "required": ["data"]}}}},
+                "413": error, "422": error, "429": error, "500": error
+            }
+        }}),
+    );
+    paths.insert(
+        "/v1/secret-scanning/github".into(),
+        json!({"post": {
+            "operationId": "github_secret_scanning_alert",
+            "summary": "GitHub secret-scanning partner alert (signed by GitHub)",
+            "security": [],
+            "parameters": [
+                {"name": "Github-Public-Key-Identifier", "in": "header", "required": true, "schema": {"type": "string"}},
+                {"name": "Github-Public-Key-Signature", "in": "header", "required": true, "schema": {"type": "string"}}
+            ],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "array", "maxItems": crate::service::leaks::MAX_ALERT_ITEMS,
+                "items": {"type": "object", "required": ["token", "type"], "properties": {
+                    "token": {"type": "string"}, "type": {"type": "string"},
+                    "url": {"type": "string"}, "source": {"type": "string"}
+                }}
+            }}}},
+            "responses": {
+                "200": {"description": "GitHub's feedback format", "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"type": "object", "required": ["token_hash", "token_type", "label"], "properties": {
+                        "token_hash": {"type": "string"}, "token_type": {"type": "string"},
+                        "label": {"type": "string", "enum": ["true_positive", "false_positive"]}
+                    }}
+                }}}},
+                "401": error, "413": error, "422": error, "429": error, "500": error
+            }
+        }}),
+    );
 }
 
 fn operation(op: &dyn Op) -> Value {

@@ -29,7 +29,21 @@ async fn the_catalog_rest_routes_openapi_and_matrix_are_one_set_of_operations() 
             described.insert((method.to_ascii_uppercase(), path.clone(), name));
         }
     }
-    assert_eq!(described, in_catalog, "/openapi.json and the catalog differ");
+    // Besides the catalog: the two unauthenticated leak-report routes, and nothing else.
+    let mut expected = in_catalog.clone();
+    expected.insert(("POST".into(), "/v1/tokens/revoke".into(), "revoke_by_possession".into()));
+    expected.insert((
+        "POST".into(),
+        "/v1/secret-scanning/github".into(),
+        "github_secret_scanning_alert".into(),
+    ));
+    assert_eq!(described, expected, "/openapi.json and the catalog differ");
+    for unauthenticated in ["/v1/tokens/revoke", "/v1/secret-scanning/github"] {
+        assert_eq!(
+            openapi["paths"][unauthenticated]["post"]["security"],
+            serde_json::json!([])
+        );
+    }
     // A creation links to the operations that take the id it returns.
     let links = &openapi["paths"]["/v1/projects"]["post"]["responses"]["201"]["links"];
     for name in [
