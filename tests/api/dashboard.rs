@@ -43,14 +43,14 @@ async fn sign_in(app: &TestApp, email: &str, password: &str, site: &str) -> reqw
 }
 
 /// Signs in and returns the session cookie (`name=value`).
-async fn cookie(app: &TestApp, email: &str) -> String {
+pub async fn cookie(app: &TestApp, email: &str) -> String {
     let res = sign_in(app, email, PASSWORD, "same-origin").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
     set.split(';').next().unwrap().to_owned()
 }
 
-async fn page(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+pub async fn page(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
     client()
         .get(format!("{}{path}", app.base))
         .header("cookie", cookie)
@@ -59,7 +59,7 @@ async fn page(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
         .unwrap()
 }
 
-fn csrf_of(html: &str) -> String {
+pub fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     html[at..].split('"').next().unwrap().to_owned()
 }
@@ -276,7 +276,7 @@ async fn a_new_password_ends_every_session_of_the_person_at_the_next_request() {
     assert_eq!(entries(&app, "user.password_changed").await.len(), 1);
 }
 
-async fn post_form(app: &TestApp, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+pub async fn post_form(app: &TestApp, path: &str, cookie: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
     client()
         .post(format!("{}{path}", app.base))
         .header("cookie", cookie)

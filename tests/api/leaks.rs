@@ -471,3 +471,63 @@ async fn revoke_by_possession_is_limited_per_client_address() {
         .unwrap();
     assert!(res.headers().get("retry-after").is_some());
 }
+
+#[tokio::test]
+async fn the_owner_is_told_on_the_dashboard_until_they_dismiss_it() {
+    use crate::dashboard::{cookie, csrf_of, page, person, post_form};
+    use memberpass::domain::role::Role;
+    let s = setup().await;
+    person(&s.app, &s.w.team_a, "dash@memberpass.test", Role::Manager).await;
+    person(&s.app, &s.w.team_a, "peer@memberpass.test", Role::Manager).await;
+    let leaked = s
+        .app
+        .mint("dash@memberpass.test", &s.w.team_a, &[Ability::ProjectViewAny], &[])
+        .await;
+    let handed_in = s
+        .app
+        .mint("dash@memberpass.test", &s.w.team_a, &[Ability::ProjectViewAny], &[])
+        .await;
+    let body = serde_json::to_vec(&json!([{"token": leaked, "type": "memberpass_api_token",
+        "url": "https://github.com/octo/repo/blob/abc/.env", "source": "content"}]))
+    .unwrap();
+    assert_eq!(signed(&s.app, &s.current, &body).await.0, 200);
+    assert_eq!(
+        hand_in(&s.app, json!({"token": handed_in, "source": "a transcript"}))
+            .await
+            .0,
+        202
+    );
+
+    let dash = cookie(&s.app, "dash@memberpass.test").await;
+    let html = page(&s.app, "/settings/tokens", &dash).await.text().await.unwrap();
+    assert!(html.contains("found in public by a secret scanner at https://github.com/octo/repo/blob/abc/.env"));
+    assert!(html.contains("handed in by someone who held it (a transcript)"));
+    assert!(html.contains(&format!("/settings/tokens/{}#playbook", token_id(&leaked))));
+    let peer = cookie(&s.app, "peer@memberpass.test").await;
+    let peer_html = page(&s.app, "/settings/tokens", &peer).await.text().await.unwrap();
+    assert!(!peer_html.contains("was revoked for you"), "only the owner is told");
+
+    // Dismissing one: gone from the page, audited; the other stays. Someone else cannot.
+    let id: String = sqlx::query_scalar("SELECT id FROM notifications WHERE token_id = $1")
+        .bind(token_id(&leaked))
+        .fetch_one(s.app.pool())
+        .await
+        .unwrap();
+    let path = format!("/settings/notifications/{id}/dismiss");
+    let refused = post_form(&s.app, &path, &peer, &[("csrf", &csrf_of(&peer_html))]).await;
+    assert_eq!(refused.status(), 404);
+    let done = post_form(&s.app, &path, &dash, &[("csrf", &csrf_of(&html))]).await;
+    assert_eq!(done.status(), 303);
+    let html = page(&s.app, "/settings/tokens", &dash).await.text().await.unwrap();
+    assert!(!html.contains("found in public by a secret scanner"));
+    assert!(html.contains("handed in by someone who held it"));
+    assert_eq!(
+        count(
+            &s.app,
+            "SELECT COUNT(*) FROM audit_log WHERE event = $1",
+            "notification.dismissed"
+        )
+        .await,
+        1
+    );
+}
