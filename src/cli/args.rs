@@ -102,6 +102,11 @@ pub enum UserCmd {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a person's dashboard password (read from stdin) and sign them out everywhere.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

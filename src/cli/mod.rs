@@ -116,6 +116,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 || format!("user {id} created"),
             );
         }
+        Command::User(UserCmd::SetPassword { email }) => {
+            let mut buf = String::new();
+            std::io::stdin().read_to_string(&mut buf)?;
+            let password = buf.trim_end_matches(['\r', '\n']);
+            let ended = service(&g).await?.set_password(&email, password).await?;
+            print(
+                g.json,
+                json!({"email": email.trim().to_lowercase(), "sessions_ended": ended}),
+                || format!("password set; {ended} session(s) signed out"),
+            );
+        }
         Command::Team(TeamCmd::Create { name, owner }) => {
             let id = service(&g).await?.create_team(&name, &owner).await?;
             print(g.json, json!({"id": id, "name": name, "owner": owner}), || {

@@ -66,7 +66,7 @@ pub enum AlertRejected {
 /// (at most once per [`REFETCH_GAP`]) when an alert names a key we do not know.
 pub struct PartnerKeys {
     url: String,
-    client: reqwest::Client,
+    client: std::sync::OnceLock<reqwest::Client>,
     keys: RwLock<HashMap<String, P256Key>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -81,18 +81,27 @@ impl std::fmt::Debug for PartnerKeys {
 
 impl PartnerKeys {
     pub fn new(url: String) -> Self {
+        PartnerKeys {
+            url,
+            client: std::sync::OnceLock::new(),
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The HTTP client, made on the first fetch (most processes never need it). rustls needs a
+    /// process-wide crypto provider: the one in the tree (ring), unless one is installed.
+    fn client(&self) -> anyhow::Result<&reqwest::Client> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .user_agent(concat!("memberpass/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .unwrap_or_default();
-        PartnerKeys {
-            url,
-            client,
-            keys: RwLock::new(HashMap::new()),
-            last_fetch: tokio::sync::Mutex::new(None),
-        }
+            .build()?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     fn cached(&self, id: &str) -> Option<P256Key> {
@@ -123,7 +132,7 @@ impl PartnerKeys {
     }
 
     async fn fetch(&self) -> anyhow::Result<HashMap<String, P256Key>> {
-        let res = self.client.get(&self.url).send().await?.error_for_status()?;
+        let res = self.client()?.get(&self.url).send().await?.error_for_status()?;
         let bytes = res.bytes().await?;
         anyhow::ensure!(bytes.len() <= 256 * 1024, "the key document is larger than 256 KiB");
         let doc: Value = serde_json::from_slice(&bytes)?;

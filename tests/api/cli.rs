@@ -59,6 +59,41 @@ async fn an_operator_can_set_up_a_team_and_its_tokens_from_the_cli() {
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 
+    // A new password from the CLI signs the person out everywhere.
+    let mut set = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"));
+    set.args([
+        "--database-url",
+        &app.database_url,
+        "--json",
+        "user",
+        "set-password",
+        "--email",
+        "ops@example.com",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped());
+    let changed: Value = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = set.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"another long passphrase\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(changed["sessions_ended"], 0);
+    let new_hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ops@example.com'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_ne!(new_hash, hash);
+
     let team = json(
         &app,
         &["team", "create", "--name", "Ops Team", "--owner", "ops@example.com"],

@@ -531,3 +531,59 @@ async fn the_owner_is_told_on_the_dashboard_until_they_dismiss_it() {
         1
     );
 }
+
+/// The real binary: `serve` fetches the key document itself (its own TLS-capable client) and
+/// answers a signed alert.
+#[tokio::test]
+async fn the_binary_verifies_alerts_with_the_keys_it_fetches() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let current = Signer::new("c0ffee");
+    let older = Signer::new("decaf");
+    let keys = key_server(&current, &older).await;
+    let dir = std::env::temp_dir().join(format!("memberpass-serve-{}", uuid::Uuid::now_v7().simple()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"))
+        .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--secret-scanning-keys-url", &keys.url])
+        .env("MEMBERPASS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Killed(server);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unknown = stranger();
+    let body = serde_json::to_vec(&json!([{"token": unknown, "type": "memberpass_api_token"}])).unwrap();
+    let res = client
+        .post(format!("{base}/v1/secret-scanning/github"))
+        .header("github-public-key-identifier", "c0ffee")
+        .header("github-public-key-signature", current.sign(&body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer[0]["label"], "false_positive");
+    assert_eq!(keys.fetches.load(Ordering::SeqCst), 1);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
