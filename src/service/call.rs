@@ -156,6 +156,9 @@ impl Service {
     ) -> Result<Done> {
         // What the entry records is the arguments as the operation read them.
         entry.properties = super::to_value(&args)?;
+        if !O::SPEC.is_write() && key.is_none() {
+            return self.run_read::<O>(p, args, entry).await;
+        }
         let mut tx = self.db.begin_write().await?;
         if let Some(k) = &key
             && let Some(output) = idempotency::saved(&mut tx, k).await?
@@ -212,6 +215,42 @@ impl Service {
         }
     }
 
+    /// A read: the body in a read transaction of its own, then the entry through the batch
+    /// writer (group commit), which re-checks the caller under the chain's lock. The answer
+    /// waits for the commit that holds its entry.
+    async fn run_read<O: Operation>(&self, p: &Principal, args: O::Args, mut entry: AuditDraft) -> Result<Done> {
+        let mut call = Call {
+            tx: self.db.begin_read().await?,
+            principal: p.clone(),
+            config: self.config.clone(),
+            subject_id: entry.subject_id.clone(),
+            project_id: None,
+            changes: None,
+            wakes_jobs: false,
+            ends_own_token: false,
+        };
+        let result = O::run(&mut call, args).await;
+        let Call {
+            tx,
+            subject_id,
+            project_id,
+            ..
+        } = call;
+        tx.rollback().await?;
+        entry.subject_id = subject_id;
+        entry.project_id = project_id;
+        match result {
+            Ok(output) => {
+                self.batch.append_checked(p, O::SPEC.ability, entry).await?;
+                Ok(Done {
+                    output,
+                    replayed: false,
+                })
+            }
+            Err(e) => Err(self.record_failure(entry, e).await),
+        }
+    }
+
     /// Appends the call's entry, which takes the audit chain's lock, then checks the caller
     /// again under that lock. Every revocation, removal and role change commits with an audit
     /// entry of its own, so it has either committed before this point and is seen here, or
@@ -230,7 +269,7 @@ impl Service {
         let refused_entry = entry.clone();
         entry.properties = properties;
         let appended = audit::append(&mut tx, entry).await?;
-        match self.still_allowed(&mut tx, p, spec, ends_own_token).await {
+        match still_allowed(&mut tx, p, spec.ability, ends_own_token).await {
             Ok(()) => Ok(tx),
             Err((e, reason)) => {
                 tx.rollback().await?;
@@ -245,44 +284,6 @@ impl Service {
         }
     }
 
-    /// Re-reads, inside the call's write transaction, what authentication read before it: the
-    /// token is still live, its owner still in the team, and the role they hold now still grants
-    /// the operation's ability. A refusal carries the reason for the audit entry.
-    async fn still_allowed(
-        &self,
-        tx: &mut Tx,
-        p: &Principal,
-        spec: &Spec,
-        ends_own_token: bool,
-    ) -> Result<(), (Error, Option<&'static str>)> {
-        let internal = |e: sqlx::Error| (Error::from(e), None);
-        if let Some(token) = p.token.as_ref().filter(|_| !ends_own_token) {
-            let state = store_tokens::state(tx, &token.id).await.map_err(internal)?;
-            let refused = match state {
-                None => Some("unknown_id"),
-                Some((Some(_), _)) => Some("revoked"),
-                Some((None, Some(expires))) if expires <= crate::store::now_ms() => Some("expired"),
-                Some(_) => None,
-            };
-            if let Some(reason) = refused {
-                return Err((Error::AuthenticationRequired, Some(reason)));
-            }
-        }
-        let role = store_teams::role_of(tx, &p.team_id, &p.user_id)
-            .await
-            .map_err(internal)?
-            .ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?;
-        let role: Role = role
-            .parse()
-            .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))?;
-        if let Some(ability) = spec.ability
-            && !(Principal { role, ..p.clone() }).can(ability)
-        {
-            return Err((Error::missing(ability), None));
-        }
-        Ok(())
-    }
-
     /// Audits input refused before the body ran: which fields, never their values.
     async fn record_refused_input(&self, mut entry: AuditDraft, e: Error) -> Error {
         entry.properties = match &e {
@@ -292,18 +293,14 @@ impl Service {
         self.record_failure(entry, e).await
     }
 
-    /// Writes the entry of a refused or failed call in its own transaction.
+    /// Writes the entry of a refused or failed call (through the batch writer).
     async fn record_failure(&self, mut entry: AuditDraft, e: Error) -> Error {
-        entry.outcome = e.outcome();
-        entry.error_code = Some(e.code().as_str());
-        if let Error::MissingAbility(a, _) = &e {
-            entry.properties["required_ability"] = json!(a.as_str());
-        }
-        match self.append_alone(entry).await {
+        mark_refused(&mut entry, &e);
+        match self.batch.append(entry).await {
             Ok(()) => e,
             Err(audit_err) => {
                 tracing::error!(error = ?audit_err, "could not record a refused call");
-                Error::Internal(audit_err.into())
+                audit_err
             }
         }
     }
@@ -313,6 +310,52 @@ impl Service {
         let mut tx = self.db.begin_write().await?;
         audit::append(&mut tx, entry).await?;
         tx.commit().await
+    }
+}
+
+/// Re-reads, inside a write transaction, what authentication read before it: the token is still
+/// live, its owner still in the team, and the role they hold now still grants the operation's
+/// ability. A refusal carries the reason for the audit entry.
+pub(super) async fn still_allowed(
+    tx: &mut Tx,
+    p: &Principal,
+    ability: Option<Ability>,
+    ends_own_token: bool,
+) -> Result<(), (Error, Option<&'static str>)> {
+    let internal = |e: sqlx::Error| (Error::from(e), None);
+    if let Some(token) = p.token.as_ref().filter(|_| !ends_own_token) {
+        let state = store_tokens::state(tx, &token.id).await.map_err(internal)?;
+        let refused = match state {
+            None => Some("unknown_id"),
+            Some((Some(_), _)) => Some("revoked"),
+            Some((None, Some(expires))) if expires <= crate::store::now_ms() => Some("expired"),
+            Some(_) => None,
+        };
+        if let Some(reason) = refused {
+            return Err((Error::AuthenticationRequired, Some(reason)));
+        }
+    }
+    let role = store_teams::role_of(tx, &p.team_id, &p.user_id)
+        .await
+        .map_err(internal)?
+        .ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?;
+    let role: Role = role
+        .parse()
+        .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))?;
+    if let Some(ability) = ability
+        && !(Principal { role, ..p.clone() }).can(ability)
+    {
+        return Err((Error::missing(ability), None));
+    }
+    Ok(())
+}
+
+/// What a refused or failed call's entry says about why.
+pub(super) fn mark_refused(entry: &mut AuditDraft, e: &Error) {
+    entry.outcome = e.outcome();
+    entry.error_code = Some(e.code().as_str());
+    if let Error::MissingAbility(a, _) = e {
+        entry.properties["required_ability"] = json!(a.as_str());
     }
 }
 

@@ -10,6 +10,7 @@ pub mod activity;
 pub mod admin;
 pub mod args;
 pub mod auth;
+pub mod batch;
 pub mod call;
 pub mod catalog;
 pub mod demo;
@@ -64,6 +65,8 @@ pub struct Service {
     auth_failures: tokio::sync::mpsc::Sender<Option<AuditDraft>>,
     /// The secret-scanning partner's keys, cached.
     partner_keys: Arc<leaks::PartnerKeys>,
+    /// This process's group-commit writer of audit entries.
+    batch: batch::Batcher,
 }
 
 impl Service {
@@ -73,12 +76,22 @@ impl Service {
         let (auth_failures, queue) = tokio::sync::mpsc::channel(auth::AUTH_FAILURE_QUEUE);
         tokio::spawn(auth::write_auth_failures(db.clone(), queue));
         Service {
+            batch: batch::Batcher::start(db.clone()),
             db,
             partner_keys: Arc::new(leaks::PartnerKeys::new(config.secret_scanning_keys_url.clone())),
             config: Arc::new(config),
             jobs_waiting: Default::default(),
             auth_failures,
         }
+    }
+
+    /// Batches and entries committed by the group-commit writer so far.
+    pub fn batch_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.batch.stats.batches.load(Ordering::Relaxed),
+            self.batch.stats.entries.load(Ordering::Relaxed),
+        )
     }
 
     pub fn db(&self) -> &Db {

@@ -164,6 +164,16 @@ impl Db {
         }
     }
 
+    /// A transaction that only reads: no writer slot, a snapshot of its own (`BEGIN` deferred on
+    /// SQLite, `READ ONLY` on PostgreSQL, where a write in it is an error).
+    pub async fn begin_read(&self) -> sqlx::Result<Tx> {
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => self.pool.begin_with("BEGIN READ ONLY").await?,
+        };
+        Ok(Tx { inner, _writer: None })
+    }
+
     pub async fn ping(&self) -> sqlx::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
