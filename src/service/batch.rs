@@ -1,13 +1,14 @@
 //! Group commit of audit entries: calls that finish together share one write transaction and one
 //! commit (one fsync). A read runs its body in a read transaction of its own and hands its entry
 //! here; refusals hand theirs here too. One writer task per process takes every entry waiting,
-//! appends each inside a savepoint, re-checks its caller under the chain's lock (a caller refused
-//! now rolls back alone and gets its refusal entry instead), commits once, then answers each.
+//! takes the chain's lock, re-checks each caller under it (a caller refused now gets its refusal
+//! entry instead of its entry), appends them all, commits once, then answers each.
 //!
 //! Nothing is answered before the commit that holds its entry. A revocation commits with an
 //! entry of its own: a batch that commits after it re-checks and refuses the token; a batch that
 //! committed before it was serialised before it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +19,7 @@ use super::principal::Principal;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
+use crate::domain::role::Role;
 use crate::store::{Db, Tx, audit};
 
 /// Most entries one batch commits.
@@ -105,43 +107,81 @@ async fn write_batches(db: Db, mut queue: mpsc::Receiver<Pending>, stats: Arc<Ba
     }
 }
 
-/// One transaction for the whole batch; each entry in a savepoint of its own.
+/// One transaction for the whole batch: the chain's lock first, then each caller re-checked
+/// under it (once per distinct caller), then every entry — or, for a caller refused now, its
+/// refusal instead — appended in order with one head update.
 async fn commit(db: &Db, batch: &mut [Pending]) -> std::result::Result<Vec<Result<()>>, Error> {
     let mut tx = db.begin_write().await?;
+    let head = audit::lock_head(&mut tx).await?;
+    let mut checked: HashMap<CallerKey, Checked> = HashMap::new();
     let mut answers = Vec::with_capacity(batch.len());
-    for pending in batch.iter_mut() {
-        answers.push(append_one(&mut tx, pending).await?);
+    let mut entries = Vec::with_capacity(batch.len());
+    for pending in batch.iter() {
+        let mut entry = pending.entry.clone();
+        let answer = match &pending.check {
+            None => Ok(()),
+            Some((principal, ability)) => {
+                let key = (
+                    principal.token_id().map(str::to_owned),
+                    principal.team_id.clone(),
+                    principal.user_id.clone(),
+                );
+                let state = match checked.get(&key) {
+                    Some(state) => state.clone(),
+                    None => {
+                        let state = check(&mut tx, principal).await?;
+                        checked.insert(key, state.clone());
+                        state
+                    }
+                };
+                let verdict = match state {
+                    Checked::Refused(reason) => Err((Error::AuthenticationRequired, Some(reason))),
+                    Checked::Role(role) => match ability {
+                        Some(a)
+                            if !(Principal {
+                                role,
+                                ..principal.clone()
+                            })
+                            .can(*a) =>
+                        {
+                            Err((Error::missing(*a), None))
+                        }
+                        _ => Ok(()),
+                    },
+                };
+                match verdict {
+                    Ok(()) => Ok(()),
+                    Err((e, reason)) => {
+                        if let Some(reason) = reason {
+                            entry.properties = json!({ "reason": reason });
+                        }
+                        super::call::mark_refused(&mut entry, &e);
+                        Err(e)
+                    }
+                }
+            }
+        };
+        answers.push(answer);
+        entries.push(entry);
     }
+    audit::append_after(&mut tx, head, entries).await?;
     tx.commit().await?;
     Ok(answers)
 }
 
-/// Appends one entry and re-checks its caller; a refused caller's entry is rolled back and its
-/// refusal appended instead. `Err` only for a database failure, which fails the whole batch.
-async fn append_one(tx: &mut Tx, pending: &mut Pending) -> std::result::Result<Result<()>, Error> {
-    let Some((principal, ability)) = &pending.check else {
-        audit::append(tx, pending.entry.clone()).await?;
-        return Ok(Ok(()));
-    };
-    sqlx::query("SAVEPOINT entry").execute(&mut **tx).await?;
-    let appended = audit::append(tx, pending.entry.clone()).await?;
-    match super::call::still_allowed(tx, principal, *ability, false).await {
-        Ok(()) => {
-            sqlx::query("RELEASE SAVEPOINT entry").execute(&mut **tx).await?;
-            Ok(Ok(()))
-        }
-        Err((Error::Internal(e), _)) => Err(Error::Internal(e)),
-        Err((e, reason)) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT entry").execute(&mut **tx).await?;
-            sqlx::query("RELEASE SAVEPOINT entry").execute(&mut **tx).await?;
-            let mut refused = pending.entry.clone();
-            refused.properties = match reason {
-                Some(reason) => json!({ "reason": reason }),
-                None => serde_json::from_str(&appended.properties).unwrap_or_else(|_| json!({})),
-            };
-            super::call::mark_refused(&mut refused, &e);
-            audit::append(tx, refused).await?;
-            Ok(Err(e))
-        }
+type CallerKey = (Option<String>, String, String);
+
+/// What the re-check found for one caller: refused (with the reason), or the role held now.
+#[derive(Clone)]
+enum Checked {
+    Refused(&'static str),
+    Role(Role),
+}
+
+async fn check(tx: &mut Tx, p: &Principal) -> std::result::Result<Checked, Error> {
+    match super::call::current_role(tx, p, false).await {
+        Ok(role) => Ok(Checked::Role(role)),
+        Err((Error::AuthenticationRequired, Some(reason))) => Ok(Checked::Refused(reason)),
+        Err((e, _)) => Err(e),
     }
 }

@@ -322,6 +322,21 @@ pub(super) async fn still_allowed(
     ability: Option<Ability>,
     ends_own_token: bool,
 ) -> Result<(), (Error, Option<&'static str>)> {
+    let role = current_role(tx, p, ends_own_token).await?;
+    if let Some(ability) = ability
+        && !(Principal { role, ..p.clone() }).can(ability)
+    {
+        return Err((Error::missing(ability), None));
+    }
+    Ok(())
+}
+
+/// The role the caller holds now, if their token is still live and they are still in the team.
+pub(super) async fn current_role(
+    tx: &mut Tx,
+    p: &Principal,
+    ends_own_token: bool,
+) -> Result<Role, (Error, Option<&'static str>)> {
     let internal = |e: sqlx::Error| (Error::from(e), None);
     if let Some(token) = p.token.as_ref().filter(|_| !ends_own_token) {
         let state = store_tokens::state(tx, &token.id).await.map_err(internal)?;
@@ -339,15 +354,8 @@ pub(super) async fn still_allowed(
         .await
         .map_err(internal)?
         .ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?;
-    let role: Role = role
-        .parse()
-        .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))?;
-    if let Some(ability) = ability
-        && !(Principal { role, ..p.clone() }).can(ability)
-    {
-        return Err((Error::missing(ability), None));
-    }
-    Ok(())
+    role.parse()
+        .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))
 }
 
 /// What a refused or failed call's entry says about why.

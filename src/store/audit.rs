@@ -80,74 +80,132 @@ const COLUMNS: &str = "seq, id, created_at, team_id, project_id, actor_kind, cau
 
 /// Appends one entry to the chain. Must run inside a write transaction.
 pub async fn append(conn: &mut Conn, draft: AuditDraft) -> sqlx::Result<AuditRow> {
-    // Updating the head first takes its lock: appends from every process queue here.
-    let (seq, prev_hash): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *conn)
-            .await?;
-    let mut properties = draft.properties;
-    redact(&mut properties);
-    let mut row = AuditRow {
-        seq,
-        id: new_id(),
-        created_at: now_ms(),
-        team_id: draft.team_id,
-        project_id: draft.project_id,
-        actor_kind: draft.actor_kind.as_str().to_owned(),
-        causer_type: draft.causer_id.as_ref().map(|_| "user".to_owned()),
-        causer_id: draft.causer_id,
-        token_id: draft.token_id,
-        event: draft.event,
-        subject_type: draft.subject_type,
-        subject_id: draft.subject_id,
-        properties: properties.to_string(),
-        outcome: draft.outcome.as_str().to_owned(),
-        error_code: draft.error_code.map(str::to_owned),
-        request_id: draft.ctx.request_id,
-        ip: draft.ctx.ip,
-        user_agent: draft
-            .ctx
-            .user_agent
-            .map(|s| crate::domain::audit::redact_token_runs(&s)),
-        client: draft.ctx.client,
-        prev_hash,
-        hash: String::new(),
-    };
-    row.hash = row.compute_hash();
-    sqlx::query(
-        "INSERT INTO audit_log (seq, id, created_at, team_id, project_id, actor_kind, causer_type, \
-         causer_id, token_id, event, subject_type, subject_id, properties, outcome, error_code, \
-         request_id, ip, user_agent, client, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-    )
-    .bind(row.seq)
-    .bind(&row.id)
-    .bind(row.created_at)
-    .bind(&row.team_id)
-    .bind(&row.project_id)
-    .bind(&row.actor_kind)
-    .bind(&row.causer_type)
-    .bind(&row.causer_id)
-    .bind(&row.token_id)
-    .bind(&row.event)
-    .bind(&row.subject_type)
-    .bind(&row.subject_id)
-    .bind(&row.properties)
-    .bind(&row.outcome)
-    .bind(&row.error_code)
-    .bind(&row.request_id)
-    .bind(&row.ip)
-    .bind(&row.user_agent)
-    .bind(&row.client)
-    .bind(&row.prev_hash)
-    .bind(&row.hash)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&row.hash)
+    let head = lock_head(conn).await?;
+    let mut rows = append_after(conn, head, vec![draft]).await?;
+    Ok(rows.pop().expect("one row per draft"))
+}
+
+/// Takes the chain's lock (the head row; appends from every process queue here) and returns the
+/// last `seq` and `hash`. Must run inside a write transaction.
+pub async fn lock_head(conn: &mut Conn) -> sqlx::Result<(i64, String)> {
+    sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// Rows per multi-row INSERT (21 parameters each, well under every backend's limit).
+const ROWS_PER_INSERT: usize = 64;
+
+/// Appends entries after the `head` that [`lock_head`] returned, in order, chained in memory:
+/// one INSERT per [`ROWS_PER_INSERT`] entries and one head update, whatever their number.
+pub async fn append_after(
+    conn: &mut Conn,
+    head: (i64, String),
+    drafts: Vec<AuditDraft>,
+) -> sqlx::Result<Vec<AuditRow>> {
+    let (mut seq, mut prev_hash) = head;
+    let now = now_ms();
+    let mut rows = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        seq += 1;
+        let row = AuditRow::chained(draft, seq, prev_hash, now);
+        prev_hash = row.hash.clone();
+        rows.push(row);
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        insert(conn, chunk).await?;
+    }
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&prev_hash)
         .execute(&mut *conn)
         .await?;
-    Ok(row)
+    Ok(rows)
+}
+
+async fn insert(conn: &mut Conn, rows: &[AuditRow]) -> sqlx::Result<()> {
+    let mut sql = String::from(
+        "INSERT INTO audit_log (seq, id, created_at, team_id, project_id, actor_kind, causer_type, \
+         causer_id, token_id, event, subject_type, subject_id, properties, outcome, error_code, \
+         request_id, ip, user_agent, client, prev_hash, hash) VALUES ",
+    );
+    for i in 0..rows.len() {
+        let n = i * 21;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for k in 1..=21 {
+            if k > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(n + k).to_string());
+        }
+        sql.push(')');
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for row in rows {
+        query = query
+            .bind(row.seq)
+            .bind(&row.id)
+            .bind(row.created_at)
+            .bind(&row.team_id)
+            .bind(&row.project_id)
+            .bind(&row.actor_kind)
+            .bind(&row.causer_type)
+            .bind(&row.causer_id)
+            .bind(&row.token_id)
+            .bind(&row.event)
+            .bind(&row.subject_type)
+            .bind(&row.subject_id)
+            .bind(&row.properties)
+            .bind(&row.outcome)
+            .bind(&row.error_code)
+            .bind(&row.request_id)
+            .bind(&row.ip)
+            .bind(&row.user_agent)
+            .bind(&row.client)
+            .bind(&row.prev_hash)
+            .bind(&row.hash);
+    }
+    query.execute(&mut *conn).await.map(|_| ())
+}
+
+impl AuditRow {
+    /// The row a draft becomes at `seq`, after `prev_hash`: redacted, hashed.
+    fn chained(draft: AuditDraft, seq: i64, prev_hash: String, created_at: i64) -> AuditRow {
+        let mut properties = draft.properties;
+        redact(&mut properties);
+        let mut row = AuditRow {
+            seq,
+            id: new_id(),
+            created_at,
+            team_id: draft.team_id,
+            project_id: draft.project_id,
+            actor_kind: draft.actor_kind.as_str().to_owned(),
+            causer_type: draft.causer_id.as_ref().map(|_| "user".to_owned()),
+            causer_id: draft.causer_id,
+            token_id: draft.token_id,
+            event: draft.event,
+            subject_type: draft.subject_type,
+            subject_id: draft.subject_id,
+            properties: properties.to_string(),
+            outcome: draft.outcome.as_str().to_owned(),
+            error_code: draft.error_code.map(str::to_owned),
+            request_id: draft.ctx.request_id,
+            ip: draft.ctx.ip,
+            user_agent: draft
+                .ctx
+                .user_agent
+                .map(|s| crate::domain::audit::redact_token_runs(&s)),
+            client: draft.ctx.client,
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = row.compute_hash();
+        row
+    }
 }
 
 /// Filters of `GET /v1/activity` (all optional, ANDed).
