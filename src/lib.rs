@@ -7,5 +7,6 @@ pub mod dashboard;
 pub mod domain;
 pub mod http;
 pub mod mcp;
+pub mod scan;
 pub mod service;
 pub mod store;

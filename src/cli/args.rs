@@ -55,6 +55,10 @@ pub enum Command {
     Token(TokenCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Find MemberPass tokens in files (logs, transcripts, histories); report file, line and ID.
+    ///
+    /// Exit code: 0 nothing found, 1 tokens found, 2 the command line cannot be run.
+    Scan(ScanArgs),
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +93,20 @@ pub struct ServeArgs {
     /// Seed demo data (on an empty database) and print a read-only token.
     #[arg(long)]
     pub demo: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files and directories to scan; default: where AI clients and shells keep logs and
+    /// transcripts under $HOME. Hidden files are scanned, .gitignore is not honoured, symlinks
+    /// are not followed.
+    pub paths: Vec<PathBuf>,
+    /// Replace each token in place with mpt_<env>_<id>_[REDACTED], keeping every other byte.
+    #[arg(long)]
+    pub redact: bool,
+    /// Hand each token found to this MemberPass server's revoke-by-possession endpoint.
+    #[arg(long, value_name = "URL")]
+    pub revoke: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 
-pub use args::{AuditCmd, Cli, Command, Global, ProjectCmd, ServeArgs, TeamCmd, TokenCmd, UserCmd};
+pub use args::{AuditCmd, Cli, Command, Global, ProjectCmd, ScanArgs, ServeArgs, TeamCmd, TokenCmd, UserCmd};
 
 use crate::app::{Application, ServeConfig, Tls};
 use crate::domain::error::Error;
@@ -85,6 +85,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let actor = Actor::system();
     match cli.command {
         Command::Serve(args) => return serve(&g, args).await.map(|()| ExitCode::SUCCESS),
+        // Before any database: scanning files needs none.
+        Command::Scan(args) => return Ok(scan(&g, args).await),
         Command::Migrate => {
             service(&g).await?;
             print(g.json, json!({"migrated": true}), || "migrations applied".into());
@@ -201,6 +203,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn scan(g: &Global, args: ScanArgs) -> ExitCode {
+    crate::scan::run(crate::scan::Options {
+        paths: args.paths,
+        json: g.json,
+        redact: args.redact,
+        revoke: args.revoke,
+    })
+    .await
 }
 
 async fn token(g: &Global, actor: &Actor, cmd: TokenCmd) -> anyhow::Result<()> {

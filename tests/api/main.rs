@@ -14,6 +14,7 @@ mod leaks;
 mod matrix;
 mod mcp;
 mod requests;
+mod scan;
 mod scanner_rules;
 mod secrets;
 mod tokens;

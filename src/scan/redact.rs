@@ -1,0 +1,311 @@
+//! `--redact`: every token in a file replaced by `mpt_<env>_<id>_[REDACTED]`, every other byte
+//! kept, in the file's own encoding (UTF-16 stays UTF-16 with its BOM and byte order; gzip is
+//! gzipped again with its header's name and time), with its mode, written atomically (a
+//! temporary file in the same directory, synced, renamed over the original, directory synced)
+//! so a crash leaves the old file or the new one, never half of one.
+//!
+//! The file is read whole and searched again, so what is replaced is exactly what the grammar
+//! finds in what is rewritten, even if the file changed since it was scanned.
+
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use flate2::{Compression, GzBuilder, GzHeader};
+
+use super::content::{Content, Encoding, is_gzip, sniff};
+use super::file::GZIP_CAP;
+use super::grammar::{Found, find_tokens};
+use crate::domain::token::{TokenSecret, random_base62};
+
+/// Largest file (and largest gzip content) rewritten: redaction holds it in memory.
+pub const REDACT_CAP: u64 = GZIP_CAP;
+
+/// Why a file with tokens was not rewritten. No variant carries file content.
+#[derive(Debug, thiserror::Error)]
+pub enum RedactError {
+    #[error("larger than {} MiB, not rewritten", REDACT_CAP >> 20)]
+    TooLarge,
+    #[error("a SQLite database, not rewritten (changing a record's length would corrupt it); revoke the token")]
+    Database,
+    #[error("binary, not rewritten")]
+    Binary,
+    #[error("changed while being redacted, not rewritten; scan it again")]
+    Changed,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// What redacting a file did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redacted {
+    pub tokens: usize,
+    /// Other hard links to the old file: they still hold the tokens.
+    pub other_links: u64,
+}
+
+/// The text a token is replaced with.
+pub fn redacted_form(token: &TokenSecret) -> String {
+    format!("mpt_{}_{}_[REDACTED]", token.env(), token.id())
+}
+
+/// Redacts every token in the file at `path`; a file without tokens is left untouched.
+pub fn redact_file(path: &Path) -> Result<Redacted, RedactError> {
+    let file = File::open(path)?;
+    let before = file.metadata()?;
+    let mut original = Vec::new();
+    file.take(REDACT_CAP + 1).read_to_end(&mut original)?;
+    if original.len() as u64 > REDACT_CAP {
+        return Err(RedactError::TooLarge);
+    }
+    let Some((rewritten, tokens)) = redact_bytes(&original)? else {
+        return Ok(Redacted {
+            tokens: 0,
+            other_links: 0,
+        });
+    };
+    ensure_unchanged(path, &before)?;
+    write_atomically(path, &rewritten, &before)?;
+    Ok(Redacted {
+        tokens,
+        other_links: link_count(&before).saturating_sub(1),
+    })
+}
+
+/// A file's bytes with every token redacted and how many there were, or `None` without tokens.
+pub fn redact_bytes(original: &[u8]) -> Result<Option<(Vec<u8>, usize)>, RedactError> {
+    if !is_gzip(original) {
+        return redact_content(original);
+    }
+    let (content, header) = gunzip(original)?;
+    if is_gzip(&content) {
+        return Err(RedactError::Binary);
+    }
+    match redact_content(&content)? {
+        Some((redacted, tokens)) => Ok(Some((gzip(&redacted, &header)?, tokens))),
+        None => Ok(None),
+    }
+}
+
+fn redact_content(content: &[u8]) -> Result<Option<(Vec<u8>, usize)>, RedactError> {
+    let encoding = match sniff(content) {
+        Content::Text(encoding) => encoding,
+        Content::Database => return Err(RedactError::Database),
+        Content::Binary => return Err(RedactError::Binary),
+    };
+    let found: Vec<Found> = find_tokens(&encoding.narrow_all(content)).collect();
+    if found.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((splice(content, &found, encoding), found.len())))
+}
+
+/// `content` with each found token (positions in its narrowed text) replaced by its redacted
+/// form in `encoding`; every other byte copied as is.
+pub fn splice(content: &[u8], found: &[Found], encoding: Encoding) -> Vec<u8> {
+    let unit = encoding.unit_len();
+    let mut out = Vec::with_capacity(content.len());
+    let mut copied = 0;
+    for f in found {
+        let start = f.offset as usize * unit;
+        out.extend_from_slice(&content[copied..start]);
+        out.extend(encoding.encode(&redacted_form(&f.token)));
+        copied = start + Found::LEN * unit;
+    }
+    out.extend_from_slice(&content[copied..]);
+    out
+}
+
+/// The decompressed content (every member) and the first member's header.
+fn gunzip(original: &[u8]) -> Result<(Vec<u8>, GzHeader), RedactError> {
+    let decoder = MultiGzDecoder::new(original);
+    let header = decoder.header().cloned().unwrap_or_default();
+    let mut content = Vec::new();
+    decoder.take(REDACT_CAP + 1).read_to_end(&mut content)?;
+    if content.len() as u64 > REDACT_CAP {
+        return Err(RedactError::TooLarge);
+    }
+    Ok((content, header))
+}
+
+/// One gzip member with the original header's name, time, comment, extra field and OS.
+fn gzip(content: &[u8], header: &GzHeader) -> io::Result<Vec<u8>> {
+    let mut builder = GzBuilder::new()
+        .mtime(header.mtime())
+        .operating_system(header.operating_system());
+    if let Some(name) = header.filename() {
+        builder = builder.filename(name);
+    }
+    if let Some(comment) = header.comment() {
+        builder = builder.comment(comment);
+    }
+    if let Some(extra) = header.extra() {
+        builder = builder.extra(extra);
+    }
+    let mut encoder = builder.write(Vec::with_capacity(content.len() / 4), Compression::default());
+    encoder.write_all(content)?;
+    encoder.finish()
+}
+
+/// Refuses to replace a file that grew or was rewritten since it was read (an active log):
+/// what was written to it meanwhile would be lost.
+fn ensure_unchanged(path: &Path, before: &Metadata) -> Result<(), RedactError> {
+    let now = fs::symlink_metadata(path)?;
+    let same = now.is_file()
+        && now.len() == before.len()
+        && now.modified().ok() == before.modified().ok()
+        && super::walk::file_key(&now) == super::walk::file_key(before);
+    if same { Ok(()) } else { Err(RedactError::Changed) }
+}
+
+/// Writes `bytes` to a new file beside `path` with the old file's mode (and owner, when
+/// allowed), syncs it, renames it over `path` and syncs the directory.
+fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.memberpass-redact-{}", random_base62(8)));
+    let mut file = create_private(&temp)?;
+    let written = (|| {
+        file.set_permissions(old.permissions())?;
+        keep_owner(&file, old);
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        sync_dir(&dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// A new file only its owner can read until it gets the original's mode.
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Best effort: only root may give a file away, and a user's own file needs nothing.
+#[cfg(unix)]
+fn keep_owner(file: &File, old: &Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    let _ = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()));
+}
+
+#[cfg(not(unix))]
+fn keep_owner(_file: &File, _old: &Metadata) {}
+
+/// Makes the rename durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn link_count(meta: &Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::nlink(meta)
+}
+
+#[cfg(not(unix))]
+fn link_count(_meta: &Metadata) -> u64 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::token::TokenEnv;
+
+    fn token() -> TokenSecret {
+        TokenSecret::generate(TokenEnv::Live)
+    }
+
+    #[test]
+    fn only_the_tokens_change_and_the_id_stays_readable() {
+        let (a, b) = (token(), token());
+        let text = format!("x={}\r\n\\n{} é\n", a.expose_secret(), b.expose_secret());
+        let (out, n) = redact_bytes(text.as_bytes()).unwrap().unwrap();
+        let expected = format!(
+            "x=mpt_live_{}_[REDACTED]\r\n\\nmpt_live_{}_[REDACTED] é\n",
+            a.id(),
+            b.id()
+        );
+        assert_eq!(n, 2);
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn utf16_stays_utf16_with_its_bom_and_byte_order() {
+        let t = token();
+        for (encoding, bom) in [
+            (Encoding::Utf16Le, &b"\xFF\xFE"[..]),
+            (Encoding::Utf16Be, &b"\xFE\xFF"[..]),
+        ] {
+            let text = |tok: &str| [bom, &encoding.encode(&format!("caf\u{e9}\r\nkey: {tok}\r\n"))].concat();
+            let (out, n) = redact_bytes(&text(t.expose_secret())).unwrap().unwrap();
+            assert_eq!(n, 1);
+            assert_eq!(out, text(&redacted_form(&t)), "{encoding:?}");
+        }
+    }
+
+    #[test]
+    fn gzip_is_gzipped_again_with_its_header_and_the_same_other_bytes() {
+        let t = token();
+        let plain = format!("a\n{}\nb\n", t.expose_secret());
+        let mut enc = GzBuilder::new()
+            .filename("app.log")
+            .mtime(1_700_000_000)
+            .write(Vec::new(), Compression::best());
+        enc.write_all(plain.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+
+        let (out, n) = redact_bytes(&gz).unwrap().unwrap();
+
+        assert_eq!(n, 1);
+        let (content, header) = gunzip(&out).unwrap();
+        assert_eq!(content, format!("a\n{}\nb\n", redacted_form(&t)).as_bytes());
+        assert_eq!(header.filename(), Some(&b"app.log"[..]));
+        assert_eq!(header.mtime(), 1_700_000_000);
+    }
+
+    #[test]
+    fn files_without_tokens_databases_and_binaries_are_left_alone() {
+        assert!(redact_bytes(b"nothing here\n").unwrap().is_none());
+        let t = token();
+        let db = [&b"SQLite format 3\0"[..], t.expose_secret().as_bytes()].concat();
+        assert!(matches!(redact_bytes(&db), Err(RedactError::Database)));
+        let bin = [&b"\0\x01\0\x02\x03\0"[..], b" ", t.expose_secret().as_bytes()].concat();
+        assert!(matches!(redact_bytes(&bin), Err(RedactError::Binary)));
+    }
+
+    #[test]
+    fn redacting_twice_changes_nothing_more() {
+        let text = format!("{}\n", token().expose_secret());
+        let (once, _) = redact_bytes(text.as_bytes()).unwrap().unwrap();
+        assert!(redact_bytes(&once).unwrap().is_none());
+    }
+
+    #[test]
+    fn error_messages_never_carry_content() {
+        for e in [
+            RedactError::TooLarge,
+            RedactError::Database,
+            RedactError::Binary,
+            RedactError::Changed,
+        ] {
+            assert!(!e.to_string().contains("mpt_"), "{e}");
+        }
+    }
+}
