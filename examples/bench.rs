@@ -193,6 +193,7 @@ async fn main() {
     );
     let mut baseline = None;
     for s in scenarios {
+        let (batches_before, entries_before) = service.batch_stats();
         let s = Arc::new(s);
         let deadline = Instant::now() + Duration::from_secs(a.seconds);
         let mut workers = Vec::new();
@@ -256,8 +257,13 @@ async fn main() {
             }
             Some(b) => format!("  ({:.0}% of baseline)", rps / b * 100.0),
         };
+        let (batches, entries) = service.batch_stats();
+        let batched = match batches - batches_before {
+            0 => String::new(),
+            n => format!("  [{:.1} entries/batch]", (entries - entries_before) as f64 / n as f64),
+        };
         println!(
-            "{:<34} {:>10.0} {:>10.2} {:>10.2} {:>10}{relative}",
+            "{:<34} {:>10.0} {:>10.2} {:>10.2} {:>10}{relative}{batched}",
             s.name,
             rps,
             pct(0.5),
