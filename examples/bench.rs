@@ -1,4 +1,4 @@
-//! `cargo run --release --example bench [-- --seconds 5 --connections 16 --database-url URL]`
+//! `cargo run --release --example bench [-- --seconds 5 --connections 16 --database-url URL --synchronous full|normal]`
 //!
 //! Runs the real server (SQLite in a temp dir by default) and drives it over loopback HTTP,
 //! reporting throughput and latency per scenario next to a baseline measured in the same run:
@@ -15,6 +15,7 @@ struct Args {
     seconds: u64,
     connections: usize,
     database_url: Option<String>,
+    synchronous: memberpass::store::Synchronous,
 }
 
 fn args() -> Args {
@@ -22,6 +23,7 @@ fn args() -> Args {
         seconds: 5,
         connections: 16,
         database_url: None,
+        synchronous: memberpass::store::Synchronous::Full,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -30,6 +32,13 @@ fn args() -> Args {
             "--seconds" => a.seconds = value.parse().expect("--seconds N"),
             "--connections" => a.connections = value.parse().expect("--connections N"),
             "--database-url" => a.database_url = Some(value),
+            "--synchronous" => {
+                a.synchronous = match value.as_str() {
+                    "full" => memberpass::store::Synchronous::Full,
+                    "normal" => memberpass::store::Synchronous::Normal,
+                    _ => panic!("--synchronous full|normal"),
+                }
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -67,6 +76,7 @@ async fn main() {
     config.rate_limit_rest = 0;
     config.rate_limit_mcp = 0;
     config.rate_limit_auth_failures = 0;
+    config.sqlite_synchronous = a.synchronous;
     let app = Application::build(config).await.expect("server builds");
     let base = format!("http://{}", app.local_addr());
     let service = app.service().clone();
@@ -182,10 +192,11 @@ async fn main() {
     ];
 
     println!(
-        "memberpass bench: {} connections, {} s per scenario, database {}",
+        "memberpass bench: {} connections, {} s per scenario, database {} (SQLite synchronous {:?})",
         a.connections,
         a.seconds,
-        scheme(&url)
+        scheme(&url),
+        a.synchronous
     );
     println!(
         "{:<34} {:>10} {:>10} {:>10} {:>10}",

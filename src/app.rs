@@ -37,6 +37,8 @@ pub struct ServeConfig {
     /// Per client IP per minute, for each unauthenticated leak-report endpoint.
     pub rate_limit_leak_reports: u32,
     pub secret_scanning_keys_url: String,
+    /// SQLite's `synchronous` (WAL): `full` by default.
+    pub sqlite_synchronous: crate::store::Synchronous,
     /// Run the background job worker in this process (tests turn it off to simulate a crash).
     pub run_jobs: bool,
     /// How long a client may take to send its request headers (slow-loris guard).
@@ -60,6 +62,7 @@ impl ServeConfig {
             rate_limit_auth_failures: 5,
             rate_limit_leak_reports: 30,
             secret_scanning_keys_url: crate::service::GITHUB_KEYS_URL.to_owned(),
+            sqlite_synchronous: crate::store::Synchronous::Full,
             run_jobs: true,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -88,7 +91,7 @@ impl Application {
                 config.listen
             );
         }
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         db.migrate().await?;
         let listener =
             TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

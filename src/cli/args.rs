@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// (`POST /v1/tokens/revoke`) and the secret-scanning partner endpoint, each its own bucket.
     #[arg(long, default_value_t = 30)]
     pub rate_limit_leak_reports: u32,
+    /// SQLite only: `full` syncs at every commit (no answered call is lost on power loss);
+    /// `normal` syncs at checkpoints and can lose the last commits on power loss.
+    #[arg(long, value_enum, default_value_t = crate::store::Synchronous::Full)]
+    pub sqlite_synchronous: crate::store::Synchronous,
     /// Where GitHub's secret-scanning public keys are published.
     #[arg(long, default_value = crate::service::GITHUB_KEYS_URL)]
     pub secret_scanning_keys_url: String,

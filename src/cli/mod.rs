@@ -306,6 +306,7 @@ async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_auth_failures: args.rate_limit_auth_failures,
         rate_limit_leak_reports: args.rate_limit_leak_reports,
         secret_scanning_keys_url: args.secret_scanning_keys_url.clone(),
+        sqlite_synchronous: args.sqlite_synchronous,
         run_jobs: true,
         header_read_timeout: std::time::Duration::from_secs(10),
         request_timeout: std::time::Duration::from_secs(30),

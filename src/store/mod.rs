@@ -59,6 +59,17 @@ pub type Conn = sqlx::AnyConnection;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// SQLite's `synchronous` setting in WAL mode: `Full` syncs the WAL at every commit, so a power
+/// loss cannot take a commit whose answer was sent; `Normal` syncs only at checkpoints and can
+/// lose the last commits (never corrupt the file). Group commit makes `Full` cost one sync per
+/// batch. PostgreSQL has its own (`synchronous_commit`, left at its default `on`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -77,6 +88,11 @@ impl Db {
     /// Connects by URL scheme (`sqlite://…` or `postgres://…`); anything else is an error.
     /// A SQLite file is created if missing; a PostgreSQL database never is.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        Self::connect_with(url, Synchronous::default()).await
+    }
+
+    /// [`Db::connect`] with SQLite's `synchronous` chosen.
+    pub async fn connect_with(url: &str, synchronous: Synchronous) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -97,12 +113,18 @@ impl Db {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(8)
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                            )
+                            conn.execute(match synchronous {
+                                Synchronous::Full => {
+                                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+                                }
+                                Synchronous::Normal => {
+                                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+                                }
+                            })
                             .await?;
                             Ok(())
                         })

@@ -278,3 +278,29 @@ async fn the_chain_stays_intact_under_concurrent_writes() {
     let (ok, report) = verify(&app).await;
     assert!(ok, "{report}");
 }
+
+/// SQLite syncs the WAL at every commit unless told otherwise: an answered call's entry survives
+/// a power loss (PostgreSQL keeps its default `synchronous_commit = on`).
+#[tokio::test]
+async fn sqlite_syncs_every_commit_by_default() {
+    let app = crate::helpers::spawn_app().await;
+    if app.is_postgres() {
+        let on: String = sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+        assert_eq!(on, "on");
+        return;
+    }
+    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(level, 2, "FULL");
+    let relaxed = crate::helpers::spawn_with(|c| c.sqlite_synchronous = memberpass::store::Synchronous::Normal).await;
+    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(relaxed.pool())
+        .await
+        .unwrap();
+    assert_eq!(level, 1, "NORMAL when asked");
+}
