@@ -168,16 +168,7 @@ impl Service {
             tx.commit().await?;
             return Ok(Done { output, replayed: true });
         }
-        let mut call = Call {
-            tx,
-            principal: p.clone(),
-            config: self.config.clone(),
-            subject_id: entry.subject_id.clone(),
-            project_id: None,
-            changes: None,
-            wakes_jobs: false,
-            ends_own_token: false,
-        };
+        let mut call = self.new_call(tx, p, &entry);
         let result = O::run(&mut call, args).await;
         let Call {
             tx,
@@ -215,12 +206,9 @@ impl Service {
         }
     }
 
-    /// A read: the body in a read transaction of its own, then the entry through the batch
-    /// writer (group commit), which re-checks the caller under the chain's lock. The answer
-    /// waits for the commit that holds its entry.
-    async fn run_read<O: Operation>(&self, p: &Principal, args: O::Args, mut entry: AuditDraft) -> Result<Done> {
-        let mut call = Call {
-            tx: self.db.begin_read().await?,
+    fn new_call(&self, tx: Tx, p: &Principal, entry: &AuditDraft) -> Call {
+        Call {
+            tx,
             principal: p.clone(),
             config: self.config.clone(),
             subject_id: entry.subject_id.clone(),
@@ -228,7 +216,14 @@ impl Service {
             changes: None,
             wakes_jobs: false,
             ends_own_token: false,
-        };
+        }
+    }
+
+    /// A read: the body in a read transaction of its own, then the entry through the batch
+    /// writer (group commit), which re-checks the caller under the chain's lock. The answer
+    /// waits for the commit that holds its entry.
+    async fn run_read<O: Operation>(&self, p: &Principal, args: O::Args, mut entry: AuditDraft) -> Result<Done> {
+        let mut call = self.new_call(self.db.begin_read().await?, p, &entry);
         let result = O::run(&mut call, args).await;
         let Call {
             tx,

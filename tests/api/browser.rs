@@ -162,24 +162,18 @@ impl Browser {
         self.client.execute(script, vec![]).await.unwrap()
     }
 
+    /// The visible text of the first element `css` selects.
+    async fn text_of(&self, css: &str) -> String {
+        let element = self.client.find(Locator::Css(css)).await;
+        element.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
+    }
+
     async fn text(&self) -> String {
-        self.client
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.text_of("body").await
     }
 
     async fn h1(&self) -> String {
-        self.client
-            .find(Locator::Css("h1"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.text_of("h1").await
     }
 
     async fn click(&self, css: &str) {

@@ -16,42 +16,44 @@ async fn json(app: &TestApp, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON object: {e}"))
 }
 
+/// Runs the binary with `--json`, writing `stdin` to it (passwords are read from stdin).
+async fn json_with_stdin(app: &TestApp, args: &[&str], stdin: &'static str) -> Value {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"));
+    cmd.args(["--database-url", &app.database_url, "--json"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn an_operator_can_set_up_a_team_and_its_tokens_from_the_cli() {
     let app = spawn_app().await;
     assert_eq!(json(&app, &["migrate"]).await["migrated"], true);
 
-    let mut create = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"));
-    create
-        .args([
-            "--database-url",
-            &app.database_url,
-            "--json",
+    let user = json_with_stdin(
+        &app,
+        &[
             "user",
             "create",
             "--email",
             "Ops@Example.com",
             "--name",
             "Ops",
-        ])
-        .args(["--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let user: Value = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = create.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"correct horse battery staple\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).unwrap()
-    })
-    .await
-    .unwrap();
+            "--password-stdin",
+        ],
+        "correct horse battery staple\n",
+    )
+    .await;
     assert_eq!(user["email"], "ops@example.com");
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ops@example.com'")
         .fetch_one(app.pool())
@@ -60,33 +62,12 @@ async fn an_operator_can_set_up_a_team_and_its_tokens_from_the_cli() {
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 
     // A new password from the CLI signs the person out everywhere.
-    let mut set = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"));
-    set.args([
-        "--database-url",
-        &app.database_url,
-        "--json",
-        "user",
-        "set-password",
-        "--email",
-        "ops@example.com",
-    ])
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped());
-    let changed: Value = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = set.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"another long passphrase\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).unwrap()
-    })
-    .await
-    .unwrap();
+    let changed = json_with_stdin(
+        &app,
+        &["user", "set-password", "--email", "ops@example.com"],
+        "another long passphrase\n",
+    )
+    .await;
     assert_eq!(changed["sessions_ended"], 0);
     let new_hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ops@example.com'")
         .fetch_one(app.pool())
