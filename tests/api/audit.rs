@@ -304,3 +304,96 @@ async fn sqlite_syncs_every_commit_by_default() {
         .unwrap();
     assert_eq!(level, 1, "NORMAL when asked");
 }
+
+/// Group commit under load: 16 callers read with one token while it is revoked. No call that
+/// started after the revocation returned succeeds; every answered success has exactly its one
+/// entry, every refusal its `denied` entry; the chain verifies.
+#[tokio::test]
+async fn a_revocation_is_seen_by_the_next_request_while_batches_are_in_flight() {
+    use std::sync::Arc;
+    use std::time::Instant;
+    let app = Arc::new(crate::helpers::spawn_app().await);
+    let w = app.world().await;
+    let token = app
+        .mint(
+            crate::helpers::OWNER_A,
+            &w.team_a,
+            &[memberpass::domain::ability::Ability::ProjectViewAny],
+            &[],
+        )
+        .await;
+    let revoked_at: Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
+    let mut callers = Vec::new();
+    for _ in 0..16 {
+        let (app, token, revoked_at) = (app.clone(), token.clone(), revoked_at.clone());
+        callers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let started = Instant::now();
+                let status = app.get("/v1/projects", &token).await.status.as_u16();
+                seen.push((started, status));
+                let after = revoked_at.lock().unwrap().is_some_and(|at| started > at);
+                if status == 401 && after {
+                    return seen;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.service
+        .revoke_token(
+            &memberpass::service::tokens::Actor::system(),
+            &crate::helpers::token_id(&token),
+            None,
+        )
+        .await
+        .unwrap();
+    *revoked_at.lock().unwrap() = Some(Instant::now());
+    let returned = revoked_at.lock().unwrap().unwrap();
+    let mut successes = 0;
+    let mut refusals = 0;
+    for caller in callers {
+        for (started, status) in caller.await.unwrap() {
+            match status {
+                200 => {
+                    assert!(
+                        started < returned,
+                        "a call started after the revocation returned succeeded"
+                    );
+                    successes += 1;
+                }
+                401 => refusals += 1,
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert!(
+        successes > 16,
+        "the load ran before the revocation ({successes} successes)"
+    );
+    let entries = app.audit_of(&token).await;
+    let ok = entries
+        .iter()
+        .filter(|e| e.event == "list_projects" && e.outcome == "success")
+        .count();
+    assert_eq!(ok, successes, "one entry per answered success, no more");
+    // Refusals after the revocation: `auth.failed` (at authentication) or a `denied` entry (the
+    // batch's re-check), one per 401 — the failed-authentication writer may still be gathering.
+    let waited = Instant::now();
+    let refused = loop {
+        let refused = app
+            .audit_of(&token)
+            .await
+            .iter()
+            .filter(|e| e.event == "auth.failed" || (e.event == "list_projects" && e.outcome == "denied"))
+            .count();
+        if refused >= refusals || waited.elapsed().as_secs() > 10 {
+            break refused;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused, refusals, "one entry per refusal");
+    let mut conn = app.pool().acquire().await.unwrap();
+    let verification = memberpass::store::audit::verify(&mut conn).await.unwrap();
+    assert!(verification.ok, "{:?}", verification.problems);
+}
