@@ -34,6 +34,18 @@ pub(super) async fn login_page(State(s): State<AppState>, headers: HeaderMap) ->
     .into_response()
 }
 
+/// The sign-in page again, refusing for `wait` seconds after too many failures.
+fn too_many(email: String, wait: u64) -> Response {
+    let page = LoginPage {
+        nav: None,
+        error: Some("Too many failed sign-ins. Wait a minute and try again."),
+        email,
+    };
+    let mut res = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+    res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    res
+}
+
 pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
@@ -56,14 +68,7 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
         .auth_blocked(&ip_key)
         .or_else(|| s.limits.auth_blocked(&account_key));
     if let Some(wait) = blocked {
-        let page = LoginPage {
-            nav: None,
-            error: Some("Too many failed sign-ins. Wait a minute and try again."),
-            email,
-        };
-        let mut res = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return res;
+        return too_many(email, wait);
     }
     match s.service.sign_in(&email, &password, &ctx).await {
         Ok((secret, _)) => {
@@ -79,14 +84,7 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
             let by_ip = s.limits.auth_failed(&ip_key);
             let by_account = s.limits.auth_failed(&account_key);
             if let Some(wait) = by_ip.or(by_account) {
-                let page = LoginPage {
-                    nav: None,
-                    error: Some("Too many failed sign-ins. Wait a minute and try again."),
-                    email,
-                };
-                let mut res = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
-                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-                return res;
+                return too_many(email, wait);
             }
             let page = LoginPage {
                 nav: None,

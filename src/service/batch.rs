@@ -29,7 +29,8 @@ const QUEUE: usize = 8192;
 
 /// One entry waiting for a batch.
 struct Pending {
-    entry: AuditDraft,
+    /// Taken by the batch that writes it.
+    entry: Option<AuditDraft>,
     /// The caller to re-check under the chain's lock (a refusal's entry has nothing to check).
     check: Option<(Principal, Option<Ability>)>,
     reply: oneshot::Sender<Result<()>>,
@@ -72,7 +73,11 @@ impl Batcher {
     async fn send(&self, entry: AuditDraft, check: Option<(Principal, Option<Ability>)>) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Pending { entry, check, reply })
+            .send(Pending {
+                entry: Some(entry),
+                check,
+                reply,
+            })
             .await
             .map_err(|_| Error::Internal(anyhow::anyhow!("the audit writer has stopped")))?;
         answer
@@ -116,8 +121,12 @@ async fn commit(db: &Db, batch: &mut [Pending]) -> std::result::Result<Vec<Resul
     let mut checked: HashMap<CallerKey, Checked> = HashMap::new();
     let mut answers = Vec::with_capacity(batch.len());
     let mut entries = Vec::with_capacity(batch.len());
-    for pending in batch.iter() {
-        let mut entry = pending.entry.clone();
+    for pending in batch.iter_mut() {
+        let Some(mut entry) = pending.entry.take() else {
+            // Every entry is handed in once; keep the answers aligned with the callers anyway.
+            answers.push(Err(Error::Internal(anyhow::anyhow!("an audit entry was taken twice"))));
+            continue;
+        };
         let answer = match &pending.check {
             None => Ok(()),
             Some((principal, ability)) => {
@@ -137,15 +146,7 @@ async fn commit(db: &Db, batch: &mut [Pending]) -> std::result::Result<Vec<Resul
                 let verdict = match state {
                     Checked::Refused(reason) => Err((Error::AuthenticationRequired, Some(reason))),
                     Checked::Role(role) => match ability {
-                        Some(a)
-                            if !(Principal {
-                                role,
-                                ..principal.clone()
-                            })
-                            .can(*a) =>
-                        {
-                            Err((Error::missing(*a), None))
-                        }
+                        Some(a) if !principal.can_as(role, *a) => Err((Error::missing(*a), None)),
                         _ => Ok(()),
                     },
                 };

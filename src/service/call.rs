@@ -319,7 +319,7 @@ pub(super) async fn still_allowed(
 ) -> Result<(), (Error, Option<&'static str>)> {
     let role = current_role(tx, p, ends_own_token).await?;
     if let Some(ability) = ability
-        && !(Principal { role, ..p.clone() }).can(ability)
+        && !p.can_as(role, ability)
     {
         return Err((Error::missing(ability), None));
     }

@@ -34,7 +34,12 @@ impl Principal {
     /// Effective permission: what the owner's role holds now, ∩ the token's abilities when the
     /// call carries a token.
     pub fn can(&self, ability: Ability) -> bool {
-        self.role.holds(ability) && self.token.as_ref().is_none_or(|t| t.abilities.contains(&ability))
+        self.can_as(self.role, ability)
+    }
+
+    /// Whether the caller could do it holding `role` (the role read again under the chain's lock).
+    pub fn can_as(&self, role: crate::domain::role::Role, ability: Ability) -> bool {
+        role.holds(ability) && self.token.as_ref().is_none_or(|t| t.abilities.contains(&ability))
     }
 
     pub fn effective_abilities(&self) -> AbilitySet {
