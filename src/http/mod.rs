@@ -69,11 +69,15 @@ pub fn router(state: AppState) -> Router {
             tower::ServiceBuilder::new()
                 .layer(axum::error_handling::HandleErrorLayer::new(
                     |_: tower::BoxError| async {
-                        // Dropping the handler rolled its transaction back: nothing was written.
+                        // A read's work is dropped with the handler. A write still waiting for its
+                        // batch is not run (its entry says `abandoned`); one already running in
+                        // the batch finishes, with its entry, whatever it answers.
                         tracing::warn!(request_id = %error::current_request_id(), "request timed out");
                         ApiError::new(
                             ErrorCode::InternalError,
-                            "The request took too long and was abandoned; nothing was changed.",
+                            "The request took too long and was abandoned. If it was a write, find its \
+                             request id in the activity log before retrying, or retry with the same \
+                             Idempotency-Key.",
                         )
                     },
                 ))

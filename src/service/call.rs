@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::Service;
 use super::args::from_json;
+use super::batch::Written;
 use super::idempotency::{self, IdempotencyKey};
 use super::op::{Done, Input, Operation, Spec};
 use super::principal::Principal;
@@ -27,10 +28,21 @@ pub struct Call {
     project_id: Option<String>,
     changes: Option<Value>,
     wakes_jobs: bool,
-    ends_own_token: bool,
 }
 
 impl Call {
+    fn new(tx: Tx, principal: Principal, config: std::sync::Arc<super::ServiceConfig>, entry: &AuditDraft) -> Call {
+        Call {
+            tx,
+            principal,
+            config,
+            subject_id: entry.subject_id.clone(),
+            project_id: None,
+            changes: None,
+            wakes_jobs: false,
+        }
+    }
+
     pub fn conn(&mut self) -> &mut Conn {
         &mut self.tx
     }
@@ -60,11 +72,6 @@ impl Call {
     /// The process's job worker is woken once this call commits.
     pub fn wake_jobs(&mut self) {
         self.wakes_jobs = true;
-    }
-
-    /// This call revokes the token it was made with: the final check must not refuse it for that.
-    pub fn ends_own_token(&mut self) {
-        self.ends_own_token = true;
     }
 
     /// Checks an ability beyond the operation's own (e.g. scope rules); audit says denied.
@@ -146,7 +153,7 @@ impl Service {
         }
     }
 
-    /// Transaction → replay or body → audit entry (→ saved output) → commit.
+    /// A read runs here and hands its entry to the batch writer; a write runs inside the batch.
     async fn run<O: Operation>(
         &self,
         p: &Principal,
@@ -159,64 +166,15 @@ impl Service {
         if !O::SPEC.is_write() && key.is_none() {
             return self.run_read::<O>(p, args, entry).await;
         }
-        let mut tx = self.db.begin_write().await?;
-        if let Some(k) = &key
-            && let Some(output) = idempotency::saved(&mut tx, k).await?
-        {
-            entry.properties["idempotent_replay"] = json!(true);
-            let tx = self.append_checked(tx, p, &O::SPEC, entry, false).await?;
-            tx.commit().await?;
-            return Ok(Done { output, replayed: true });
-        }
-        let mut call = self.new_call(tx, p, &entry);
-        let result = O::run(&mut call, args).await;
-        let Call {
-            tx,
-            subject_id,
-            project_id,
-            changes,
-            wakes_jobs,
-            ends_own_token,
-            ..
-        } = call;
-        entry.subject_id = subject_id;
-        entry.project_id = project_id;
-        match result {
-            Ok(output) => {
-                if let Some(changes) = changes {
-                    entry.properties["changes"] = changes;
-                }
-                let mut tx = self.append_checked(tx, p, &O::SPEC, entry, ends_own_token).await?;
-                if let Some(k) = &key {
-                    idempotency::save(&mut tx, k, O::SPEC.success_status, &output).await?;
-                }
-                tx.commit().await?;
-                if wakes_jobs {
-                    self.jobs_waiting.notify_one();
-                }
-                Ok(Done {
-                    output,
-                    replayed: false,
-                })
-            }
-            Err(e) => {
-                tx.rollback().await?;
-                Err(self.record_failure(entry, e).await)
-            }
-        }
+        let p = p.clone();
+        let config = self.config.clone();
+        let job: super::batch::WriteJob =
+            Box::new(move |tx, entry| Box::pin(run_write::<O>(tx, p, config, args, entry, key)));
+        self.batch.write(entry, job).await
     }
 
     fn new_call(&self, tx: Tx, p: &Principal, entry: &AuditDraft) -> Call {
-        Call {
-            tx,
-            principal: p.clone(),
-            config: self.config.clone(),
-            subject_id: entry.subject_id.clone(),
-            project_id: None,
-            changes: None,
-            wakes_jobs: false,
-            ends_own_token: false,
-        }
+        Call::new(tx, p.clone(), self.config.clone(), entry)
     }
 
     /// A read: the body in a read transaction of its own, then the entry through the batch
@@ -243,39 +201,6 @@ impl Service {
                 })
             }
             Err(e) => Err(self.record_failure(entry, e).await),
-        }
-    }
-
-    /// Appends the call's entry, which takes the audit chain's lock, then checks the caller
-    /// again under that lock. Every revocation, removal and role change commits with an audit
-    /// entry of its own, so it has either committed before this point and is seen here, or
-    /// waits for this call to commit: nothing commits for a token once its revocation has.
-    /// (No row of the token is locked: a busy token must never hold its revocation back.)
-    async fn append_checked(
-        &self,
-        mut tx: Tx,
-        p: &Principal,
-        spec: &Spec,
-        mut entry: AuditDraft,
-        ends_own_token: bool,
-    ) -> Result<Tx> {
-        // What a refusal's entry would need, without copying the arguments on every call.
-        let properties = std::mem::take(&mut entry.properties);
-        let refused_entry = entry.clone();
-        entry.properties = properties;
-        let appended = audit::append(&mut tx, entry).await?;
-        match still_allowed(&mut tx, p, spec.ability, ends_own_token).await {
-            Ok(()) => Ok(tx),
-            Err((e, reason)) => {
-                tx.rollback().await?;
-                let mut entry = refused_entry;
-                entry.properties = match reason {
-                    Some(reason) => json!({ "reason": reason }),
-                    // A role that lost the ability: the entry keeps what the call was given.
-                    None => serde_json::from_str(&appended.properties).unwrap_or_else(|_| json!({})),
-                };
-                Err(self.record_failure(entry, e).await)
-            }
         }
     }
 
@@ -308,6 +233,91 @@ impl Service {
     }
 }
 
+/// A write inside its batch (in a savepoint the batch rolls back when the answer is an error):
+/// the caller re-checked under the chain's lock the batch holds, then a replay or the body, then
+/// the saved output. Whatever happens, the entry that comes back says it.
+async fn run_write<O: Operation>(
+    mut tx: Tx,
+    p: Principal,
+    config: std::sync::Arc<super::ServiceConfig>,
+    args: O::Args,
+    mut entry: AuditDraft,
+    key: Option<IdempotencyKey>,
+) -> (Tx, Written) {
+    let refused = |mut entry: AuditDraft, e: Error| {
+        mark_refused(&mut entry, &e);
+        Written {
+            entry,
+            answer: Err(e),
+            wakes_jobs: false,
+        }
+    };
+    // Every revocation, removal and role change commits with an entry of its own, so under the
+    // chain's lock it has either committed (and is seen here) or waits for this batch: nothing
+    // commits for a token once its revocation has. (No row of the token is locked: a busy token
+    // must never hold its revocation back.)
+    if let Err((e, reason)) = still_allowed(&mut tx, &p, O::SPEC.ability).await {
+        if let Some(reason) = reason {
+            entry.properties = json!({ "reason": reason });
+        }
+        return (tx, refused(entry, e));
+    }
+    if let Some(k) = &key {
+        match idempotency::saved(&mut tx, k).await {
+            Ok(Some(output)) => {
+                entry.properties["idempotent_replay"] = json!(true);
+                let done = Done { output, replayed: true };
+                return (
+                    tx,
+                    Written {
+                        entry,
+                        answer: Ok(done),
+                        wakes_jobs: false,
+                    },
+                );
+            }
+            Ok(None) => {}
+            Err(e) => return (tx, refused(entry, e)),
+        }
+    }
+    let mut call = Call::new(tx, p, config, &entry);
+    let result = O::run(&mut call, args).await;
+    let Call {
+        mut tx,
+        subject_id,
+        project_id,
+        changes,
+        wakes_jobs,
+        ..
+    } = call;
+    entry.subject_id = subject_id;
+    entry.project_id = project_id;
+    let output = match result {
+        Ok(output) => output,
+        Err(e) => return (tx, refused(entry, e)),
+    };
+    if let Some(changes) = changes {
+        entry.properties["changes"] = changes;
+    }
+    if let Some(k) = &key
+        && let Err(e) = idempotency::save(&mut tx, k, O::SPEC.success_status, &output).await
+    {
+        return (tx, refused(entry, e));
+    }
+    let done = Done {
+        output,
+        replayed: false,
+    };
+    (
+        tx,
+        Written {
+            entry,
+            answer: Ok(done),
+            wakes_jobs,
+        },
+    )
+}
+
 /// Re-reads, inside a write transaction, what authentication read before it: the token is still
 /// live, its owner still in the team, and the role they hold now still grants the operation's
 /// ability. A refusal carries the reason for the audit entry.
@@ -315,9 +325,8 @@ pub(super) async fn still_allowed(
     tx: &mut Tx,
     p: &Principal,
     ability: Option<Ability>,
-    ends_own_token: bool,
 ) -> Result<(), (Error, Option<&'static str>)> {
-    let role = current_role(tx, p, ends_own_token).await?;
+    let role = current_role(tx, p).await?;
     if let Some(ability) = ability
         && !p.can_as(role, ability)
     {
@@ -327,13 +336,9 @@ pub(super) async fn still_allowed(
 }
 
 /// The role the caller holds now, if their token is still live and they are still in the team.
-pub(super) async fn current_role(
-    tx: &mut Tx,
-    p: &Principal,
-    ends_own_token: bool,
-) -> Result<Role, (Error, Option<&'static str>)> {
+pub(super) async fn current_role(tx: &mut Tx, p: &Principal) -> Result<Role, (Error, Option<&'static str>)> {
     let internal = |e: sqlx::Error| (Error::from(e), None);
-    if let Some(token) = p.token.as_ref().filter(|_| !ends_own_token) {
+    if let Some(token) = &p.token {
         let state = store_tokens::state(tx, &token.id).await.map_err(internal)?;
         let refused = match state {
             None => Some("unknown_id"),

@@ -75,12 +75,13 @@ impl Service {
     pub fn new(db: Db, config: ServiceConfig) -> Self {
         let (auth_failures, queue) = tokio::sync::mpsc::channel(auth::AUTH_FAILURE_QUEUE);
         tokio::spawn(auth::write_auth_failures(db.clone(), queue));
+        let jobs_waiting: Arc<tokio::sync::Notify> = Default::default();
         Service {
-            batch: batch::Batcher::start(db.clone()),
+            batch: batch::Batcher::start(db.clone(), jobs_waiting.clone()),
             db,
             partner_keys: Arc::new(leaks::PartnerKeys::new(config.secret_scanning_keys_url.clone())),
             config: Arc::new(config),
-            jobs_waiting: Default::default(),
+            jobs_waiting,
             auth_failures,
         }
     }

@@ -167,7 +167,6 @@ impl Operation for RevokeCurrentToken {
     async fn run(c: &mut Call, _: NoArgs) -> Result<Output> {
         let id = own_token_id(c)?;
         c.subject(&id);
-        c.ends_own_token();
         store::revoke(c.conn(), &id, "revoked by its own holder").await?;
         let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
         Output::one(row.to_json())
