@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -112,6 +112,12 @@ struct Heard {
     created: Option<String>,
 }
 
+impl Heard {
+    fn is_write(&self) -> bool {
+        matches!(self.event, "create_project" | "update_project")
+    }
+}
+
 /// Sends one call; `None` when no status came back (the server is gone).
 async fn hear(req: reqwest::RequestBuilder, event: &'static str) -> Option<Heard> {
     let res = req.send().await.ok()?;
@@ -169,8 +175,9 @@ async fn sigkill_mid_load_loses_no_answered_entry() {
         .filter(|e| !heard_ids.contains(e.request_id.as_deref().unwrap_or_default()))
         .count();
     eprintln!(
-        "sigkill: {} answered, {} entries ({unanswered} committed but not answered), {} projects",
+        "sigkill: {} answered ({} writes), {} entries ({unanswered} committed but not answered), {} projects",
         heard.len(),
+        heard.iter().filter(|h| h.is_write()).count(),
         entries.len(),
         projects.len()
     );
@@ -206,24 +213,28 @@ async fn mint_project_token(db: &ScratchDatabase) -> String {
     cli_json(db, &mint).await["token"].as_str().unwrap().to_owned()
 }
 
-/// Writers create a project and rename it; readers read. Once `KILL_AFTER` calls are answered
-/// the process is killed with the others in flight. Returns every call answered.
+/// Writers create a project and rename it; readers read. Once `WRITES` writes and `READS` reads
+/// are answered (counted, not timed, and both: either side may be the slower one) the process
+/// is killed with the others in flight. Returns every call answered.
 async fn load_then_kill(mut server: Served, client: &reqwest::Client, token: &str) -> Vec<Heard> {
     const WRITERS: usize = 32;
     const READERS: usize = 32;
-    const KILL_AFTER: usize = 400;
-    let heard: Arc<Mutex<Vec<Heard>>> = Default::default();
-    let answers = Arc::new(AtomicUsize::new(0));
+    const WRITES: usize = 160;
+    const READS: usize = 160;
+    // Every answer so far, and how many of them were writes'.
+    let heard: Arc<Mutex<(Vec<Heard>, usize)>> = Default::default();
     let reached = Arc::new(tokio::sync::Notify::new());
     let killed = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for t in 0..WRITERS + READERS {
         let (client, base, token) = (client.clone(), server.base.clone(), token.to_owned());
-        let (heard, answers, reached, killed) = (heard.clone(), answers.clone(), reached.clone(), killed.clone());
+        let (heard, reached, killed) = (heard.clone(), reached.clone(), killed.clone());
         tasks.push(tokio::spawn(async move {
             let record = |h: Heard| {
-                heard.lock().unwrap().push(h);
-                if answers.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER {
+                let mut heard = heard.lock().unwrap();
+                heard.1 += usize::from(h.is_write());
+                heard.0.push(h);
+                if heard.1 >= WRITES && heard.0.len() - heard.1 >= READS {
                     reached.notify_one();
                 }
             };
@@ -264,8 +275,8 @@ async fn load_then_kill(mut server: Served, client: &reqwest::Client, token: &st
     for t in tasks {
         t.await.unwrap();
     }
-    let heard = std::mem::take(&mut *heard.lock().unwrap());
-    assert!(heard.len() >= KILL_AFTER);
+    let heard = std::mem::take(&mut heard.lock().unwrap().0);
+    assert!(heard.len() >= WRITES + READS);
     heard
 }
 
