@@ -356,30 +356,58 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match std::mem::replace(&mut self.backing, Backing::Sqlite(std::path::PathBuf::new())) {
-            Backing::Sqlite(dir) if !dir.as_os_str().is_empty() => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Backing::Postgres { admin_url, name } => {
-                // Dropped from a thread of its own: Drop cannot await on the test's runtime.
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
-                            let _ = conn
-                                .execute(sqlx::AssertSqlSafe(format!(
-                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                                )))
-                                .await;
-                        }
-                    });
-                })
-                .join();
-            }
-            _ => {}
+        remove(std::mem::replace(
+            &mut self.backing,
+            Backing::Sqlite(std::path::PathBuf::new()),
+        ));
+    }
+}
+
+/// A fresh database that no server of this process uses, for tests that run the real binary
+/// against it; removed when dropped, like a [`TestApp`]'s.
+pub struct ScratchDatabase {
+    pub url: String,
+    backing: Backing,
+}
+
+pub async fn scratch_database() -> ScratchDatabase {
+    let (url, backing) = fresh_database().await;
+    ScratchDatabase { url, backing }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        remove(std::mem::replace(
+            &mut self.backing,
+            Backing::Sqlite(std::path::PathBuf::new()),
+        ));
+    }
+}
+
+fn remove(backing: Backing) {
+    match backing {
+        Backing::Sqlite(dir) if !dir.as_os_str().is_empty() => {
+            let _ = std::fs::remove_dir_all(dir);
         }
+        Backing::Postgres { admin_url, name } => {
+            // Dropped from a thread of its own: Drop cannot await on the test's runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
+                        let _ = conn
+                            .execute(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+        _ => {}
     }
 }

@@ -8,6 +8,7 @@ mod catalog;
 mod cli;
 mod dashboard;
 mod demo;
+mod durability;
 mod hardening;
 mod helpers;
 mod leaks;
