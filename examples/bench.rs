@@ -1,8 +1,14 @@
-//! `cargo run --release --example bench [-- --seconds 5 --connections 16 --database-url URL --synchronous full|normal]`
+//! `cargo run --release --example bench [-- --seconds 5 --connections 16 --database-url URL --synchronous full|normal --log FILE|none]`
 //!
 //! Runs the real server (SQLite in a temp dir by default) and drives it over loopback HTTP,
 //! reporting throughput and latency per scenario next to a baseline measured in the same run:
-//! `/healthz` (no auth, no database). The cost of the security boundary is the difference.
+//! `/healthz` (no auth, no database). The cost of the security boundary is the difference. A bare
+//! axum route on its own listener shows what the server's middleware costs `/healthz` itself.
+//! The server logs as the binary does (one line per request), to a file in the temp dir unless
+//! `--log` names one or says `none`. The allocator is the binary's (mimalloc).
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +22,7 @@ struct Args {
     connections: usize,
     database_url: Option<String>,
     synchronous: memberpass::store::Synchronous,
+    log: Option<String>,
 }
 
 fn args() -> Args {
@@ -24,6 +31,7 @@ fn args() -> Args {
         connections: 16,
         database_url: None,
         synchronous: memberpass::store::Synchronous::Full,
+        log: Some(String::new()),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -32,6 +40,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = value.parse().expect("--seconds N"),
             "--connections" => a.connections = value.parse().expect("--connections N"),
             "--database-url" => a.database_url = Some(value),
+            "--log" => a.log = (value != "none").then_some(value),
             "--synchronous" => {
                 a.synchronous = match value.as_str() {
                     "full" => memberpass::store::Synchronous::Full,
@@ -53,6 +62,8 @@ struct Scenario {
     auth: bool,
     /// An MCP JSON-RPC call: sent with the Streamable HTTP headers.
     mcp: bool,
+    /// Sent to the bare axum listener instead of the server.
+    bare: bool,
 }
 
 /// `tools/call` of one tool, as an MCP client sends it (protocol 2025-11-25, stateless).
@@ -67,6 +78,15 @@ async fn main() {
     let a = args();
     let dir = std::env::temp_dir().join(format!("memberpass-bench-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).unwrap();
+    let log_path = match a.log.as_deref() {
+        Some("") => Some(dir.join("server.log")),
+        Some(path) => Some(std::path::PathBuf::from(path)),
+        None => None,
+    };
+    let _log = log_path
+        .as_ref()
+        .map(|path| memberpass::telemetry::init(std::fs::File::create(path).expect("log file"), false));
+    let bare = bare_axum().await;
     let url = a
         .database_url
         .clone()
@@ -124,6 +144,16 @@ async fn main() {
             body: None,
             auth: false,
             mcp: false,
+            bare: false,
+        },
+        Scenario {
+            name: "bare axum GET /healthz",
+            method: reqwest::Method::GET,
+            path: "/healthz".into(),
+            body: None,
+            auth: false,
+            mcp: false,
+            bare: true,
         },
         Scenario {
             name: "GET /readyz (db ping)",
@@ -132,6 +162,7 @@ async fn main() {
             body: None,
             auth: false,
             mcp: false,
+            bare: false,
         },
         Scenario {
             name: "GET /v1/me",
@@ -140,6 +171,7 @@ async fn main() {
             body: None,
             auth: true,
             mcp: false,
+            bare: false,
         },
         Scenario {
             name: "GET /v1/projects/{id}/members",
@@ -148,6 +180,7 @@ async fn main() {
             body: None,
             auth: true,
             mcp: false,
+            bare: false,
         },
         Scenario {
             name: "GET /v1/projects (REST)",
@@ -156,6 +189,7 @@ async fn main() {
             body: None,
             auth: true,
             mcp: false,
+            bare: false,
         },
         Scenario {
             name: "MCP tools/call list_projects",
@@ -164,6 +198,7 @@ async fn main() {
             body: tool_call("list_projects"),
             auth: true,
             mcp: true,
+            bare: false,
         },
         Scenario {
             name: "MCP tools/call (unknown token ID)",
@@ -172,6 +207,7 @@ async fn main() {
             body: tool_call("list_projects"),
             auth: false,
             mcp: true,
+            bare: false,
         },
         Scenario {
             name: "POST /v1/projects",
@@ -180,6 +216,7 @@ async fn main() {
             body: Some(serde_json::json!({"name": "Bench project"})),
             auth: true,
             mcp: false,
+            bare: false,
         },
         Scenario {
             name: "GET /v1/me (unknown token ID)",
@@ -188,15 +225,17 @@ async fn main() {
             body: None,
             auth: false,
             mcp: false,
+            bare: false,
         },
     ];
 
     println!(
-        "memberpass bench: {} connections, {} s per scenario, database {} (SQLite synchronous {:?})",
+        "memberpass bench: {} connections, {} s per scenario, database {} (SQLite synchronous {:?}), log {}",
         a.connections,
         a.seconds,
         scheme(&url),
-        a.synchronous
+        a.synchronous,
+        log_path.as_ref().map_or("none".into(), |p| p.display().to_string())
     );
     println!(
         "{:<34} {:>10} {:>10} {:>10} {:>10}",
@@ -209,7 +248,8 @@ async fn main() {
         let deadline = Instant::now() + Duration::from_secs(a.seconds);
         let mut workers = Vec::new();
         for _ in 0..a.connections {
-            let (client, base, token, s) = (client.clone(), base.clone(), token.clone(), s.clone());
+            let base = if s.bare { bare.clone() } else { base.clone() };
+            let (client, token, s) = (client.clone(), token.clone(), s.clone());
             let unknown = memberpass::domain::token::TokenSecret::generate(memberpass::domain::token::TokenEnv::Test);
             workers.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -285,6 +325,15 @@ async fn main() {
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bare axum route on a listener of its own: the floor under `/healthz`.
+async fn bare_axum() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
 }
 
 fn scheme(url: &str) -> &str {

@@ -125,7 +125,9 @@ impl Application {
                 allowed_origins: config.allowed_origins.clone(),
                 mcp_hosts: mcp_hosts(&public_url),
             }),
+            requests: Default::default(),
         };
+        crate::http::request_log::spawn_summary(&state.requests);
         Ok(Application {
             addr,
             public_url,

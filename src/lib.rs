@@ -10,3 +10,4 @@ pub mod mcp;
 pub mod scan;
 pub mod service;
 pub mod store;
+pub mod telemetry;

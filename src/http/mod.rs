@@ -6,6 +6,7 @@ mod leaks;
 pub mod limits;
 mod meta;
 pub mod openapi;
+pub mod request_log;
 pub mod rest;
 
 use std::net::SocketAddr;
@@ -40,10 +41,15 @@ pub struct AppState {
     pub service: Service,
     pub limits: Arc<Limits>,
     pub http: Arc<HttpConfig>,
+    /// What the request log has counted since its last summary.
+    pub requests: Arc<request_log::RequestCounts>,
 }
 
 pub fn router(state: AppState) -> Router {
-    let docs_base: Arc<str> = format!("{}/docs", state.http.public_url.trim_end_matches('/')).into();
+    let scope = ScopeState {
+        docs_base: format!("{}/docs", state.http.public_url.trim_end_matches('/')).into(),
+        requests: state.requests.clone(),
+    };
     Router::new()
         .merge(rest::routes(crate::service::catalog::all()))
         .merge(crate::mcp::router(&state, state.http.mcp_hosts.clone()))
@@ -83,40 +89,43 @@ pub fn router(state: AppState) -> Router {
                 ))
                 .timeout(state.http.request_timeout),
         )
-        .layer(middleware::from_fn_with_state(docs_base, request_scope))
+        .layer(middleware::from_fn_with_state(scope, request_scope))
         .with_state(state)
 }
 
+/// What every request's scope starts from.
+#[derive(Clone)]
+struct ScopeState {
+    docs_base: Arc<str>,
+    requests: Arc<request_log::RequestCounts>,
+}
+
 /// Gives every request an id: in the response header, error bodies and audit entries.
-/// Logs one line per request: method, route, status, time. Never headers, bodies or queries.
+/// Counts and logs it (`request_log`): method, route, status, time. Never headers, bodies or
+/// queries.
 async fn request_scope(
-    axum::extract::State(docs_base): axum::extract::State<Arc<str>>,
+    axum::extract::State(state): axum::extract::State<ScopeState>,
     req: Request,
     next: Next,
 ) -> Response {
     let id = crate::domain::ids::new_id();
+    let header = HeaderValue::from_str(&id).ok();
     let scope = RequestScope {
         request_id: id.clone(),
-        docs_base,
+        docs_base: state.docs_base,
     };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = std::time::Instant::now();
     let mut res = REQUEST_SCOPE.scope(scope, next.run(req)).await;
-    let logged = match res.extensions_mut().remove::<RouteTemplate>() {
-        Some(RouteTemplate(template)) => template,
-        None => loggable_path(&path),
-    };
-    tracing::info!(
-        request_id = %id,
-        %method,
-        path = %logged,
-        status = res.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    let took = started.elapsed();
+    let status = res.status().as_u16();
+    match res.extensions_mut().remove::<RouteTemplate>() {
+        Some(RouteTemplate(route)) => state.requests.record(&id, &method, route.as_str(), status, took),
+        None => state.requests.record(&id, &method, &loggable_path(&path), status, took),
+    }
     let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = header {
         headers.insert("x-request-id", v);
     }
     // API answers are per caller and may describe tokens: never cache them.
@@ -128,12 +137,11 @@ async fn request_scope(
 /// The route a request matched (`/v1/projects/{project_id}`), carried out to the request log so
 /// that what a client put in a path (ids, or a pasted token) is never logged.
 #[derive(Clone)]
-struct RouteTemplate(String);
+struct RouteTemplate(axum::extract::MatchedPath);
 
 async fn tag_route(matched: axum::extract::MatchedPath, req: Request, next: Next) -> Response {
-    let template = matched.as_str().to_owned();
     let mut res = next.run(req).await;
-    res.extensions_mut().insert(RouteTemplate(template));
+    res.extensions_mut().insert(RouteTemplate(matched));
     res
 }
 

@@ -204,9 +204,8 @@ pub async fn write_auth_failures(db: Db, mut queue: mpsc::Receiver<Option<AuditD
         }
         let written = async {
             let mut tx = db.begin_write().await?;
-            for entry in batch {
-                audit::append(&mut tx, entry).await?;
-            }
+            let head = audit::lock_head(&mut tx).await?;
+            audit::append_after(&mut tx, head, batch).await?;
             tx.commit().await
         }
         .await;
