@@ -155,7 +155,7 @@ impl Service {
     }
 
     async fn load_for_auth(&self, id: &str) -> sqlx::Result<Option<AuthRow>> {
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.db.read_pool().acquire().await?;
         tokens::find_for_auth(&mut conn, id).await
     }
 

@@ -567,4 +567,16 @@ mod tests {
         let writes = batcher.stats.writes.load(Ordering::Relaxed);
         assert_eq!(writes, 20);
     }
+
+    #[tokio::test]
+    async fn a_read_connection_cannot_write() {
+        let fresh = Fresh::new().await;
+        let mut read = fresh.db.begin_read().await.unwrap();
+        let write = sqlx::query("INSERT INTO users (id, email, name, created_at) VALUES ('u', 'u@x', 'n', 0)")
+            .execute(&mut *read)
+            .await;
+        assert!(write.is_err(), "a write through a read connection went through");
+        drop(read);
+        assert!(emails(&fresh.db).await.is_empty());
+    }
 }

@@ -26,33 +26,54 @@ use anyhow::{Context, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-/// A write transaction. On SQLite it also holds this process's writer slot, so writers queue
-/// in order here instead of spinning in SQLite's busy handler (which sleeps up to 100 ms).
+/// A write transaction, or a read-only connection. A write transaction on SQLite also holds this
+/// process's writer slot, so writers queue in order here instead of spinning in SQLite's busy
+/// handler (which sleeps up to 100 ms).
 pub struct Tx {
-    inner: sqlx::Transaction<'static, sqlx::Any>,
+    inner: Inner,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
+enum Inner {
+    Write(sqlx::Transaction<'static, sqlx::Any>),
+    /// A connection of the read pool, which cannot write (see [`Db::begin_read`]).
+    Read(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
 impl Tx {
+    /// Commits a write transaction; for a read connection, gives it back.
     pub async fn commit(self) -> sqlx::Result<()> {
-        self.inner.commit().await
+        match self.inner {
+            Inner::Write(tx) => tx.commit().await,
+            Inner::Read(_) => Ok(()),
+        }
     }
 
+    /// Rolls a write transaction back; for a read connection, gives it back.
     pub async fn rollback(self) -> sqlx::Result<()> {
-        self.inner.rollback().await
+        match self.inner {
+            Inner::Write(tx) => tx.rollback().await,
+            Inner::Read(_) => Ok(()),
+        }
     }
 }
 
 impl std::ops::Deref for Tx {
     type Target = Conn;
     fn deref(&self) -> &Conn {
-        &self.inner
+        match &self.inner {
+            Inner::Write(tx) => tx,
+            Inner::Read(conn) => conn,
+        }
     }
 }
 
 impl std::ops::DerefMut for Tx {
     fn deref_mut(&mut self) -> &mut Conn {
-        &mut self.inner
+        match &mut self.inner {
+            Inner::Write(tx) => tx,
+            Inner::Read(conn) => conn,
+        }
     }
 }
 pub type Conn = sqlx::AnyConnection;
@@ -79,6 +100,9 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    /// Connections that cannot write: SQLite opened read-only, PostgreSQL sessions whose
+    /// transactions are all `READ ONLY`. Reads and authentication run here.
+    read_pool: AnyPool,
     backend: Backend,
     /// SQLite allows one writer at a time; this process's writers take turns here first.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -113,6 +137,8 @@ impl Db {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(8)
+                    // A local file does not go stale: no ping before each use.
+                    .test_before_acquire(false)
                     .after_connect(move |conn, _| {
                         Box::pin(async move {
                             conn.execute(match synchronous {
@@ -134,15 +160,48 @@ impl Db {
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await
             }
         }
         .context("cannot connect to the database")?;
+        // After the first connection above, which created the file and switched it to WAL.
+        let read_pool = match backend {
+            Backend::Sqlite => {
+                let read_url = url.replace("mode=rwc", "mode=ro");
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 10000;").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(AnyConnectOptions::from_str(&read_url).context("invalid database URL")?)
+                    .await
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(AnyConnectOptions::from_str(&url).context("invalid database URL")?)
+                    .await
+            }
+        }
+        .context("cannot connect to the database")?;
         Ok(Db {
             pool,
+            read_pool,
             backend,
             writer: Default::default(),
         })
@@ -163,6 +222,11 @@ impl Db {
         &self.pool
     }
 
+    /// The pool of connections that cannot write (see [`Db::begin_read`]).
+    pub fn read_pool(&self) -> &AnyPool {
+        &self.read_pool
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -175,25 +239,27 @@ impl Db {
                 let writer = self.writer.clone().lock_owned().await;
                 let inner = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(Tx {
-                    inner,
+                    inner: Inner::Write(inner),
                     _writer: Some(writer),
                 })
             }
             Backend::Postgres => Ok(Tx {
-                inner: self.pool.begin().await?,
+                inner: Inner::Write(self.pool.begin().await?),
                 _writer: None,
             }),
         }
     }
 
-    /// A transaction that only reads: no writer slot, a snapshot of its own (`BEGIN` deferred on
-    /// SQLite, `READ ONLY` on PostgreSQL, where a write in it is an error).
+    /// A connection that only reads, from the read pool: SQLite opened read-only, PostgreSQL
+    /// with every transaction `READ ONLY`, so a write through it is an error whatever the code
+    /// asks. No transaction is opened (each statement sees the last commit): what a read checks
+    /// is in its own statement's `WHERE`, and the batch re-checks the caller under the chain's
+    /// lock before its answer.
     pub async fn begin_read(&self) -> sqlx::Result<Tx> {
-        let inner = match self.backend {
-            Backend::Sqlite => self.pool.begin().await?,
-            Backend::Postgres => self.pool.begin_with("BEGIN READ ONLY").await?,
-        };
-        Ok(Tx { inner, _writer: None })
+        Ok(Tx {
+            inner: Inner::Read(self.read_pool.acquire().await?),
+            _writer: None,
+        })
     }
 
     pub async fn ping(&self) -> sqlx::Result<()> {
@@ -201,6 +267,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.read_pool.close().await;
         self.pool.close().await;
     }
 }

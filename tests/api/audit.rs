@@ -323,14 +323,16 @@ async fn a_revocation_is_seen_by_the_next_request_while_batches_are_in_flight() 
         )
         .await;
     let revoked_at: Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut callers = Vec::new();
     for _ in 0..16 {
-        let (app, token, revoked_at) = (app.clone(), token.clone(), revoked_at.clone());
+        let (app, token, revoked_at, answered) = (app.clone(), token.clone(), revoked_at.clone(), answered.clone());
         callers.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             loop {
                 let started = Instant::now();
                 let status = app.get("/v1/projects", &token).await.status.as_u16();
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 seen.push((started, status));
                 let after = revoked_at.lock().unwrap().is_some_and(|at| started > at);
                 if status == 401 && after {
@@ -339,7 +341,10 @@ async fn a_revocation_is_seen_by_the_next_request_while_batches_are_in_flight() 
             }
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Revoke once the load is running (a count of answers, not a time).
+    while answered.load(std::sync::atomic::Ordering::Relaxed) < 64 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     app.service
         .revoke_token(
             &memberpass::service::tokens::Actor::system(),
