@@ -187,6 +187,10 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    // No ping before each read: after a database restart a stale connection fails
+                    // one read (500) and is replaced. The write pool keeps its ping, since one
+                    // failed batch fails every call in it.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
