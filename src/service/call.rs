@@ -338,23 +338,26 @@ pub(super) async fn still_allowed(
 /// The role the caller holds now, if their token is still live and they are still in the team.
 pub(super) async fn current_role(tx: &mut Tx, p: &Principal) -> Result<Role, (Error, Option<&'static str>)> {
     let internal = |e: sqlx::Error| (Error::from(e), None);
-    if let Some(token) = &p.token {
-        let state = store_tokens::state(tx, &token.id).await.map_err(internal)?;
-        let refused = match state {
-            None => Some("unknown_id"),
-            Some((Some(_), _)) => Some("revoked"),
-            Some((None, Some(expires))) if expires <= crate::store::now_ms() => Some("expired"),
-            Some(_) => None,
-        };
-        if let Some(reason) = refused {
-            return Err((Error::AuthenticationRequired, Some(reason)));
+    let role = match &p.token {
+        Some(token) => {
+            let state = store_tokens::state_and_role(tx, &token.id, &p.team_id, &p.user_id)
+                .await
+                .map_err(internal)?;
+            let (revoked, expires, role) = state.ok_or((Error::AuthenticationRequired, Some("unknown_id")))?;
+            if revoked.is_some() {
+                return Err((Error::AuthenticationRequired, Some("revoked")));
+            }
+            if expires.is_some_and(|e| e <= crate::store::now_ms()) {
+                return Err((Error::AuthenticationRequired, Some("expired")));
+            }
+            role
         }
-    }
-    let role = store_teams::role_of(tx, &p.team_id, &p.user_id)
-        .await
-        .map_err(internal)?
-        .ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?;
-    role.parse()
+        None => store_teams::role_of(tx, &p.team_id, &p.user_id)
+            .await
+            .map_err(internal)?,
+    };
+    role.ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?
+        .parse()
         .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))
 }
 

@@ -201,12 +201,23 @@ pub async fn touch_last_used(
     .map(|_| ())
 }
 
-/// A token's revocation and expiry as committed now.
-pub async fn state(conn: &mut Conn, id: &str) -> sqlx::Result<Option<(Option<i64>, Option<i64>)>> {
-    sqlx::query_as("SELECT revoked_at, expires_at FROM tokens WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
+/// A token's revocation and expiry with the role its owner holds now in `team_id` (none when
+/// they left it), in one statement; `None` when the token does not exist.
+pub async fn state_and_role(
+    conn: &mut Conn,
+    id: &str,
+    team_id: &str,
+    user_id: &str,
+) -> sqlx::Result<Option<(Option<i64>, Option<i64>, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT t.revoked_at, t.expires_at, m.role FROM tokens t \
+         LEFT JOIN team_members m ON m.team_id = $2 AND m.user_id = $3 WHERE t.id = $1",
+    )
+    .bind(id)
+    .bind(team_id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await
 }
 
 /// Revokes every live token a user holds in a team; returns their ids.
