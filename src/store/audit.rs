@@ -103,12 +103,23 @@ pub async fn append_after(
     head: (i64, String),
     drafts: Vec<AuditDraft>,
 ) -> sqlx::Result<Vec<AuditRow>> {
+    append_after_at(conn, head, drafts, now_ms()).await
+}
+
+/// [`append_after`] with the entries stamped `created_at` instead of now: for seeding a log that
+/// spans days (the bench's `--audit-entries`). Call it with times in order, as the clock read
+/// under the chain's lock gives them.
+pub async fn append_after_at(
+    conn: &mut Conn,
+    head: (i64, String),
+    drafts: Vec<AuditDraft>,
+    created_at: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
     let (mut seq, mut prev_hash) = head;
-    let now = now_ms();
     let mut rows = Vec::with_capacity(drafts.len());
     for draft in drafts {
         seq += 1;
-        let row = AuditRow::chained(draft, seq, prev_hash, now);
+        let row = AuditRow::chained(draft, seq, prev_hash, created_at);
         prev_hash = row.hash.clone();
         rows.push(row);
     }
