@@ -103,12 +103,23 @@ pub async fn append_after(
     head: (i64, String),
     drafts: Vec<AuditDraft>,
 ) -> sqlx::Result<Vec<AuditRow>> {
+    append_after_at(conn, head, drafts, now_ms()).await
+}
+
+/// [`append_after`] with the entries stamped `created_at` instead of now: for seeding a log that
+/// spans days (the bench's `--audit-entries`). Call it with times in order, as the clock read
+/// under the chain's lock gives them.
+pub async fn append_after_at(
+    conn: &mut Conn,
+    head: (i64, String),
+    drafts: Vec<AuditDraft>,
+    created_at: i64,
+) -> sqlx::Result<Vec<AuditRow>> {
     let (mut seq, mut prev_hash) = head;
-    let now = now_ms();
     let mut rows = Vec::with_capacity(drafts.len());
     for draft in drafts {
         seq += 1;
-        let row = AuditRow::chained(draft, seq, prev_hash, now);
+        let row = AuditRow::chained(draft, seq, prev_hash, created_at);
         prev_hash = row.hash.clone();
         rows.push(row);
     }
@@ -232,36 +243,28 @@ enum Bind {
     Int(i64),
 }
 
+/// Above this many projects, a scoped listing filters with one `IN` list instead of one query arm
+/// per project (SQLite allows 500 arms in a compound SELECT).
+const PROJECT_ARMS_MAX: usize = 64;
+
 /// Newest first, at most `limit`.
 pub async fn list(conn: &mut Conn, f: &AuditFilter, limit: i64) -> sqlx::Result<Vec<AuditRow>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE 1 = 1");
+    let mut filters = String::from("1 = 1");
     let mut binds = Vec::new();
-    let mut text = |sql: &mut String, col: &str, v: &Option<String>| {
+    let mut text = |filters: &mut String, col: &str, v: &Option<String>| {
         if let Some(v) = v {
             binds.push(Bind::Text(v.clone()));
-            sql.push_str(&format!(" AND {col} = ${}", binds.len()));
+            filters.push_str(&format!(" AND {col} = ${}", binds.len()));
         }
     };
-    text(&mut sql, "team_id", &f.team_id);
-    text(&mut sql, "subject_type", &f.subject_type);
-    text(&mut sql, "subject_id", &f.subject_id);
-    text(&mut sql, "causer_id", &f.causer_id);
-    text(&mut sql, "token_id", &f.token_id);
-    text(&mut sql, "actor_kind", &f.actor_kind);
-    text(&mut sql, "event", &f.event);
-    text(&mut sql, "outcome", &f.outcome);
-    if let Some(projects) = &f.project_ids {
-        if projects.is_empty() {
-            sql.push_str(" AND 1 = 0");
-        } else {
-            let mut slots = Vec::new();
-            for p in projects {
-                binds.push(Bind::Text(p.clone()));
-                slots.push(format!("${}", binds.len()));
-            }
-            sql.push_str(&format!(" AND project_id IN ({})", slots.join(", ")));
-        }
-    }
+    text(&mut filters, "team_id", &f.team_id);
+    text(&mut filters, "subject_type", &f.subject_type);
+    text(&mut filters, "subject_id", &f.subject_id);
+    text(&mut filters, "causer_id", &f.causer_id);
+    text(&mut filters, "token_id", &f.token_id);
+    text(&mut filters, "actor_kind", &f.actor_kind);
+    text(&mut filters, "event", &f.event);
+    text(&mut filters, "outcome", &f.outcome);
     for (col, op, v) in [
         ("created_at", ">=", f.since_ms),
         ("created_at", "<", f.until_ms),
@@ -269,11 +272,45 @@ pub async fn list(conn: &mut Conn, f: &AuditFilter, limit: i64) -> sqlx::Result<
     ] {
         if let Some(v) = v {
             binds.push(Bind::Int(v));
-            sql.push_str(&format!(" AND {col} {op} ${}", binds.len()));
+            filters.push_str(&format!(" AND {col} {op} ${}", binds.len()));
         }
     }
     binds.push(Bind::Int(limit));
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", binds.len()));
+    let limit_slot = binds.len();
+    let newest = |and: &str| {
+        format!("SELECT {COLUMNS} FROM audit_log WHERE {filters}{and} ORDER BY seq DESC LIMIT ${limit_slot}")
+    };
+    let mut project = |p: &String| {
+        binds.push(Bind::Text(p.clone()));
+        format!("${}", binds.len())
+    };
+    let sql = match f.project_ids.as_deref() {
+        None => newest(""),
+        Some([]) => return Ok(Vec::new()),
+        Some([one]) => newest(&format!(" AND project_id = {}", project(one))),
+        // One arm per project, each the newest entries of one (team_id, project_id, seq) index
+        // range, merged. With `project_id IN (...)` the planners walk the team's whole log in seq
+        // order instead (no index keeps seq order across several projects): at 5M entries, a
+        // token scoped to two quiet projects waited 30 s for its page.
+        Some(projects) if projects.len() <= PROJECT_ARMS_MAX => {
+            let mut projects = projects.to_vec();
+            projects.sort();
+            projects.dedup();
+            let arms: Vec<String> = projects
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let arm = newest(&format!(" AND project_id = {}", project(p)));
+                    format!("SELECT {COLUMNS} FROM ({arm}) AS p{i}")
+                })
+                .collect();
+            format!("{} ORDER BY seq DESC LIMIT ${limit_slot}", arms.join(" UNION ALL "))
+        }
+        Some(projects) => {
+            let slots: Vec<String> = projects.iter().map(&mut project).collect();
+            newest(&format!(" AND project_id IN ({})", slots.join(", ")))
+        }
+    };
     let mut q = sqlx::query_as::<_, AuditRow>(AssertSqlSafe(sql));
     for b in binds {
         q = match b {

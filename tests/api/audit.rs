@@ -192,6 +192,52 @@ async fn the_activity_log_filters_and_pages_with_a_cursor() {
 }
 
 #[tokio::test]
+async fn a_token_scoped_to_projects_lists_only_their_entries_newest_first_across_pages() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let actor = app
+        .mint(
+            OWNER_A,
+            &w.team_a,
+            &[Ability::ProjectViewAny, Ability::ProjectView],
+            &[],
+        )
+        .await;
+    for _ in 0..3 {
+        app.get(&format!("/v1/projects/{}", w.p1), &actor).await;
+        app.get(&format!("/v1/projects/{}", w.p2), &actor).await;
+        app.get("/v1/projects", &actor).await; // about no project
+    }
+    let team = app.mint(OWNER_A, &w.team_a, &[Ability::ActivityRead], &[]).await;
+    let everything = app.get("/v1/activity?limit=200", &team).await.body["data"].clone();
+
+    let (p1, p2) = (w.p1.as_str(), w.p2.as_str());
+    for projects in [vec![p1], vec![p1, p2], vec![p2, p1, p2]] {
+        let about: Vec<Value> = everything
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| projects.iter().any(|p| e["project_id"] == *p))
+            .map(|e| e["id"].clone())
+            .collect();
+        let scoped = app.mint(OWNER_A, &w.team_a, &[Ability::ActivityRead], &projects).await;
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = app.get(&format!("/v1/activity?limit=2{cursor}"), &scoped).await.body;
+            seen.extend(page["data"].as_array().unwrap().iter().map(|e| e["id"].clone()));
+            match page["meta"]["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        let distinct = projects.iter().collect::<std::collections::BTreeSet<_>>().len();
+        assert_eq!(about.len(), 3 * distinct, "three calls about each project");
+        assert_eq!(seen, about, "{projects:?}");
+    }
+}
+
+#[tokio::test]
 async fn secret_looking_properties_are_redacted() {
     let app = spawn_app().await;
     let w = app.world().await;
