@@ -110,7 +110,7 @@ impl Application {
                 secret_scanning_keys_url: config.secret_scanning_keys_url.clone(),
             },
         );
-        let state = AppState {
+        let state = AppState::new(crate::http::Shared {
             service: service.clone(),
             limits: Arc::new(Limits::new(
                 config.rate_limit_rest,
@@ -126,7 +126,7 @@ impl Application {
                 mcp_hosts: mcp_hosts(&public_url),
             }),
             requests: Default::default(),
-        };
+        });
         crate::http::request_log::spawn_summary(&state.requests);
         Ok(Application {
             addr,

@@ -1,6 +1,6 @@
 //! `cargo run --release --example bench [-- --seconds 5 --connections 16 --database-url URL
 //! --synchronous full|normal --log FILE|none --audit-entries N --audit-days 30
-//! --activity-indexes on|off]`
+//! --activity-indexes on|off --only SUBSTRING]`
 //!
 //! Runs the real server (SQLite in a temp dir by default) and drives it over loopback HTTP,
 //! reporting throughput and latency per scenario next to a baseline measured in the same run:
@@ -37,6 +37,8 @@ struct Args {
     audit_days: u64,
     activity_indexes: bool,
     log: Option<String>,
+    /// Runs only the scenarios whose name contains this (and the baseline).
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -49,6 +51,7 @@ fn args() -> Args {
         audit_days: 30,
         activity_indexes: true,
         log: Some(String::new()),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +61,7 @@ fn args() -> Args {
             "--connections" => a.connections = value.parse().expect("--connections N"),
             "--database-url" => a.database_url = Some(value),
             "--log" => a.log = (value != "none").then_some(value),
+            "--only" => a.only = Some(value),
             "--synchronous" => {
                 a.synchronous = match value.as_str() {
                     "full" => memberpass::store::Synchronous::Full,
@@ -228,6 +232,7 @@ async fn main() {
         seconds: a.seconds,
         connections: a.connections,
         baseline: None,
+        only: a.only.clone(),
     };
     bench.header();
     for s in scenarios {
@@ -331,6 +336,7 @@ struct Bench {
     seconds: u64,
     connections: usize,
     baseline: Option<f64>,
+    only: Option<String>,
 }
 
 impl Bench {
@@ -343,6 +349,9 @@ impl Bench {
 
     /// Runs one scenario on every connection for the set time and prints its row.
     async fn run(&mut self, s: Scenario) {
+        if self.baseline.is_some() && self.only.as_ref().is_some_and(|only| !s.name.contains(only.as_str())) {
+            return;
+        }
         let (batches_before, entries_before) = self.service.batch_stats();
         let s = Arc::new(s);
         let deadline = Instant::now() + Duration::from_secs(self.seconds);

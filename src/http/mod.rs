@@ -36,8 +36,25 @@ pub struct HttpConfig {
     pub mcp_hosts: Vec<String>,
 }
 
+/// What every handler and middleware is given: one pointer, so the per-request clones axum makes
+/// cost one atomic increment each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub service: Service,
     pub limits: Arc<Limits>,
     pub http: Arc<HttpConfig>,

@@ -55,8 +55,19 @@ pub struct ServiceConfig {
 /// GitHub's published secret-scanning keys.
 pub const GITHUB_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
 
+/// The service layer, shared: one pointer, so a clone per request costs one atomic increment.
 #[derive(Clone, Debug)]
-pub struct Service {
+pub struct Service(Arc<Inner>);
+
+impl std::ops::Deref for Service {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Inner {
     db: Db,
     config: Arc<ServiceConfig>,
     /// Wakes this process's job worker when a job is queued here (others poll).
@@ -76,14 +87,14 @@ impl Service {
         let (auth_failures, queue) = tokio::sync::mpsc::channel(auth::AUTH_FAILURE_QUEUE);
         tokio::spawn(auth::write_auth_failures(db.clone(), queue));
         let jobs_waiting: Arc<tokio::sync::Notify> = Default::default();
-        Service {
+        Service(Arc::new(Inner {
             batch: batch::Batcher::start(db.clone(), jobs_waiting.clone()),
             db,
             partner_keys: Arc::new(leaks::PartnerKeys::new(config.secret_scanning_keys_url.clone())),
             config: Arc::new(config),
             jobs_waiting,
             auth_failures,
-        }
+        }))
     }
 
     /// Batches and entries committed by the group-commit writer so far.
