@@ -12,16 +12,18 @@ use crate::{Auth, Scenario};
 const MIGRATION: &str = include_str!("../../migrations/0004_activity_indexes.sql");
 const INIT: &str = include_str!("../../migrations/0001_init.sql");
 
-/// Drops the indexes the migration creates and puts back the one it redefines.
+/// Drops the indexes the migration creates and puts back the one it redefines, on one connection
+/// (another could still hold the old schema and refuse to create an index it thinks exists).
 pub async fn undo_migration(db: &Db) -> sqlx::Result<()> {
     let index = |line: &str, prefix: &str| {
         line.strip_prefix(prefix)
             .and_then(|rest| rest.split([' ', ';']).next())
             .map(str::to_owned)
     };
+    let mut conn = db.pool().acquire().await?;
     for name in MIGRATION.lines().filter_map(|l| index(l, "CREATE INDEX ")) {
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
-            .execute(db.pool())
+            .execute(&mut *conn)
             .await?;
     }
     for name in MIGRATION.lines().filter_map(|l| index(l, "DROP INDEX ")) {
@@ -29,7 +31,7 @@ pub async fn undo_migration(db: &Db) -> sqlx::Result<()> {
             .lines()
             .find(|l| index(l, "CREATE INDEX ").as_deref() == Some(name.as_str()))
             .expect("the redefined index is one of 0001's");
-        sqlx::query(sqlx::AssertSqlSafe(original)).execute(db.pool()).await?;
+        sqlx::query(sqlx::AssertSqlSafe(original)).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -11,7 +11,8 @@
 //!
 //! With `--audit-entries N`, N entries are then seeded into the audit log (see `seed.rs`) and the
 //! same `GET /v1/me` and `POST /v1/projects` run again, followed by `GET /v1/activity` with each
-//! of its filters: how the cost grows with the log.
+//! of its filters: how the cost grows with the log. `--audit-entries 0` runs those on the log a
+//! kept database already holds (`--database-url` of an earlier run), without seeding more.
 
 mod activity;
 mod seed;
@@ -33,7 +34,9 @@ struct Args {
     connections: usize,
     database_url: Option<String>,
     synchronous: memberpass::store::Synchronous,
-    audit_entries: u64,
+    /// Seed this many entries (0: none, on a database seeded by an earlier run), then run the
+    /// scenarios that depend on the log's size.
+    audit_entries: Option<u64>,
     audit_days: u64,
     activity_indexes: bool,
     log: Option<String>,
@@ -47,7 +50,7 @@ fn args() -> Args {
         connections: 16,
         database_url: None,
         synchronous: memberpass::store::Synchronous::Full,
-        audit_entries: 0,
+        audit_entries: None,
         audit_days: 30,
         activity_indexes: true,
         log: Some(String::new()),
@@ -69,7 +72,7 @@ fn args() -> Args {
                     _ => panic!("--synchronous full|normal"),
                 }
             }
-            "--audit-entries" => a.audit_entries = value.parse().expect("--audit-entries N"),
+            "--audit-entries" => a.audit_entries = Some(value.parse().expect("--audit-entries N")),
             "--audit-days" => a.audit_days = value.parse().expect("--audit-days N"),
             "--activity-indexes" => {
                 a.activity_indexes = match value.as_str() {
@@ -239,46 +242,50 @@ async fn main() {
         bench.run(s).await;
     }
 
-    if a.audit_entries > 0 {
-        let seeded = seed::audit_entries(service.db(), &url, &demo.team_id, a.audit_entries, a.audit_days)
+    if let Some(n) = a.audit_entries {
+        if n > 0 {
+            let seeded = seed::audit_entries(service.db(), &url, &demo.team_id, n, a.audit_days)
+                .await
+                .expect("audit entries seeded");
+            println!(
+                "seeded {n} audit entries over {} days in {:.1} s ({:.0} entries/s){}",
+                a.audit_days,
+                seeded.took.as_secs_f64(),
+                n as f64 / seeded.took.as_secs_f64(),
+                match seeded.analyze_took {
+                    d if d.is_zero() => String::new(),
+                    d => format!(", then VACUUM ANALYZE in {:.1} s", d.as_secs_f64()),
+                },
+            );
+        }
+        let samples = seed::samples(service.db(), &demo.team_id)
             .await
-            .expect("audit entries seeded");
-        println!(
-            "seeded {} audit entries over {} days in {:.1} s ({:.0} entries/s){}",
-            seeded.entries,
-            a.audit_days,
-            seeded.took.as_secs_f64(),
-            seeded.entries as f64 / seeded.took.as_secs_f64(),
-            match seeded.analyze_took {
-                d if d.is_zero() => String::new(),
-                d => format!(", then VACUUM ANALYZE in {:.1} s", d.as_secs_f64()),
-            },
-        );
-        let quiet = vec![seeded.samples.quiet_project_id.clone()];
+            .expect("filter values from the log");
+        let quiet = vec![samples.quiet_project_id.clone()];
         let quiet_token = mint(&service, &demo.team_id, &demo.email, quiet).await;
         let mut fresh = Vec::new();
         for _ in 0..2 {
             fresh.push(create_project(&bench.client, &bench.base, &bench.team_token).await);
         }
         let fresh_token = mint(&service, &demo.team_id, &demo.email, fresh).await;
+        let entries = {
+            let mut conn = service.db().pool().acquire().await.unwrap();
+            memberpass::store::audit::head(&mut conn).await.unwrap().0
+        };
         bench.header();
-        let n = thousands(a.audit_entries);
+        let log = format!("{} entries", short(entries));
         bench
-            .run(Scenario::get(
-                format!("GET /v1/me (+{n} entries)"),
-                "/v1/me",
-                Auth::Team,
-            ))
+            .run(Scenario::get(format!("GET /v1/me ({log})"), "/v1/me", Auth::Team))
             .await;
         bench
             .run(Scenario::post(
-                format!("POST /v1/projects (+{n} entries)"),
+                format!("POST /v1/projects ({log})"),
                 "/v1/projects",
                 new_project(),
                 Auth::Team,
             ))
             .await;
-        for s in activity::scenarios(&seeded.samples, quiet_token, fresh_token) {
+        for s in activity::scenarios(&samples, quiet_token, fresh_token) {
             bench.run(s).await;
         }
     }
@@ -354,7 +361,8 @@ impl Bench {
         }
         let (batches_before, entries_before) = self.service.batch_stats();
         let s = Arc::new(s);
-        let deadline = Instant::now() + Duration::from_secs(self.seconds);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.seconds);
         let mut workers = Vec::new();
         for _ in 0..self.connections {
             let token = match &s.auth {
@@ -368,6 +376,7 @@ impl Bench {
             workers.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
+                let mut first_error = None;
                 while Instant::now() < deadline {
                     let mut req = client.request(s.method.clone(), format!("{base}{}", s.path));
                     if s.auth != Auth::None {
@@ -382,31 +391,39 @@ impl Bench {
                             .header("mcp-protocol-version", "2025-11-25");
                     }
                     let started = Instant::now();
-                    let ok = match req.send().await {
+                    let error = match req.send().await {
                         Ok(res) => {
                             let status = res.status();
-                            let _ = res.bytes().await;
-                            status.is_success() != (s.auth == Auth::UnknownId)
+                            let body = res.bytes().await.unwrap_or_default();
+                            (status.is_success() == (s.auth == Auth::UnknownId)).then(|| {
+                                let body = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
+                                format!("{status} {body}")
+                            })
                         }
-                        Err(_) => false,
+                        Err(e) => Some(e.to_string()),
                     };
                     latencies.push(started.elapsed());
-                    if !ok {
+                    if let Some(e) = error {
                         errors += 1;
+                        first_error.get_or_insert(e);
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, first_error)
             }));
         }
         let mut all = Vec::new();
         let mut errors = 0;
+        let mut first_error = None;
         for w in workers {
-            let (l, e) = w.await.unwrap();
+            let (l, e, first) = w.await.unwrap();
             all.extend(l);
             errors += e;
+            first_error = first_error.or(first);
         }
+        // Until the last answer: a slow scenario's last requests end well after the deadline.
+        let elapsed = started.elapsed();
         all.sort();
-        let rps = all.len() as f64 / self.seconds as f64;
+        let rps = all.len() as f64 / elapsed.as_secs_f64();
         let pct = |p: f64| {
             all.get(((all.len() as f64 - 1.0) * p) as usize)
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
@@ -431,14 +448,17 @@ impl Bench {
             pct(0.99),
             errors
         );
+        if let Some(e) = first_error {
+            println!("    first error: {e}");
+        }
     }
 }
 
-/// `5000000` as `5M`, `20000` as `20k`.
-fn thousands(n: u64) -> String {
+/// `5012345` as `5.01M`, `123456` as `123k`.
+fn short(n: i64) -> String {
     match n {
-        n if n >= 1_000_000 && n % 100_000 == 0 => format!("{}M", n as f64 / 1e6),
-        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n if n >= 1_000_000 => format!("{:.2}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{}k", n / 1_000),
         n => n.to_string(),
     }
 }

@@ -39,11 +39,9 @@ pub struct Samples {
 }
 
 pub struct Seeded {
-    pub entries: u64,
     pub took: Duration,
     /// `VACUUM ANALYZE` on PostgreSQL (what autovacuum would have done by now).
     pub analyze_took: Duration,
-    pub samples: Samples,
 }
 
 struct Project {
@@ -154,7 +152,6 @@ pub async fn audit_entries(db: &Db, url: &str, demo_team: &str, n: u64, days: u6
         }
         Backend::Postgres => "BEGIN",
     };
-    let first_seq = audit::head(&mut conn).await?.0 + 1;
     // A batch of entries shares one time, as a batch of calls does. SQLite binds `$N` parameters
     // by looking each one's name up in a list, so an INSERT's binding costs O(parameters²): eight
     // rows per statement append about 2.5× faster there than 64 (measured). PostgreSQL has no
@@ -186,26 +183,34 @@ pub async fn audit_entries(db: &Db, url: &str, demo_team: &str, n: u64, days: u6
     if db.backend() == Backend::Postgres {
         conn.execute("VACUUM ANALYZE audit_log").await?;
     }
-    let demo = &teams[0];
-    let bench_owner = &demo.tokens.last().expect("the bench token").1;
     Ok(Seeded {
-        entries: n,
         took,
         analyze_took: analysed.elapsed(),
-        samples: Samples {
-            member_id: demo.projects[0].members[0].clone(),
-            quiet_project_id: demo.projects.last().expect("a project").id.clone(),
-            // Someone other than the bench token's owner, whose own calls go on during the run.
-            causer_id: demo
-                .users
-                .iter()
-                .find(|u| *u != bench_owner)
-                .unwrap_or(bench_owner)
-                .clone(),
-            token_id: demo.tokens[0].0.clone(),
-            middle_seq: first_seq + n as i64 / 2,
-            middle_ms: start + span / 2,
-        },
+    })
+}
+
+/// Filter values the log holds (seeded by this run or an earlier one), found in the database.
+pub async fn samples(db: &Db, demo_team: &str) -> anyhow::Result<Samples> {
+    let demo = demo_team_of(db, demo_team, DEMO_SHARE).await?;
+    // Someone who owns no token (the viewer: dashboard calls only), so the bench's own calls,
+    // all by the owner, do not add to what the filter finds.
+    let owners: Vec<&String> = demo.tokens.iter().map(|t| &t.1).collect();
+    let causer = demo
+        .users
+        .iter()
+        .find(|u| !owners.contains(u))
+        .unwrap_or(&demo.users[0]);
+    let (middle_seq, middle_ms): (i64, i64) =
+        sqlx::query_as("SELECT seq, created_at FROM audit_log WHERE seq = (SELECT seq / 2 FROM audit_head)")
+            .fetch_one(db.pool())
+            .await?;
+    Ok(Samples {
+        member_id: demo.projects[0].members[0].clone(),
+        quiet_project_id: demo.projects.last().expect("a project").id.clone(),
+        causer_id: causer.clone(),
+        token_id: demo.tokens[0].0.clone(),
+        middle_seq,
+        middle_ms,
     })
 }
 
