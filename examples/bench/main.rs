@@ -186,15 +186,7 @@ async fn main() {
         .build()
         .unwrap();
     let team_token = mint(&service, &demo.team_id, &demo.email, vec![]).await;
-    let projects: serde_json::Value = client
-        .get(format!("{base}/v1/projects"))
-        .bearer_auth(&team_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let projects = json(client.get(format!("{base}/v1/projects")).bearer_auth(&team_token)).await;
     let project = projects["data"][0]["id"].as_str().unwrap().to_owned();
 
     let scenarios = vec![
@@ -300,17 +292,19 @@ fn new_project() -> serde_json::Value {
 
 /// A project made now, after the seeded log: the log holds nothing about it.
 async fn create_project(client: &reqwest::Client, base: &str, token: &str) -> String {
-    let created: serde_json::Value = client
-        .post(format!("{base}/v1/projects"))
-        .bearer_auth(token)
-        .json(&new_project())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = json(
+        client
+            .post(format!("{base}/v1/projects"))
+            .bearer_auth(token)
+            .json(&new_project()),
+    )
+    .await;
     created["data"]["id"].as_str().expect("a project id").to_owned()
+}
+
+/// Sends a request set up before the run and reads its JSON answer.
+async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 /// A token of the demo owner with every ability; scoped to `project_ids` when not empty.

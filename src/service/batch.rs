@@ -388,23 +388,7 @@ mod tests {
                 Ok(dir) => {
                     let _ = std::fs::remove_dir_all(dir);
                 }
-                Err((admin, name)) => {
-                    let (admin, name) = (admin.clone(), name.clone());
-                    // From a thread of its own: Drop cannot await on the test's runtime.
-                    let _ = std::thread::spawn(move || {
-                        let rt = tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .unwrap();
-                        rt.block_on(async {
-                            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                                let _ = conn.execute(sqlx::AssertSqlSafe(drop)).await;
-                            }
-                        });
-                    })
-                    .join();
-                }
+                Err((admin, name)) => crate::store::drop_database_blocking(admin.clone(), name.clone()),
             }
         }
     }

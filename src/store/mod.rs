@@ -276,6 +276,25 @@ impl Db {
     }
 }
 
+/// Drops a PostgreSQL database from a thread of its own, blocking until done: for the test
+/// harnesses' scratch databases, whose cleanup runs in `Drop`, which cannot await. Errors are
+/// ignored (the database may already be gone).
+pub fn drop_database_blocking(admin_url: String, name: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            return;
+        };
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let _ = conn.execute(sqlx::AssertSqlSafe(drop)).await;
+            }
+        });
+    })
+    .join();
+}
+
 /// Milliseconds since the Unix epoch: the one time representation on disk.
 pub use crate::domain::time::now_ms;
 

@@ -90,14 +90,7 @@ async fn the_activity_log_filters_and_pages_with_a_cursor() {
     let app = spawn_app().await;
     let w = app.world().await;
     let reader = app.mint(OWNER_A, &w.team_a, &[Ability::ActivityRead], &[]).await;
-    let actor = app
-        .mint(
-            OWNER_A,
-            &w.team_a,
-            &[Ability::ProjectViewAny, Ability::ProjectView],
-            &[],
-        )
-        .await;
+    let actor = project_viewer(&app, &w).await;
     for _ in 0..3 {
         app.get("/v1/projects", &actor).await;
     }
@@ -195,14 +188,7 @@ async fn the_activity_log_filters_and_pages_with_a_cursor() {
 async fn a_token_scoped_to_projects_lists_only_their_entries_newest_first_across_pages() {
     let app = spawn_app().await;
     let w = app.world().await;
-    let actor = app
-        .mint(
-            OWNER_A,
-            &w.team_a,
-            &[Ability::ProjectViewAny, Ability::ProjectView],
-            &[],
-        )
-        .await;
+    let actor = project_viewer(&app, &w).await;
     for _ in 0..3 {
         app.get(&format!("/v1/projects/{}", w.p1), &actor).await;
         app.get(&format!("/v1/projects/{}", w.p2), &actor).await;
@@ -447,4 +433,10 @@ async fn a_revocation_is_seen_by_the_next_request_while_batches_are_in_flight() 
     let mut conn = app.pool().acquire().await.unwrap();
     let verification = memberpass::store::audit::verify(&mut conn).await.unwrap();
     assert!(verification.ok, "{:?}", verification.problems);
+}
+
+/// A token of the first team's owner that can list and read projects.
+async fn project_viewer(app: &crate::helpers::TestApp, w: &crate::helpers::World) -> String {
+    let abilities = [Ability::ProjectViewAny, Ability::ProjectView];
+    app.mint(OWNER_A, &w.team_a, &abilities, &[]).await
 }

@@ -389,25 +389,7 @@ fn remove(backing: Backing) {
         Backing::Sqlite(dir) if !dir.as_os_str().is_empty() => {
             let _ = std::fs::remove_dir_all(dir);
         }
-        Backing::Postgres { admin_url, name } => {
-            // Dropped from a thread of its own: Drop cannot await on the test's runtime.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url).await {
-                        let _ = conn
-                            .execute(sqlx::AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            )))
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
+        Backing::Postgres { admin_url, name } => memberpass::store::drop_database_blocking(admin_url, name),
         _ => {}
     }
 }
