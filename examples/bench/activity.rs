@@ -2,17 +2,20 @@
 //! entries hold, and the cases an index-less walk finds hardest.
 
 use memberpass::domain::time::{DAY_MS, rfc3339};
-use memberpass::store::{Db, now_ms};
+use memberpass::store::Db;
 
 use crate::seed::Samples;
 use crate::{Auth, Scenario};
 
-/// The migration that indexes the filters; `--activity-indexes off` undoes it, so one binary can
-/// measure with and without its indexes.
-const MIGRATION: &str = include_str!("../../migrations/0004_activity_indexes.sql");
+/// The migrations that index the filters; `--activity-indexes off` undoes them, so one binary can
+/// measure with and without their indexes.
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/0004_activity_indexes.sql"),
+    include_str!("../../migrations/0005_chain_time.sql"),
+];
 const INIT: &str = include_str!("../../migrations/0001_init.sql");
 
-/// Drops the indexes the migration creates and puts back the one it redefines, on one connection
+/// Drops the indexes the migrations create and puts back the one 0004 redefines, on one connection
 /// (another could still hold the old schema and refuse to create an index it thinks exists).
 pub async fn undo_migration(db: &Db) -> sqlx::Result<()> {
     let index = |line: &str, prefix: &str| {
@@ -21,12 +24,13 @@ pub async fn undo_migration(db: &Db) -> sqlx::Result<()> {
             .map(str::to_owned)
     };
     let mut conn = db.pool().acquire().await?;
-    for name in MIGRATION.lines().filter_map(|l| index(l, "CREATE INDEX ")) {
+    let lines = || MIGRATIONS.iter().flat_map(|m| m.lines());
+    for name in lines().filter_map(|l| index(l, "CREATE INDEX ")) {
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX {name}")))
             .execute(&mut *conn)
             .await?;
     }
-    for name in MIGRATION.lines().filter_map(|l| index(l, "DROP INDEX ")) {
+    for name in lines().filter_map(|l| index(l, "DROP INDEX ")) {
         let original = INIT
             .lines()
             .find(|l| index(l, "CREATE INDEX ").as_deref() == Some(name.as_str()))
@@ -53,7 +57,7 @@ pub fn scenarios(s: &Samples, quiet: String, fresh: String) -> Vec<Scenario> {
         get("event=ban_member", "?event=ban_member".into()),
         get("outcome=failed", "?outcome=failed".into()),
         get("event=<none such> (no match)", "?event=no.such.event".into()),
-        get("since=<a day ago>", format!("?since={}", rfc3339(now_ms() - DAY_MS))),
+        get("since=<a day before the end>", format!("?since={}", rfc3339(s.end_ms - DAY_MS))),
         get("until=<middle of the log>", format!("?until={}", rfc3339(s.middle_ms))),
         get(
             "since..until=<an hour, middle>",

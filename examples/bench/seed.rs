@@ -2,16 +2,18 @@
 //!
 //! The entries look like a server's traffic: several teams (the demo's two and a few made up), each
 //! with its users, tokens and projects; mostly reads through API tokens and MCP, some dashboard
-//! writes, a few refusals and failures, spread evenly over the days before now. They are chained
-//! as the server chains them (`lock_head`, then `append_after_at` in large write transactions),
-//! so `memberpass audit verify` passes on the result.
+//! writes, a few refusals and failures, spread evenly over days. They are chained as the server
+//! chains them (`lock_head`, then `append_after_at` in large write transactions), so `memberpass
+//! audit verify` passes on the result. Time never goes back along the chain, and the log already
+//! holds the demo's entries, stamped now: the seeded days start at the log's last entry and run
+//! into the future, and the server's own entries after them take the last seeded time.
 
 use std::time::{Duration, Instant};
 
 use memberpass::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
 use memberpass::domain::ids::new_id;
 use memberpass::domain::time::DAY_MS;
-use memberpass::store::{Backend, Db, audit, now_ms};
+use memberpass::store::{Backend, Db, audit};
 use serde_json::json;
 use sqlx::{Connection, Executor};
 
@@ -36,6 +38,8 @@ pub struct Samples {
     pub middle_seq: i64,
     /// `created_at` about halfway down the log.
     pub middle_ms: i64,
+    /// `created_at` of the log's last entry.
+    pub end_ms: i64,
 }
 
 pub struct Seeded {
@@ -124,7 +128,8 @@ impl Rng {
     }
 }
 
-/// Appends `n` entries spread over the `days` before now, then (PostgreSQL) analyses the table.
+/// Appends `n` entries spread over the `days` after the log's last entry, then (PostgreSQL)
+/// analyses the table.
 pub async fn audit_entries(db: &Db, url: &str, demo_team: &str, n: u64, days: u64) -> anyhow::Result<Seeded> {
     let started = Instant::now();
     let mut teams = vec![demo_team_of(db, demo_team, DEMO_SHARE).await?];
@@ -138,9 +143,10 @@ pub async fn audit_entries(db: &Db, url: &str, demo_team: &str, n: u64, days: u6
     teams.extend((0..MADE_UP_TEAMS).map(|_| made_up_team()));
 
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let end = now_ms();
+    let (start,): (i64,) = sqlx::query_as("SELECT created_at FROM audit_head WHERE id = 1")
+        .fetch_one(db.pool())
+        .await?;
     let span = (days as i64 * DAY_MS).max(1);
-    let start = end - span;
     // A connection of its own: on SQLite with a page cache that holds a whole transaction's pages
     // (the default 2 MB spills them to the WAL again and again), while the server's keep theirs.
     let mut conn = sqlx::AnyConnection::connect(url).await?;
@@ -174,7 +180,7 @@ pub async fn audit_entries(db: &Db, url: &str, demo_team: &str, n: u64, days: u6
                 .collect();
             let rows = audit::append_after_at(&mut tx, head, drafts, at).await?;
             let last = rows.last().expect("a row per draft");
-            head = (last.seq, last.hash.clone());
+            head = audit::Head::after(last);
         }
         tx.commit().await?;
         done += count;
@@ -206,6 +212,9 @@ pub async fn samples(db: &Db, demo_team: &str) -> anyhow::Result<Samples> {
         sqlx::query_as("SELECT seq, created_at FROM audit_log WHERE seq = (SELECT seq / 2 FROM audit_head)")
             .fetch_one(db.pool())
             .await?;
+    let (end_ms,): (i64,) = sqlx::query_as("SELECT created_at FROM audit_head WHERE id = 1")
+        .fetch_one(db.pool())
+        .await?;
     Ok(Samples {
         member_id: demo.projects[0].members[0].clone(),
         quiet_project_id: demo.projects.last().expect("a project").id.clone(),
@@ -213,6 +222,7 @@ pub async fn samples(db: &Db, demo_team: &str) -> anyhow::Result<Samples> {
         token_id: demo.tokens[0].0.clone(),
         middle_seq,
         middle_ms,
+        end_ms,
     })
 }
 

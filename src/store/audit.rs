@@ -85,10 +85,29 @@ pub async fn append(conn: &mut Conn, draft: AuditDraft) -> sqlx::Result<AuditRow
     Ok(rows.pop().expect("one row per draft"))
 }
 
+/// The chain's tip: the last entry's `seq`, `hash` and `created_at`.
+#[derive(Clone, Debug, FromRow)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+    pub created_at: i64,
+}
+
+impl Head {
+    /// The head once `row` is appended.
+    pub fn after(row: &AuditRow) -> Head {
+        Head {
+            seq: row.seq,
+            hash: row.hash.clone(),
+            created_at: row.created_at,
+        }
+    }
+}
+
 /// Takes the chain's lock (the head row; appends from every process queue here) and returns the
-/// last `seq` and `hash`. Must run inside a write transaction.
-pub async fn lock_head(conn: &mut Conn) -> sqlx::Result<(i64, String)> {
-    sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+/// tip. Must run inside a write transaction.
+pub async fn lock_head(conn: &mut Conn) -> sqlx::Result<Head> {
+    sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash, created_at")
         .fetch_one(&mut *conn)
         .await
 }
@@ -102,22 +121,31 @@ const ROWS_PER_INSERT: usize = 16;
 /// one INSERT per [`ROWS_PER_INSERT`] entries and one head update, whatever their number.
 pub async fn append_after(
     conn: &mut Conn,
-    head: (i64, String),
+    head: Head,
     drafts: Vec<AuditDraft>,
 ) -> sqlx::Result<Vec<AuditRow>> {
     append_after_at(conn, head, drafts, now_ms()).await
 }
 
 /// [`append_after`] with the entries stamped `created_at` instead of now: for seeding a log that
-/// spans days (the bench's `--audit-entries`). Call it with times in order, as the clock read
-/// under the chain's lock gives them.
+/// spans days (the bench's `--audit-entries`).
+///
+/// An entry is never dated before the one it follows: a time earlier than the head's (a clock
+/// stepped back, or a replica whose clock is behind another's) is raised to the head's. So
+/// `created_at` never decreases along the chain, which lets `GET /v1/activity` turn `since` and
+/// `until` into bounds on `seq`, and `audit verify` checks it.
 pub async fn append_after_at(
     conn: &mut Conn,
-    head: (i64, String),
+    head: Head,
     drafts: Vec<AuditDraft>,
     created_at: i64,
 ) -> sqlx::Result<Vec<AuditRow>> {
-    let (mut seq, mut prev_hash) = head;
+    let created_at = created_at.max(head.created_at);
+    let Head {
+        mut seq,
+        hash: mut prev_hash,
+        ..
+    } = head;
     let mut rows = Vec::with_capacity(drafts.len());
     for draft in drafts {
         seq += 1;
@@ -128,9 +156,10 @@ pub async fn append_after_at(
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         insert(conn, chunk).await?;
     }
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2, created_at = $3 WHERE id = 1")
         .bind(seq)
         .bind(&prev_hash)
+        .bind(created_at)
         .execute(&mut *conn)
         .await?;
     Ok(rows)
@@ -249,6 +278,9 @@ enum Bind {
 /// per project (SQLite allows 500 arms in a compound SELECT).
 const PROJECT_ARMS_MAX: usize = 64;
 
+/// Past every `seq`: the bound when no entry is as recent as a time filter.
+const NO_SEQ: i64 = i64::MAX;
+
 /// Newest first, at most `limit`.
 pub async fn list(conn: &mut Conn, f: &AuditFilter, limit: i64) -> sqlx::Result<Vec<AuditRow>> {
     let mut filters = String::from("1 = 1");
@@ -267,15 +299,25 @@ pub async fn list(conn: &mut Conn, f: &AuditFilter, limit: i64) -> sqlx::Result<
     text(&mut filters, "actor_kind", &f.actor_kind);
     text(&mut filters, "event", &f.event);
     text(&mut filters, "outcome", &f.outcome);
-    for (col, op, v) in [
-        ("created_at", ">=", f.since_ms),
-        ("created_at", "<", f.until_ms),
-        ("seq", "<", f.before_seq),
-    ] {
+    // `created_at` never decreases along the chain (see `append_after_at`), so a time bound is a
+    // `seq` bound: the first entry at or after the time, found in the `(created_at, seq)` index,
+    // is where `since` starts and `until` stops. The index range of the filter's own index then
+    // holds only the window, however far back it lies. The times are also compared as such, with
+    // the column written `+created_at` so that no planner walks the time index for the listing
+    // itself (that would need a sort of every entry in the window).
+    for (op, v) in [(">=", f.since_ms), ("<", f.until_ms)] {
         if let Some(v) = v {
             binds.push(Bind::Int(v));
-            filters.push_str(&format!(" AND {col} {op} ${}", binds.len()));
+            let n = binds.len();
+            filters.push_str(&format!(
+                " AND seq {op} COALESCE((SELECT seq FROM audit_log WHERE created_at >= ${n} \
+                 ORDER BY created_at, seq LIMIT 1), {NO_SEQ}) AND +created_at {op} ${n}"
+            ));
         }
+    }
+    if let Some(v) = f.before_seq {
+        binds.push(Bind::Int(v));
+        filters.push_str(&format!(" AND seq < ${}", binds.len()));
     }
     binds.push(Bind::Int(limit));
     let limit_slot = binds.len();
@@ -349,12 +391,14 @@ pub struct Verification {
 }
 
 /// Walks the whole chain: sequence without gaps, each `prev_hash` the previous `hash`, each
-/// `hash` recomputed, and the head naming the last entry (so a deleted tail shows).
+/// `hash` recomputed, no entry dated before its predecessor, and the head naming the last entry
+/// (so a deleted tail shows).
 pub async fn verify(conn: &mut Conn) -> sqlx::Result<Verification> {
     let mut problems = Vec::new();
     let mut expected_seq = 1;
     let mut prev = "0".repeat(64);
     let mut last_seq = 0;
+    let mut prev_created_at = i64::MIN;
     loop {
         let rows = page_in_order(conn, last_seq, 1000).await?;
         if rows.is_empty() {
@@ -376,6 +420,13 @@ pub async fn verify(conn: &mut Conn) -> sqlx::Result<Verification> {
             if row.compute_hash() != row.hash {
                 problems.push(format!("entry {} (seq {}) was modified", row.id, row.seq));
             }
+            if row.created_at < prev_created_at {
+                problems.push(format!(
+                    "entry {} (seq {}) is dated before its predecessor",
+                    row.id, row.seq
+                ));
+            }
+            prev_created_at = row.created_at;
             prev = row.hash.clone();
             expected_seq = row.seq + 1;
             last_seq = row.seq;

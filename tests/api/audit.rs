@@ -85,6 +85,72 @@ async fn audit_verify_reports_an_inserted_entry() {
     assert!(!ok, "{report}");
 }
 
+/// `since` and `until` are bounds on the chain's own order: an entry stamped with an earlier time
+/// than its predecessor (a clock stepped back, a replica behind another) takes its predecessor's
+/// time, and every window finds exactly the entries whose time is in it (`since` inclusive,
+/// `until` exclusive, to the millisecond).
+#[tokio::test]
+async fn activity_time_windows_find_exactly_the_entries_inside_them() {
+    use memberpass::domain::audit::AuditDraft;
+    use memberpass::store::{audit, now_ms};
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let reader = app.mint(OWNER_A, &w.team_a, &[Ability::ActivityRead], &[]).await;
+    let base = now_ms() + 3_600_000;
+    let mut stamped = Vec::new();
+    let mut tx = app.pool().begin().await.unwrap();
+    for i in 0..30i64 {
+        let at = if i == 20 { base - 3_600_000 } else { base + i * 10 };
+        let head = audit::lock_head(&mut tx).await.unwrap();
+        let draft = AuditDraft::system("window.test", Some(w.team_a.clone()));
+        let rows = audit::append_after_at(&mut tx, head, vec![draft], at).await.unwrap();
+        stamped.push((rows[0].id.clone(), rows[0].created_at));
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(stamped[20].1, stamped[19].1, "a time earlier than the head's takes the head's");
+
+    let at = |ms: i64| memberpass::domain::time::rfc3339(ms);
+    let windows = [
+        (None, None),
+        (Some(base), None),
+        (Some(base + 1), None),
+        (Some(base + 190), None),
+        (None, Some(base + 190)),
+        (None, Some(base + 191)),
+        (Some(base + 50), Some(base + 120)),
+        (Some(base + 120), Some(base + 50)),
+        (Some(base + 290), Some(base + 291)),
+        (Some(base + 291), None),
+        (None, Some(base)),
+    ];
+    for (since, until) in windows {
+        let mut query = "event=window.test&limit=200".to_owned();
+        if let Some(s) = since {
+            query.push_str(&format!("&since={}", at(s)));
+        }
+        if let Some(u) = until {
+            query.push_str(&format!("&until={}", at(u)));
+        }
+        let page = app.get(&format!("/v1/activity?{query}"), &reader).await;
+        assert_eq!(page.status, 200, "{:#}", page.body);
+        let found: Vec<&str> = page.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = stamped
+            .iter()
+            .rev()
+            .filter(|(_, t)| since.is_none_or(|s| *t >= s) && until.is_none_or(|u| *t < u))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(found, expected, "since {since:?} until {until:?} (base {base})");
+    }
+    let (ok, report) = verify(&app).await;
+    assert!(ok, "{report}");
+}
+
 #[tokio::test]
 async fn the_activity_log_filters_and_pages_with_a_cursor() {
     let app = spawn_app().await;
