@@ -10,10 +10,10 @@ use anyhow::{Context, bail};
 use hyper_util::rt::TokioTimer;
 
 use crate::domain::token::TokenEnv;
-use crate::http::limits::Limits;
+use crate::http::limits::{Limits, PerMinute};
 use crate::http::{AppState, HttpConfig, make_service, router};
 use crate::service::{Service, ServiceConfig};
-use crate::store::Db;
+use crate::store::{Backend, Db};
 
 #[derive(Clone, Debug)]
 pub enum Tls {
@@ -110,14 +110,23 @@ impl Application {
                 secret_scanning_keys_url: config.secret_scanning_keys_url.clone(),
             },
         );
+        let per_minute = PerMinute {
+            rest: config.rate_limit_rest,
+            mcp: config.rate_limit_mcp,
+            auth_failures: config.rate_limit_auth_failures,
+            leak_reports: config.rate_limit_leak_reports,
+        };
+        // SPEC §8: with several replicas the limits are shared. Only PostgreSQL serves several.
+        let limits = Arc::new(match service.db().backend() {
+            Backend::Postgres => Limits::shared(service.db().pool().clone(), per_minute)
+                .await
+                .context("cannot create the rate-limit table")?,
+            Backend::Sqlite => Limits::in_memory(per_minute),
+        });
+        limits.spawn_sweeper();
         let state = AppState::new(crate::http::Shared {
             service: service.clone(),
-            limits: Arc::new(Limits::new(
-                config.rate_limit_rest,
-                config.rate_limit_mcp,
-                config.rate_limit_auth_failures,
-                config.rate_limit_leak_reports,
-            )),
+            limits: limits.clone(),
             http: Arc::new(HttpConfig {
                 behind_proxy: config.behind_tls_proxy,
                 public_url: public_url.clone(),

@@ -57,7 +57,10 @@ pub fn scenarios(s: &Samples, quiet: String, fresh: String) -> Vec<Scenario> {
         get("event=ban_member", "?event=ban_member".into()),
         get("outcome=failed", "?outcome=failed".into()),
         get("event=<none such> (no match)", "?event=no.such.event".into()),
-        get("since=<a day before the end>", format!("?since={}", rfc3339(s.end_ms - DAY_MS))),
+        get(
+            "since=<a day before the end>",
+            format!("?since={}", rfc3339(s.end_ms - DAY_MS)),
+        ),
         get("until=<middle of the log>", format!("?until={}", rfc3339(s.middle_ms))),
         get(
             "since..until=<an hour, middle>",

@@ -46,6 +46,15 @@ fn too_many(email: String, wait: u64) -> Response {
     res
 }
 
+/// The shared limits could not be read (PostgreSQL down): refuse rather than sign in unlimited.
+fn unavailable(e: sqlx::Error) -> Response {
+    tracing::error!(error = %e, "sign-in limits could not be checked");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The server could not check its sign-in limits. Try again in a moment.",
+    )
+}
+
 pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
@@ -63,10 +72,14 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
     let password = fields.get("password").cloned().unwrap_or_default();
     let ip_key = format!("sign-in ip {}", ctx.ip.clone().unwrap_or_default());
     let account_key = format!("sign-in account {}", email.trim().to_lowercase());
-    let blocked = s
-        .limits
-        .auth_blocked(&ip_key)
-        .or_else(|| s.limits.auth_blocked(&account_key));
+    let blocked = match s.limits.auth_blocked(&ip_key).await {
+        Ok(None) => s.limits.auth_blocked(&account_key).await,
+        other => other,
+    };
+    let blocked = match blocked {
+        Ok(blocked) => blocked,
+        Err(e) => return unavailable(e),
+    };
     if let Some(wait) = blocked {
         return too_many(email, wait);
     }
@@ -81,9 +94,13 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
             if !matches!(e, crate::domain::error::Error::AuthenticationRequired) {
                 tracing::error!(error = ?e, "sign-in failed");
             }
-            let by_ip = s.limits.auth_failed(&ip_key);
-            let by_account = s.limits.auth_failed(&account_key);
-            if let Some(wait) = by_ip.or(by_account) {
+            let by_ip = s.limits.auth_failed(&ip_key).await;
+            let by_account = s.limits.auth_failed(&account_key).await;
+            let wait = match (by_ip, by_account) {
+                (Ok(by_ip), Ok(by_account)) => by_ip.or(by_account),
+                (Err(e), _) | (_, Err(e)) => return unavailable(e),
+            };
+            if let Some(wait) = wait {
                 return too_many(email, wait);
             }
             let page = LoginPage {

@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, header, request::Parts};
 
 use super::AppState;
 use super::error::{ApiError, current_request_id};
+use super::limits::Kind;
 use crate::domain::audit::{ActorKind, RequestCtx};
+use crate::domain::error::Error;
 use crate::service::Principal;
 use crate::service::auth::AuthError;
 
@@ -64,7 +66,9 @@ impl AppState {
     ///
     /// A refused token takes a slot of its IP's failure bucket before its refusal is recorded:
     /// past the limit it is answered `429` and leaves no entry, so parallel requests cannot
-    /// write more `auth.failed` entries (or get more answers) than the limit allows.
+    /// write more `auth.failed` entries (or get more answers) than the limit allows. A locked-out
+    /// IP is refused after the token lookup (with a good token too), so a locked-out and an
+    /// unlocked IP take the same path and the lock-out check shares the bucket's round trip.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -72,23 +76,22 @@ impl AppState {
         actor: ActorKind,
     ) -> Result<Principal, ApiError> {
         let ip = ctx.ip.clone().unwrap_or_default();
-        if let Some(wait) = self.limits.auth_blocked(&ip) {
-            return Err(ApiError::rate_limited(wait));
-        }
+        let limited = |e: sqlx::Error| ApiError::from(Error::Internal(e.into()));
         match self.service.authenticate(bearer(headers), actor, ctx).await {
             Ok(p) => {
-                let bucket = if actor == ActorKind::Mcp {
-                    &self.limits.mcp
-                } else {
-                    &self.limits.rest
+                let kind = if actor == ActorKind::Mcp { Kind::Mcp } else { Kind::Rest };
+                // One round trip on PostgreSQL: the address's lock-out, then the token's bucket.
+                let wait = match p.token_id() {
+                    Some(id) => self.limits.take_unless_blocked(kind, id, Some(&ip)).await,
+                    None => self.limits.auth_blocked(&ip).await,
                 };
-                if let Some(wait) = p.token_id().and_then(|id| bucket.check(id)) {
+                if let Some(wait) = wait.map_err(limited)? {
                     return Err(ApiError::rate_limited(wait));
                 }
                 Ok(p)
             }
             Err(AuthError::Internal(e)) => Err(e.into()),
-            Err(AuthError::Refused(refusal)) => match self.limits.auth_failed(&ip) {
+            Err(AuthError::Refused(refusal)) => match self.limits.auth_failed(&ip).await.map_err(limited)? {
                 Some(wait) => Err(ApiError::rate_limited(wait)),
                 None => {
                     self.service.record_refusal(refusal);

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::request_ctx;
+use super::limits::Kind;
 use crate::domain::error::{Error, ErrorCode};
 use crate::service::leaks::AlertRejected;
 
@@ -53,7 +54,12 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn github_alert(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
-    if let Some(wait) = s.limits.partner_alerts.check(ctx.ip.as_deref().unwrap_or_default()) {
+    let limited = s
+        .limits
+        .take(Kind::PartnerAlerts, ctx.ip.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
+    if let Some(wait) = limited {
         return Err(ApiError::rate_limited(wait));
     }
     let body = body_of(body, MAX_ALERT_BYTES).await?;
@@ -86,7 +92,12 @@ async fn github_alert(State(s): State<AppState>, req: Request) -> Result<Respons
 async fn revoke_by_possession(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
-    if let Some(wait) = s.limits.revoke_reports.check(ctx.ip.as_deref().unwrap_or_default()) {
+    let limited = s
+        .limits
+        .take(Kind::RevokeReports, ctx.ip.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
+    if let Some(wait) = limited {
         return Err(ApiError::rate_limited(wait));
     }
     let body = body_of(body, MAX_REVOKE_BYTES).await?;

@@ -1,7 +1,8 @@
 //! Rate limits (SPEC §8): per token for REST and MCP, and failed authentications per client IP.
 //!
-//! The buckets live in this process's memory: with several replicas each keeps its own (a later
-//! issue moves them to shared storage). Nothing about revocation lives here.
+//! On SQLite (one process) the buckets live in memory; on PostgreSQL they live in the database,
+//! shared by every replica (`store::limits`), so a limit holds however a load balancer spreads
+//! the calls. Nothing about revocation lives here.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sqlx::AnyPool;
+
+use crate::store::limits as shared;
 
 /// Past this many keys a map is swept of entries that no longer matter.
 const SWEEP_ABOVE: usize = 100_000;
@@ -44,6 +48,7 @@ impl Sweeper {
     }
 }
 
+/// One limit kept in this process's memory (SQLite: one process serves).
 pub struct Bucket {
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     sweeper: Sweeper,
@@ -66,59 +71,226 @@ impl Bucket {
         }
         match limiter.check_key(&key.to_owned()) {
             Ok(()) => None,
-            Err(not_until) => Some(not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1)),
+            Err(not_until) => Some(whole_seconds(not_until.wait_time_from(DefaultClock::default().now()))),
         }
     }
+}
+
+/// Rounded up: a client that waits `Retry-After` seconds is let in.
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_micros().div_ceil(1_000_000).max(1) as u64
+}
+
+fn micros_to_seconds(us: i64) -> u64 {
+    whole_seconds(Duration::from_micros(us.max(0) as u64))
+}
+
+/// The per-minute limits of SPEC §8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Per token, REST calls.
+    Rest,
+    /// Per token, MCP calls.
+    Mcp,
+    /// Per client IP: revoke by possession.
+    RevokeReports,
+    /// Per client IP: secret-scanning partner alerts.
+    PartnerAlerts,
+    /// Per client IP (or sign-in account): failed authentications, past which it is locked out.
+    AuthFailures,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Rest,
+        Kind::Mcp,
+        Kind::RevokeReports,
+        Kind::PartnerAlerts,
+        Kind::AuthFailures,
+    ];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Rest => "rest",
+            Kind::Mcp => "mcp",
+            Kind::RevokeReports => "revoke",
+            Kind::PartnerAlerts => "alert",
+            Kind::AuthFailures => "fail",
+        }
+    }
+}
+
+/// Why a call is refused: the seconds until it would be allowed.
+pub type Wait = u64;
+
+/// Where the buckets live: this process (SQLite), or PostgreSQL, shared by every replica.
+enum Store {
+    Memory {
+        buckets: [Bucket; 5],
+        blocked: Mutex<HashMap<String, Instant>>,
+        blocked_sweeper: Sweeper,
+    },
+    Shared {
+        pool: AnyPool,
+        quotas: [Option<shared::Quota>; 5],
+    },
 }
 
 pub struct Limits {
-    pub rest: Bucket,
-    pub mcp: Bucket,
-    /// Per client IP: revoke by possession.
-    pub revoke_reports: Bucket,
-    /// Per client IP: secret-scanning partner alerts.
-    pub partner_alerts: Bucket,
-    auth_failures: Bucket,
-    blocked: Mutex<HashMap<String, Instant>>,
-    blocked_sweeper: Sweeper,
+    store: Store,
 }
 
 impl Limits {
-    pub fn new(rest_per_min: u32, mcp_per_min: u32, auth_failures_per_min: u32, leak_reports_per_min: u32) -> Self {
+    /// Buckets in this process's memory.
+    pub fn in_memory(per_minute: PerMinute) -> Self {
         Limits {
-            rest: Bucket::per_minute(rest_per_min),
-            mcp: Bucket::per_minute(mcp_per_min),
-            revoke_reports: Bucket::per_minute(leak_reports_per_min),
-            partner_alerts: Bucket::per_minute(leak_reports_per_min),
-            auth_failures: Bucket::per_minute(auth_failures_per_min),
-            blocked: Mutex::new(HashMap::new()),
-            blocked_sweeper: Sweeper::new(),
+            store: Store::Memory {
+                buckets: Kind::ALL.map(|k| Bucket::per_minute(per_minute.of(k))),
+                blocked: Mutex::new(HashMap::new()),
+                blocked_sweeper: Sweeper::new(),
+            },
         }
     }
 
-    /// Whether this IP is refused for now after too many failed authentications.
-    pub fn auth_blocked(&self, ip: &str) -> Option<u64> {
-        let mut blocked = self.blocked.lock().expect("lock");
-        let until = *blocked.get(ip)?;
-        let now = Instant::now();
-        if until > now {
-            Some((until - now).as_secs().max(1))
-        } else {
-            blocked.remove(ip);
-            None
+    /// Buckets in PostgreSQL's `rate_limits` table, shared by every replica on that database.
+    pub async fn shared(pool: AnyPool, per_minute: PerMinute) -> sqlx::Result<Self> {
+        sqlx::query(shared::CREATE).execute(&pool).await?;
+        Ok(Limits {
+            store: Store::Shared {
+                pool,
+                quotas: Kind::ALL.map(|k| shared::Quota::per_minute(per_minute.of(k))),
+            },
+        })
+    }
+
+    /// Every minute, drops what no longer limits anything from the shared table (every replica
+    /// does; the statement is idempotent). Memory buckets sweep themselves.
+    pub fn spawn_sweeper(self: &std::sync::Arc<Self>) {
+        if let Store::Shared { pool, .. } = &self.store {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    if pool.is_closed() {
+                        break;
+                    }
+                    if let Err(e) = shared::sweep(&pool).await {
+                        tracing::warn!(error = %e, "could not sweep the rate-limit table");
+                    }
+                }
+            });
         }
     }
 
-    /// Counts a failed authentication; past the limit the IP is refused until the bucket refills.
-    pub fn auth_failed(&self, ip: &str) -> Option<u64> {
-        let wait = self.auth_failures.check(ip)?;
-        let mut blocked = self.blocked.lock().expect("lock");
-        if self.blocked_sweeper.due(blocked.len()) {
-            let now = Instant::now();
-            blocked.retain(|_, until| *until > now);
+    /// Takes one call of `kind` for `key`.
+    pub async fn take(&self, kind: Kind, key: &str) -> sqlx::Result<Option<Wait>> {
+        self.take_unless_blocked(kind, key, None).await
+    }
+
+    /// Whether `block_key` is locked out after too many failed authentications; if not, takes
+    /// one call of `kind` for `key` (in one round trip when shared).
+    pub async fn take_unless_blocked(
+        &self,
+        kind: Kind,
+        key: &str,
+        block_key: Option<&str>,
+    ) -> sqlx::Result<Option<Wait>> {
+        match &self.store {
+            Store::Memory { buckets, blocked, .. } => {
+                if let Some(wait) = block_key.and_then(|b| memory_blocked(blocked, b)) {
+                    return Ok(Some(wait));
+                }
+                Ok(buckets[kind as usize].check(key))
+            }
+            Store::Shared { pool, quotas } => {
+                let key = quotas[kind as usize].map(|q| (format!("{}:{key}", kind.prefix()), q));
+                let block_key = block_key.map(|b| format!("block:{b}"));
+                let verdict =
+                    shared::take(pool, key.as_ref().map(|(k, q)| (k.as_str(), *q)), block_key.as_deref()).await?;
+                Ok(verdict.blocked.or(verdict.refused).map(micros_to_seconds))
+            }
         }
-        blocked.insert(ip.to_owned(), Instant::now() + Duration::from_secs(wait));
-        Some(wait)
+    }
+
+    /// Whether `key` (a client IP, a sign-in account) is locked out after too many failed
+    /// authentications.
+    pub async fn auth_blocked(&self, key: &str) -> sqlx::Result<Option<Wait>> {
+        match &self.store {
+            Store::Memory { blocked, .. } => Ok(memory_blocked(blocked, key)),
+            Store::Shared { pool, .. } => {
+                let verdict = shared::take(pool, None, Some(&format!("block:{key}"))).await?;
+                Ok(verdict.blocked.map(micros_to_seconds))
+            }
+        }
+    }
+
+    /// Counts a failed authentication; past the limit `key` is locked out until the bucket
+    /// refills, and the wait is returned.
+    pub async fn auth_failed(&self, key: &str) -> sqlx::Result<Option<Wait>> {
+        match &self.store {
+            Store::Memory {
+                buckets,
+                blocked,
+                blocked_sweeper,
+            } => {
+                let Some(wait) = buckets[Kind::AuthFailures as usize].check(key) else {
+                    return Ok(None);
+                };
+                let mut blocked = blocked.lock().expect("lock");
+                if blocked_sweeper.due(blocked.len()) {
+                    let now = Instant::now();
+                    blocked.retain(|_, until| *until > now);
+                }
+                blocked.insert(key.to_owned(), Instant::now() + Duration::from_secs(wait));
+                Ok(Some(wait))
+            }
+            Store::Shared { pool, quotas } => {
+                let Some(quota) = quotas[Kind::AuthFailures as usize] else {
+                    return Ok(None);
+                };
+                let bucket = format!("{}:{key}", Kind::AuthFailures.prefix());
+                let verdict = shared::take(pool, Some((&bucket, quota)), None).await?;
+                let Some(wait_us) = verdict.refused else {
+                    return Ok(None);
+                };
+                shared::block(pool, &format!("block:{key}"), wait_us).await?;
+                Ok(Some(micros_to_seconds(wait_us)))
+            }
+        }
+    }
+}
+
+fn memory_blocked(blocked: &Mutex<HashMap<String, Instant>>, key: &str) -> Option<Wait> {
+    let mut blocked = blocked.lock().expect("lock");
+    let until = *blocked.get(key)?;
+    let now = Instant::now();
+    if until > now {
+        Some(whole_seconds(until - now))
+    } else {
+        blocked.remove(key);
+        None
+    }
+}
+
+/// The limits' flags, calls per minute (0: off).
+#[derive(Clone, Copy, Debug)]
+pub struct PerMinute {
+    pub rest: u32,
+    pub mcp: u32,
+    pub auth_failures: u32,
+    pub leak_reports: u32,
+}
+
+impl PerMinute {
+    fn of(self, kind: Kind) -> u32 {
+        match kind {
+            Kind::Rest => self.rest,
+            Kind::Mcp => self.mcp,
+            Kind::RevokeReports | Kind::PartnerAlerts => self.leak_reports,
+            Kind::AuthFailures => self.auth_failures,
+        }
     }
 }
 

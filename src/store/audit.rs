@@ -119,11 +119,7 @@ const ROWS_PER_INSERT: usize = 16;
 
 /// Appends entries after the `head` that [`lock_head`] returned, in order, chained in memory:
 /// one INSERT per [`ROWS_PER_INSERT`] entries and one head update, whatever their number.
-pub async fn append_after(
-    conn: &mut Conn,
-    head: Head,
-    drafts: Vec<AuditDraft>,
-) -> sqlx::Result<Vec<AuditRow>> {
+pub async fn append_after(conn: &mut Conn, head: Head, drafts: Vec<AuditDraft>) -> sqlx::Result<Vec<AuditRow>> {
     append_after_at(conn, head, drafts, now_ms()).await
 }
 

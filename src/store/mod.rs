@@ -7,6 +7,7 @@ pub mod access_codes;
 pub mod audit;
 pub mod idempotency;
 pub mod jobs;
+pub mod limits;
 pub mod members;
 pub mod notifications;
 pub mod plans;

@@ -107,7 +107,10 @@ async fn activity_time_windows_find_exactly_the_entries_inside_them() {
         stamped.push((rows[0].id.clone(), rows[0].created_at));
     }
     tx.commit().await.unwrap();
-    assert_eq!(stamped[20].1, stamped[19].1, "a time earlier than the head's takes the head's");
+    assert_eq!(
+        stamped[20].1, stamped[19].1,
+        "a time earlier than the head's takes the head's"
+    );
 
     let at = |ms: i64| memberpass::domain::time::rfc3339(ms);
     let windows = [
