@@ -310,10 +310,25 @@ async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         print_demo(g, &demo, &url);
     }
     tracing::info!(url = %url, env = %g.env, "MemberPass listening");
-    app.run_until_stopped(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    app.run_until_stopped(stop_signal()).await
+}
+
+/// `SIGTERM` (what an orchestrator sends) or `SIGINT` (Ctrl-C): the server stops accepting
+/// connections, finishes the calls in flight (up to 10 s), puts a running job back in the queue
+/// for another replica, and exits.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping: finishing the calls in flight");
 }
 
 fn print_demo(g: &Global, demo: &crate::service::demo::DemoLogin, url: &str) {

@@ -126,7 +126,7 @@ pub type Wait = u64;
 /// Where the buckets live: this process (SQLite), or PostgreSQL, shared by every replica.
 enum Store {
     Memory {
-        buckets: [Bucket; 5],
+        buckets: Box<[Bucket; 5]>,
         blocked: Mutex<HashMap<String, Instant>>,
         blocked_sweeper: Sweeper,
     },
@@ -145,7 +145,7 @@ impl Limits {
     pub fn in_memory(per_minute: PerMinute) -> Self {
         Limits {
             store: Store::Memory {
-                buckets: Kind::ALL.map(|k| Bucket::per_minute(per_minute.of(k))),
+                buckets: Box::new(Kind::ALL.map(|k| Bucket::per_minute(per_minute.of(k)))),
                 blocked: Mutex::new(HashMap::new()),
                 blocked_sweeper: Sweeper::new(),
             },
@@ -154,7 +154,7 @@ impl Limits {
 
     /// Buckets in PostgreSQL's `rate_limits` table, shared by every replica on that database.
     pub async fn shared(pool: AnyPool, per_minute: PerMinute) -> sqlx::Result<Self> {
-        sqlx::query(shared::CREATE).execute(&pool).await?;
+        shared::create(&pool).await?;
         Ok(Limits {
             store: Store::Shared {
                 pool,

@@ -21,8 +21,9 @@ use crate::store::{audit, now_ms};
 
 pub static OPS: &[&dyn Op] = &[&GetJobStatus];
 
-/// How long a claimed job may run before another worker may take it over.
-const LEASE_MS: i64 = 5 * 60_000;
+/// How long a claimed job may go without news from its worker before another worker may take it
+/// over (a replica killed mid-job): the worker renews it with every chunk it commits.
+const LEASE_MS: i64 = 15_000;
 const MAX_ATTEMPTS: i64 = 3;
 /// Codes inserted per transaction.
 const CHUNK: i64 = 200;
@@ -61,14 +62,27 @@ impl Operation for GetJobStatus {
     }
 }
 
+/// How a claimed job's run ended, when it did not fail.
+enum Ran {
+    Completed,
+    /// The worker is stopping: the job was put back, whole, for another worker.
+    PutBack,
+    /// The lease ran out and another worker took the job over: this run changed nothing.
+    TakenOver,
+}
+
 impl Service {
     /// Runs queued jobs until `shutdown` fires: woken by new jobs here, polling for other replicas'.
+    /// A job running when it fires stops at its next chunk and goes back to the queue.
     pub async fn run_jobs(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         loop {
-            match self.try_run_one_job().await {
-                Ok(true) => continue,
-                Ok(false) => {}
+            match self.run_one_job(&shutdown).await {
+                Ok(true) if !*shutdown.borrow() => continue,
+                Ok(_) => {}
                 Err(e) => tracing::error!(error = ?e, "job worker"),
+            }
+            if *shutdown.borrow() {
+                return;
             }
             tokio::select! {
                 _ = self.jobs_waiting.notified() => {}
@@ -80,6 +94,10 @@ impl Service {
 
     /// Claims and runs one job, if any is waiting. Returns whether it ran one.
     pub async fn try_run_one_job(&self) -> anyhow::Result<bool> {
+        self.run_one_job(&tokio::sync::watch::channel(false).1).await
+    }
+
+    async fn run_one_job(&self, stopping: &tokio::sync::watch::Receiver<bool>) -> anyhow::Result<bool> {
         let mut tx = self.db.begin_write().await?;
         let forgotten = access_codes::forget_downloads_before(&mut tx, now_ms() - DOWNLOAD_TTL_MS).await?;
         if forgotten > 0 {
@@ -90,20 +108,36 @@ impl Service {
         let Some(job) = claimed else {
             return Ok(false);
         };
-        if let Err(e) = self.generate_codes(&job).await {
-            tracing::error!(job_id = %job.id, error = ?e, "job failed");
-            let status = if job.attempts >= MAX_ATTEMPTS {
-                JobStatus::Failed
-            } else {
-                JobStatus::Queued
-            };
-            let mut tx = self.db.begin_write().await?;
-            store::release(&mut tx, &job.id, status, "code generation failed").await?;
-            if status == JobStatus::Failed {
-                let entry = AuditDraft::system("job.failed", Some(job.team_id.clone())).subject("job", &job.id);
-                audit::append(&mut tx, entry).await?;
+        tracing::info!(job_id = %job.id, attempt = job.attempts, "job claimed");
+        match self.generate_codes(&job, stopping).await {
+            Ok(Ran::Completed) => {}
+            Ok(Ran::PutBack) => tracing::info!(job_id = %job.id, "job put back for another worker: stopping"),
+            Ok(Ran::TakenOver) => {
+                tracing::warn!(job_id = %job.id, "job taken over by another worker after its lease ran out")
             }
-            tx.commit().await?;
+            Err(e) => {
+                tracing::error!(job_id = %job.id, error = ?e, "job failed");
+                let status = if job.attempts >= MAX_ATTEMPTS {
+                    JobStatus::Failed
+                } else {
+                    JobStatus::Queued
+                };
+                let mut tx = self.db.begin_write().await?;
+                let held = store::release(
+                    &mut tx,
+                    &job.id,
+                    job.attempts,
+                    status,
+                    Some("code generation failed"),
+                    false,
+                )
+                .await?;
+                if held && status == JobStatus::Failed {
+                    let entry = AuditDraft::system("job.failed", Some(job.team_id.clone())).subject("job", &job.id);
+                    audit::append(&mut tx, entry).await?;
+                }
+                tx.commit().await?;
+            }
         }
         Ok(true)
     }
@@ -111,11 +145,15 @@ impl Service {
     /// Generates the codes in chunks, each its own transaction, so other teams' writes run in
     /// between; then keeps the clear batch for one download, completes the job and writes its
     /// audit entry in one last transaction. A retry first removes what an interrupted run
-    /// inserted, so a batch is whole or absent.
-    async fn generate_codes(&self, job: &Job) -> anyhow::Result<()> {
+    /// inserted, so a batch is whole or absent. Every transaction renews the lease, and holds
+    /// the claim or rolls back.
+    async fn generate_codes(&self, job: &Job, stopping: &tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Ran> {
         let input: GenerateInput = serde_json::from_str(&job.input)?;
         if job.attempts > 1 {
             let mut tx = self.db.begin_write().await?;
+            if !store::renew(&mut tx, &job.id, job.attempts, LEASE_MS).await? {
+                return Ok(Ran::TakenOver);
+            }
             access_codes::delete_of_job(&mut tx, &job.id).await?;
             tx.commit().await?;
         }
@@ -125,6 +163,15 @@ impl Service {
         let mut left = input.quantity;
         while left > 0 {
             let mut tx = self.db.begin_write().await?;
+            if *stopping.borrow() {
+                access_codes::delete_of_job(&mut tx, &job.id).await?;
+                let held = store::release(&mut tx, &job.id, job.attempts, JobStatus::Queued, None, true).await?;
+                tx.commit().await?;
+                return Ok(if held { Ran::PutBack } else { Ran::TakenOver });
+            }
+            if !store::renew(&mut tx, &job.id, job.attempts, LEASE_MS).await? {
+                return Ok(Ran::TakenOver);
+            }
             for _ in 0..left.min(CHUNK) {
                 let code = random_base62(16);
                 let digest = hex::encode(Sha256::digest(code.as_bytes()));
@@ -148,13 +195,15 @@ impl Service {
         access_codes::keep_download(&mut tx, &job.id, &serde_json::to_string(&clear)?, now).await?;
         let result = json!({"plan_id": input.plan_id, "generated": input.quantity,
             "download": "the clear codes can be downloaded once from the dashboard"});
-        store::complete(&mut tx, &job.id, &result, now).await?;
+        if !store::complete(&mut tx, &job.id, job.attempts, &result, now).await? {
+            return Ok(Ran::TakenOver);
+        }
         let mut entry = AuditDraft::system("access_codes.generated", Some(job.team_id.clone()))
             .subject("job", &job.id)
             .properties(json!({"plan_id": input.plan_id, "quantity": input.quantity}));
         entry.project_id = Some(input.project_id.clone());
         audit::append(&mut tx, entry).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ran::Completed)
     }
 }

@@ -101,28 +101,64 @@ pub async fn claim(conn: &mut Conn, backend: Backend, lease_ms: i64) -> sqlx::Re
     .await
 }
 
-pub async fn complete(conn: &mut Conn, id: &str, result: &serde_json::Value, now: i64) -> sqlx::Result<()> {
+/// A claim is known by the job's `attempts`, which each claim raises: a worker whose lease ran out
+/// and was taken over finds its claim gone, and neither renews, completes nor releases the job.
+///
+/// Extends the claim's lease to `lease_ms` from now; `false` when the claim is no longer held.
+pub async fn renew(conn: &mut Conn, id: &str, attempts: i64, lease_ms: i64) -> sqlx::Result<bool> {
+    sqlx::query("UPDATE jobs SET locked_until = $1 WHERE id = $2 AND attempts = $3 AND status = 'running'")
+        .bind(now_ms() + lease_ms)
+        .bind(id)
+        .bind(attempts)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}
+
+/// Completes the job if the claim is still held.
+pub async fn complete(
+    conn: &mut Conn,
+    id: &str,
+    attempts: i64,
+    result: &serde_json::Value,
+    now: i64,
+) -> sqlx::Result<bool> {
     sqlx::query(
-        "UPDATE jobs SET status = 'completed', result = $1, error = NULL, locked_until = NULL, updated_at = $2 WHERE id = $3",
+        "UPDATE jobs SET status = 'completed', result = $1, error = NULL, locked_until = NULL, updated_at = $2 \
+         WHERE id = $3 AND attempts = $4 AND status = 'running'",
     )
     .bind(result.to_string())
     .bind(now)
     .bind(id)
+    .bind(attempts)
     .execute(&mut *conn)
     .await
-    .map(|_| ())
+    .map(|r| r.rows_affected() == 1)
 }
 
-/// Puts a failed job back in the queue, or marks it failed for good.
-pub async fn release(conn: &mut Conn, id: &str, status: JobStatus, error: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE jobs SET status = $1, error = $2, locked_until = NULL, updated_at = $3 WHERE id = $4")
-        .bind(status.as_str())
-        .bind(error)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+/// Puts a job back in the queue or marks it failed for good, if the claim is still held. A job
+/// put back because its worker is stopping gets its attempt back (`give_back`): it did not fail.
+pub async fn release(
+    conn: &mut Conn,
+    id: &str,
+    attempts: i64,
+    status: JobStatus,
+    error: Option<&str>,
+    give_back: bool,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        "UPDATE jobs SET status = $1, error = $2, locked_until = NULL, updated_at = $3, attempts = $4 \
+         WHERE id = $5 AND attempts = $6 AND status = 'running'",
+    )
+    .bind(status.as_str())
+    .bind(error)
+    .bind(now_ms())
+    .bind(if give_back { attempts - 1 } else { attempts })
+    .bind(id)
+    .bind(attempts)
+    .execute(&mut *conn)
+    .await
+    .map(|r| r.rows_affected() == 1)
 }
 
 /// Jobs of a kind a team has waiting or running.

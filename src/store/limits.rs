@@ -10,10 +10,23 @@
 
 use sqlx::AnyPool;
 
-/// Not a migration: the table exists only on PostgreSQL (SQLite keeps buckets in memory) and
-/// holds nothing worth keeping, so it is created at start when missing.
-pub const CREATE: &str = "CREATE UNLOGGED TABLE IF NOT EXISTS rate_limits (\
-     key TEXT PRIMARY KEY, tat BIGINT NOT NULL, ok BOOLEAN NOT NULL)";
+/// Creates the table when missing. Not a migration: the table exists only on PostgreSQL (SQLite
+/// keeps buckets in memory) and holds nothing worth keeping. Replicas starting together would
+/// race in `CREATE TABLE IF NOT EXISTS` (one of them fails on the catalog's unique index), so the
+/// creation holds an advisory lock.
+pub async fn create(pool: &AnyPool) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7236051822)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "CREATE UNLOGGED TABLE IF NOT EXISTS rate_limits (\
+         key TEXT PRIMARY KEY, tat BIGINT NOT NULL, ok BOOLEAN NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
 
 /// A bucket's shape: one call per `interval_us`, at most `burst_us / interval_us` at once.
 #[derive(Clone, Copy, Debug)]

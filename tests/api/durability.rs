@@ -3,7 +3,7 @@
 //! call's entry and leaves no change without its entry (the real binary, restarted afterwards:
 //! [`crash`]).
 
-mod crash;
+pub(crate) mod crash;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::helpers::{OWNER_A, Reply, TestApp, World, spawn_app, token_id};
 
 /// What an entry of the load says, read back from `audit_log`.
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct Entry {
+pub(crate) struct Entry {
     seq: i64,
     request_id: Option<String>,
     token_id: Option<String>,
@@ -26,7 +26,7 @@ pub(super) struct Entry {
     properties: String,
 }
 
-pub(super) const ENTRY_COLUMNS: &str = "seq, request_id, token_id, event, outcome, subject_id, properties";
+pub(crate) const ENTRY_COLUMNS: &str = "seq, request_id, token_id, event, outcome, subject_id, properties";
 
 /// One answered call: what was asked, and what came back.
 #[derive(Debug)]
@@ -127,7 +127,7 @@ async fn send(app: &TestApp, w: &World, tokens: &Tokens, kind: Kind, tag: &str) 
     app.call(method, &path, Some(token), body).await
 }
 
-pub(super) fn request_id(headers: &reqwest::header::HeaderMap) -> String {
+pub(crate) fn request_id(headers: &reqwest::header::HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

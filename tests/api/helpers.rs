@@ -120,21 +120,7 @@ async fn start(database_url: String, backing: Backing, tweak: impl FnOnce(&mut S
 
 async fn fresh_database() -> (String, Backing) {
     match std::env::var("MEMBERPASS_TEST_POSTGRES_URL") {
-        Ok(admin_url) if !admin_url.is_empty() => {
-            sqlx::any::install_default_drivers();
-            let name = format!("mp_test_{}", uuid::Uuid::now_v7().simple());
-            let mut conn = sqlx::AnyConnection::connect(&admin_url)
-                .await
-                .expect("postgres reachable");
-            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .await
-                .expect("create database");
-            let url = match admin_url.rsplit_once('/') {
-                Some((server, _db)) => format!("{server}/{name}"),
-                None => panic!("MEMBERPASS_TEST_POSTGRES_URL needs a database path"),
-            };
-            (url, Backing::Postgres { admin_url, name })
-        }
+        Ok(admin_url) if !admin_url.is_empty() => fresh_postgres(admin_url).await,
         _ => {
             let dir = std::env::temp_dir().join(format!("memberpass-test-{}", uuid::Uuid::now_v7().simple()));
             std::fs::create_dir_all(&dir).unwrap();
@@ -142,6 +128,36 @@ async fn fresh_database() -> (String, Backing) {
             (url, Backing::Sqlite(dir))
         }
     }
+}
+
+/// The PostgreSQL server of tests that need one whichever backend the run tests (several
+/// replicas): `MEMBERPASS_TEST_POSTGRES_URL`, else the local server `.ci/run` starts.
+const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh PostgreSQL database, removed when dropped.
+pub async fn scratch_postgres() -> ScratchDatabase {
+    let admin_url = std::env::var("MEMBERPASS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| LOCAL_POSTGRES.to_owned());
+    let (url, backing) = fresh_postgres(admin_url).await;
+    ScratchDatabase { url, backing }
+}
+
+async fn fresh_postgres(admin_url: String) -> (String, Backing) {
+    sqlx::any::install_default_drivers();
+    let name = format!("mp_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .expect("postgres reachable");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
+    let url = match admin_url.rsplit_once('/') {
+        Some((server, _db)) => format!("{server}/{name}"),
+        None => panic!("MEMBERPASS_TEST_POSTGRES_URL needs a database path"),
+    };
+    (url, Backing::Postgres { admin_url, name })
 }
 
 impl TestApp {

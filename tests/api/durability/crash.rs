@@ -3,7 +3,6 @@
 //! verifies and the same database serves again.
 
 use std::collections::{HashMap, HashSet};
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,107 +12,19 @@ use serde_json::{Value, json};
 
 use super::{ENTRY_COLUMNS, Entry, last_name_recorded, request_id};
 use crate::helpers::{ScratchDatabase, scratch_database, token_id};
-
-/// `memberpass serve` on a loopback port of its choosing; killed (SIGKILL) when dropped.
-struct Served {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Served {
-    /// Starts the binary and waits for the line that says where it listens (port 0: no race
-    /// for a port with other tests).
-    async fn start(database_url: &str) -> Served {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"))
-            .args(["--database-url", database_url, "serve", "--listen", "127.0.0.1:0"])
-            .args(["--rate-limit-rest", "1000000"])
-            .env("MEMBERPASS_LOG", "warn,memberpass::cli=info")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let mut served = Served {
-            child,
-            base: String::new(),
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel::<Result<String, String>>();
-        // Reads stderr to its end, so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut seen = String::new();
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.is_some() {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-                if let Some(at) = line.find("MemberPass listening").and_then(|_| line.find("url=")) {
-                    let url: String = line[at + 4..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '\x1b')
-                        .collect();
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(Ok(url));
-                    }
-                }
-            }
-            if let Some(tx) = tx.take() {
-                let _ = tx.send(Err(seen));
-            }
-        });
-        match tokio::time::timeout(Duration::from_secs(20), rx).await {
-            Ok(Ok(Ok(url))) => served.base = url,
-            Ok(Ok(Err(stderr))) => panic!("serve exited before listening:\n{stderr}"),
-            other => panic!("serve did not say where it listens: {other:?}"),
-        }
-        served
-    }
-
-    fn kill(&mut self) {
-        // SIGKILL on Unix: no shutdown path runs.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Runs the binary against the scratch database and returns its `--json` output.
-async fn cli_json(db: &ScratchDatabase, args: &[&str]) -> Value {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"));
-    cmd.args(["--database-url", &db.url, "--json"])
-        .args(args)
-        .env("MEMBERPASS_LOG", "warn");
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON: {e}: {stdout}"))
-}
+use crate::served::{Served, cli_json};
 
 /// One answered call of the crash load.
 #[derive(Debug)]
-struct Heard {
+pub(crate) struct Heard {
     event: &'static str,
-    status: u16,
+    pub(crate) status: u16,
     request_id: String,
     created: Option<String>,
 }
 
 impl Heard {
-    fn is_write(&self) -> bool {
+    pub(crate) fn is_write(&self) -> bool {
         matches!(self.event, "create_project" | "update_project")
     }
 }
@@ -217,6 +128,18 @@ async fn mint_project_token(db: &ScratchDatabase) -> String {
 /// are answered (counted, not timed, and both: either side may be the slower one) the process
 /// is killed with the others in flight. Returns every call answered.
 async fn load_then_kill(mut server: Served, client: &reqwest::Client, token: &str) -> Vec<Heard> {
+    let bases = [server.base.clone()];
+    load_then_kill_one(&mut server, &bases, client, token).await
+}
+
+/// [`load_then_kill`] with the load spread over `bases` (each task calls one of them), and
+/// `victim` the process killed.
+pub(crate) async fn load_then_kill_one(
+    victim: &mut Served,
+    bases: &[String],
+    client: &reqwest::Client,
+    token: &str,
+) -> Vec<Heard> {
     const WRITERS: usize = 32;
     const READERS: usize = 32;
     const WRITES: usize = 160;
@@ -227,7 +150,7 @@ async fn load_then_kill(mut server: Served, client: &reqwest::Client, token: &st
     let killed = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for t in 0..WRITERS + READERS {
-        let (client, base, token) = (client.clone(), server.base.clone(), token.to_owned());
+        let (client, base, token) = (client.clone(), bases[t % bases.len()].clone(), token.to_owned());
         let (heard, reached, killed) = (heard.clone(), reached.clone(), killed.clone());
         tasks.push(tokio::spawn(async move {
             let record = |h: Heard| {
@@ -271,7 +194,7 @@ async fn load_then_kill(mut server: Served, client: &reqwest::Client, token: &st
         .await
         .expect("the load reached its answers");
     killed.store(true, Ordering::SeqCst);
-    server.kill();
+    victim.kill();
     for t in tasks {
         t.await.unwrap();
     }
@@ -282,7 +205,7 @@ async fn load_then_kill(mut server: Served, client: &reqwest::Client, token: &st
 
 /// Every answered call has exactly its one entry; entries of calls whose answer the kill cut
 /// may exist too (their commit landed first).
-fn assert_every_answer_kept(heard: &[Heard], entries: &[Entry]) {
+pub(crate) fn assert_every_answer_kept(heard: &[Heard], entries: &[Entry]) {
     let mut by_request: HashMap<&str, &Entry> = HashMap::new();
     for e in entries {
         assert_eq!(e.outcome, "success", "{e:?}");
@@ -303,7 +226,7 @@ fn assert_every_answer_kept(heard: &[Heard], entries: &[Entry]) {
 /// No change without its entry, no entry without its change: each project has one creation
 /// entry and holds the name its last rename entry (or its creation entry) records; each write
 /// entry names a project that exists.
-fn assert_every_change_has_its_entry(entries: &[Entry], projects: &[(String, String)]) {
+pub(crate) fn assert_every_change_has_its_entry(entries: &[Entry], projects: &[(String, String)]) {
     for (id, name) in projects {
         let creations: Vec<&Entry> = entries
             .iter()
