@@ -1,6 +1,6 @@
 //! `cargo run --release --example bench [-- --seconds 5 --connections 16 --database-url URL
 //! --synchronous full|normal --log FILE|none --audit-entries N --audit-days 30
-//! --activity-indexes on|off --only SUBSTRING]`
+//! --activity-indexes on|off --rate-limits on|off --only SUBSTRING]`
 //!
 //! Runs the real server (SQLite in a temp dir by default) and drives it over loopback HTTP,
 //! reporting throughput and latency per scenario next to a baseline measured in the same run:
@@ -39,6 +39,9 @@ struct Args {
     audit_entries: Option<u64>,
     audit_days: u64,
     activity_indexes: bool,
+    /// Rate limits on (at a million a minute: every request takes from its buckets, none is
+    /// refused) or off, as by default.
+    rate_limits: bool,
     log: Option<String>,
     /// Runs only the scenarios whose name contains this (and the baseline).
     only: Option<String>,
@@ -53,6 +56,7 @@ fn args() -> Args {
         audit_entries: None,
         audit_days: 30,
         activity_indexes: true,
+        rate_limits: false,
         log: Some(String::new()),
         only: None,
     };
@@ -79,6 +83,13 @@ fn args() -> Args {
                     "on" => true,
                     "off" => false,
                     _ => panic!("--activity-indexes on|off"),
+                }
+            }
+            "--rate-limits" => {
+                a.rate_limits = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => panic!("--rate-limits on|off"),
                 }
             }
             other => panic!("unknown flag {other}"),
@@ -164,9 +175,10 @@ async fn main() {
         .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
     let mut config = ServeConfig::local(url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.rate_limit_rest = 0;
-    config.rate_limit_mcp = 0;
-    config.rate_limit_auth_failures = 0;
+    let limit = if a.rate_limits { 1_000_000 } else { 0 };
+    config.rate_limit_rest = limit;
+    config.rate_limit_mcp = limit;
+    config.rate_limit_auth_failures = limit;
     config.sqlite_synchronous = a.synchronous;
     let app = Application::build(config).await.expect("server builds");
     let base = format!("http://{}", app.local_addr());
@@ -210,12 +222,13 @@ async fn main() {
     ];
 
     println!(
-        "memberpass bench: {} connections, {} s per scenario, database {} (SQLite synchronous {:?}), activity indexes {}, log {}",
+        "memberpass bench: {} connections, {} s per scenario, database {} (SQLite synchronous {:?}), activity indexes {}, rate limits {}, log {}",
         a.connections,
         a.seconds,
         scheme(&url),
         a.synchronous,
         if a.activity_indexes { "on" } else { "off" },
+        if a.rate_limits { "on (1 000 000/min)" } else { "off" },
         log_path.as_ref().map_or("none".into(), |p| p.display().to_string())
     );
     let mut bench = Bench {

@@ -131,14 +131,16 @@ async fn fresh_database() -> (String, Backing) {
 }
 
 /// The PostgreSQL server of tests that need one whichever backend the run tests (several
-/// replicas): `MEMBERPASS_TEST_POSTGRES_URL`, else the local server `.ci/run` starts.
+/// replicas): `MEMBERPASS_TEST_POSTGRES_URL`, else `.ci/run`'s role (`MEMBERPASS_CI_POSTGRES_URL`),
+/// else the local server.
 const LOCAL_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A fresh PostgreSQL database, removed when dropped.
 pub async fn scratch_postgres() -> ScratchDatabase {
-    let admin_url = std::env::var("MEMBERPASS_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
+    let admin_url = ["MEMBERPASS_TEST_POSTGRES_URL", "MEMBERPASS_CI_POSTGRES_URL"]
+        .into_iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.is_empty())
         .unwrap_or_else(|| LOCAL_POSTGRES.to_owned());
     let (url, backing) = fresh_postgres(admin_url).await;
     ScratchDatabase { url, backing }
