@@ -58,6 +58,21 @@ impl Replicas {
         }
     }
 
+    /// Adds `email` to the team as `role`, or changes their role, by the CLI.
+    async fn set_role(&self, email: &str, role: &str) {
+        let args = [
+            "team",
+            "add-member",
+            "--team",
+            &self.team,
+            "--email",
+            email,
+            "--role",
+            role,
+        ];
+        cli_json(&self.db, &args).await;
+    }
+
     /// A token of the team's owner with `abilities`, minted by the CLI.
     async fn mint(&self, abilities: &[Ability]) -> String {
         mint(&self.db, &self.team, EMAIL, abilities).await
@@ -274,20 +289,7 @@ async fn a_lowered_role_limits_the_token_on_both_replicas_at_once() {
     // A manager's token that may create projects; the manager is then made a viewer.
     let manager = "manager@example.com";
     cli_json(&r.db, &["user", "create", "--email", manager, "--name", "Manager"]).await;
-    cli_json(
-        &r.db,
-        &[
-            "team",
-            "add-member",
-            "--team",
-            &r.team,
-            "--email",
-            manager,
-            "--role",
-            "manager",
-        ],
-    )
-    .await;
+    r.set_role(manager, "manager").await;
     let token = mint(
         &r.db,
         &r.team,
@@ -299,20 +301,7 @@ async fn a_lowered_role_limits_the_token_on_both_replicas_at_once() {
         let (status, body) = r.post(base, "/v1/projects", &token, json!({"name": "Before"})).await;
         assert_eq!(status, 201, "{body}");
     }
-    cli_json(
-        &r.db,
-        &[
-            "team",
-            "add-member",
-            "--team",
-            &r.team,
-            "--email",
-            manager,
-            "--role",
-            "viewer",
-        ],
-    )
-    .await;
+    r.set_role(manager, "viewer").await;
     for base in [&r.a.base, &r.b.base] {
         let (status, body) = r.post(base, "/v1/projects", &token, json!({"name": "After"})).await;
         assert_eq!(status, 403, "{body}");
