@@ -140,6 +140,7 @@ impl Db {
                     .max_connections(8)
                     // A local file does not go stale: no ping before each use.
                     .test_before_acquire(false)
+                    .before_acquire(|conn, _| Box::pin(still_usable(conn)))
                     .after_connect(move |conn, _| {
                         Box::pin(async move {
                             conn.execute(match synchronous {
@@ -275,6 +276,26 @@ impl Db {
         self.read_pool.close().await;
         self.pool.close().await;
     }
+}
+
+/// Whether a SQLite connection of the write pool may be handed out. SQLite rolls a transaction
+/// back by itself on some errors (`SQLITE_FULL` on a full disk, `SQLITE_IOERR`); sqlx still counts
+/// it open, its `ROLLBACK` then fails, and every later `BEGIN` on that connection is refused
+/// ("non-zero transaction depth"), so the pool would fail a share of all writes for good. Such a
+/// connection is closed instead (and a fresh one opened). The ping first lets the rollback queued
+/// when its transaction was dropped run, so a connection whose rollback simply had not run yet is
+/// kept.
+async fn still_usable(conn: &mut Conn) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    let usable = !conn.is_in_transaction();
+    if !usable {
+        tracing::warn!("closing a database connection left in a transaction the database had rolled back");
+    }
+    Ok(usable)
 }
 
 /// Drops a PostgreSQL database from a thread of its own, blocking until done: for the test
