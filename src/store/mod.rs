@@ -92,6 +92,10 @@ pub enum Synchronous {
     Normal,
 }
 
+/// Why a SQLite file could not be opened, as far as this process can tell.
+const SQLITE_UNWRITABLE: &str = "cannot open the SQLite database for writing (a missing directory, a read-only file \
+                                 or file system, or no permission)";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -134,6 +138,26 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
+        let pragmas = match synchronous {
+            Synchronous::Full => {
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+            }
+            Synchronous::Normal => {
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            }
+        };
+        if backend == Backend::Sqlite {
+            // Once on its own first: a file that cannot be opened for writing fails here, at once
+            // and saying so, where the pool would retry it until its acquire timeout (30 s).
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .context(SQLITE_UNWRITABLE)?;
+            probe.execute(pragmas).await.context(SQLITE_UNWRITABLE)?;
+            let _ = probe.close().await;
+        }
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
@@ -143,17 +167,7 @@ impl Db {
                     .before_acquire(|conn, _| Box::pin(still_usable(conn)))
                     .after_connect(move |conn, _| {
                         Box::pin(async move {
-                            conn.execute(match synchronous {
-                                Synchronous::Full => {
-                                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
-                                }
-                                Synchronous::Normal => {
-                                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-                                }
-                            })
-                            .await?;
+                            conn.execute(pragmas).await?;
                             Ok(())
                         })
                     })
@@ -266,6 +280,15 @@ impl Db {
             inner: Inner::Read(self.read_pool.acquire().await?),
             _writer: None,
         })
+    }
+
+    /// Whether this process can write: a transaction that takes the audit chain's lock, then
+    /// rolls back. Every call writes an audit entry, so a database that cannot be written (a
+    /// read-only file or file system, a read-only PostgreSQL) cannot serve anything.
+    pub async fn check_writable(&self) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        audit::lock_head(&mut tx).await?;
+        tx.rollback().await
     }
 
     pub async fn ping(&self) -> sqlx::Result<()> {
