@@ -96,6 +96,11 @@ pub enum Synchronous {
 const SQLITE_UNWRITABLE: &str = "cannot open the SQLite database for writing (a missing directory, a read-only file \
                                  or file system, or no permission)";
 
+/// How long a PostgreSQL read connection may sit idle before it is pinged ahead of its next use:
+/// shorter than any restart of the database (a shutdown and a startup), longer than a busy
+/// server leaves a connection idle, where the ping would cost a round trip per read.
+const PING_IDLE_AFTER: Duration = Duration::from_millis(100);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -203,10 +208,20 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    // No ping before each read: after a database restart a stale connection fails
-                    // one read (500) and is replaced. The write pool keeps its ping, since one
-                    // failed batch fails every call in it.
+                    // No ping before a read on a connection in use a moment ago: under load, a
+                    // database restart costs each connection it broke one failed read (500), and
+                    // then the connection is replaced. One that sat idle is pinged first, so a
+                    // restart at a quiet time costs no call at all. The write pool pings every
+                    // time, since one failed batch fails every call in it.
                     .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_IDLE_AFTER {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
