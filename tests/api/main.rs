@@ -9,6 +9,7 @@ mod cli;
 mod dashboard;
 mod demo;
 mod durability;
+mod faults;
 mod hardening;
 mod helpers;
 mod leaks;
