@@ -21,4 +21,5 @@ mod scan;
 mod scanner_rules;
 mod secrets;
 mod served;
+mod timing;
 mod tokens;
