@@ -93,6 +93,10 @@ impl Application {
         }
         let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         db.migrate().await?;
+        db.check_writable().await.context(
+            "the database cannot be written (a read-only file or file system, or a read-only \
+             PostgreSQL): every call writes an audit entry, so MemberPass cannot serve",
+        )?;
         let listener =
             TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;

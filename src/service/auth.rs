@@ -1,9 +1,10 @@
 //! Token verification (SPEC §2): parse → look up by ID → constant-time digest compare → revoked,
 //! expired, environment, membership. One answer for every failure; the reason goes to the audit.
 //!
-//! A known ID and an unknown one take the same path: the same lookup, a digest compare (against
-//! a decoy for an unknown ID), and the same hand-off to the queue that writes `auth.failed`
-//! entries off the request path (an unknown ID hands off nothing to write).
+//! A known ID and an unknown one take the same path: the same lookup returning one token's row
+//! (a decoy token's for an unknown ID), a digest compare, a refusal entry built, and the same
+//! hand-off to the queue that writes `auth.failed` entries off the request path (an unknown ID's
+//! entry is dropped there: it hands off nothing to write).
 
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -89,17 +90,22 @@ impl Service {
         let raw = bearer.ok_or(refused(AuthFailure::Missing))?;
         let token = TokenSecret::parse(raw.trim()).map_err(|_| refused(AuthFailure::Malformed))?;
         let row = self.load_for_auth(token.id().as_str()).await?;
-        // Compare against a decoy when the ID is unknown, so both paths do the same work.
+        // The token's row, or a decoy token's when the ID is unknown: both paths decode one row,
+        // compare a stored digest and build a refusal entry.
+        let known = row.as_ref().is_some_and(|r| r.token.id == token.id().as_str());
         let stored = row
             .as_ref()
             .map(|r| TokenDigest::from_stored(r.token.digest.clone()))
             .unwrap_or_else(TokenDigest::decoy);
         let matches = token.digest().ct_eq(&stored);
         let Some(row) = row else {
+            // No token exists yet: there is no known ID to tell apart.
             return Err(refused(AuthFailure::UnknownId));
         };
         let now = now_ms();
-        let failure = if !matches {
+        let failure = if !known {
+            Some(AuthFailure::UnknownId)
+        } else if !matches {
             Some(AuthFailure::SecretMismatch)
         } else if row.token.revoked_at.is_some() {
             Some(AuthFailure::Revoked)
@@ -113,10 +119,11 @@ impl Service {
             None
         };
         if let Some(reason) = failure {
-            let entry = failure_entry(&row.token, reason, actor, ctx.clone());
+            let entry = Box::new(failure_entry(&row.token, reason, actor, ctx.clone()));
             return Err(AuthError::Refused(Refusal {
                 reason,
-                entry: Some(Box::new(entry)),
+                // The decoy's entry is dropped: an unknown ID records nothing.
+                entry: known.then_some(entry),
             }));
         }
         let corrupt =
@@ -156,7 +163,14 @@ impl Service {
 
     async fn load_for_auth(&self, id: &str) -> sqlx::Result<Option<AuthRow>> {
         let mut conn = self.db.read_pool().acquire().await?;
-        tokens::find_for_auth(&mut conn, id).await
+        let decoy = match self.decoy_token.get() {
+            Some(decoy) => Some(decoy.as_str()),
+            // Until a token exists (then it is kept: tokens are never deleted).
+            None => tokens::any_id(&mut conn)
+                .await?
+                .map(|found| self.decoy_token.get_or_init(|| found).as_str()),
+        };
+        tokens::find_for_auth(&mut conn, id, decoy).await
     }
 
     /// `last_used_at` to the minute: at most one write per token per minute, and the condition

@@ -217,13 +217,19 @@ async fn run_batch(
         }
         Err(e) => {
             // Nothing of this batch committed: every caller gets an internal error, and none of
-            // them is answered as if its entry (or its write) existed.
+            // them is answered as if its entry (or its write) existed. The writes it had not run
+            // yet fail too: carried to the next batch, a write whose batches fail before it runs
+            // (the database gone, or read-only) would be retried without end, its caller
+            // waiting until it gives up.
             tracing::error!(error = ?e, calls = count, "an audit batch failed");
             let failed = || Error::Internal(anyhow::anyhow!("the audit batch failed"));
             for reply in replies {
                 let _ = reply.send(Err(failed()));
             }
             for w in ran {
+                let _ = w.reply.send(Err(failed()));
+            }
+            for w in writes.drain(..) {
                 let _ = w.reply.send(Err(failed()));
             }
         }

@@ -78,6 +78,8 @@ pub struct Inner {
     partner_keys: Arc<leaks::PartnerKeys>,
     /// This process's group-commit writer of audit entries.
     batch: batch::Batcher,
+    /// A token ID that exists, looked up instead of an unknown one (see [`auth`]).
+    decoy_token: std::sync::OnceLock<String>,
 }
 
 impl Service {
@@ -94,6 +96,7 @@ impl Service {
             config: Arc::new(config),
             jobs_waiting,
             auth_failures,
+            decoy_token: std::sync::OnceLock::new(),
         }))
     }
 

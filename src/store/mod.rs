@@ -92,6 +92,15 @@ pub enum Synchronous {
     Normal,
 }
 
+/// Why a SQLite file could not be opened, as far as this process can tell.
+const SQLITE_UNWRITABLE: &str = "cannot open the SQLite database for writing (a missing directory, a read-only file \
+                                 or file system, or no permission)";
+
+/// How long a PostgreSQL read connection may sit idle before it is pinged ahead of its next use:
+/// shorter than any restart of the database (a shutdown and a startup), longer than a busy
+/// server leaves a connection idle, where the ping would cost a round trip per read.
+const PING_IDLE_AFTER: Duration = Duration::from_millis(100);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -134,25 +143,36 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
+        let pragmas = match synchronous {
+            Synchronous::Full => {
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+            }
+            Synchronous::Normal => {
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            }
+        };
+        if backend == Backend::Sqlite {
+            // Once on its own first: a file that cannot be opened for writing fails here, at once
+            // and saying so, where the pool would retry it until its acquire timeout (30 s).
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect_with(&options)
+                .await
+                .context(SQLITE_UNWRITABLE)?;
+            probe.execute(pragmas).await.context(SQLITE_UNWRITABLE)?;
+            let _ = probe.close().await;
+        }
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(8)
                     // A local file does not go stale: no ping before each use.
                     .test_before_acquire(false)
+                    .before_acquire(|conn, _| Box::pin(still_usable(conn)))
                     .after_connect(move |conn, _| {
                         Box::pin(async move {
-                            conn.execute(match synchronous {
-                                Synchronous::Full => {
-                                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
-                                }
-                                Synchronous::Normal => {
-                                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-                                }
-                            })
-                            .await?;
+                            conn.execute(pragmas).await?;
                             Ok(())
                         })
                     })
@@ -188,10 +208,20 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
-                    // No ping before each read: after a database restart a stale connection fails
-                    // one read (500) and is replaced. The write pool keeps its ping, since one
-                    // failed batch fails every call in it.
+                    // No ping before a read on a connection in use a moment ago: under load, a
+                    // database restart costs each connection it broke one failed read (500), and
+                    // then the connection is replaced. One that sat idle is pinged first, so a
+                    // restart at a quiet time costs no call at all. The write pool pings every
+                    // time, since one failed batch fails every call in it.
                     .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_IDLE_AFTER {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
@@ -267,6 +297,15 @@ impl Db {
         })
     }
 
+    /// Whether this process can write: a transaction that takes the audit chain's lock, then
+    /// rolls back. Every call writes an audit entry, so a database that cannot be written (a
+    /// read-only file or file system, a read-only PostgreSQL) cannot serve anything.
+    pub async fn check_writable(&self) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
+        audit::lock_head(&mut tx).await?;
+        tx.rollback().await
+    }
+
     pub async fn ping(&self) -> sqlx::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
@@ -275,6 +314,26 @@ impl Db {
         self.read_pool.close().await;
         self.pool.close().await;
     }
+}
+
+/// Whether a SQLite connection of the write pool may be handed out. SQLite rolls a transaction
+/// back by itself on some errors (`SQLITE_FULL` on a full disk, `SQLITE_IOERR`); sqlx still counts
+/// it open, its `ROLLBACK` then fails, and every later `BEGIN` on that connection is refused
+/// ("non-zero transaction depth"), so the pool would fail a share of all writes for good. Such a
+/// connection is closed instead (and a fresh one opened). The ping first lets the rollback queued
+/// when its transaction was dropped run, so a connection whose rollback simply had not run yet is
+/// kept.
+async fn still_usable(conn: &mut Conn) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    let usable = !conn.is_in_transaction();
+    if !usable {
+        tracing::warn!("closing a database connection left in a transaction the database had rolled back");
+    }
+    Ok(usable)
 }
 
 /// Drops a PostgreSQL database from a thread of its own, blocking until done: for the test

@@ -164,19 +164,34 @@ pub struct AuthRow {
     pub user_name: String,
 }
 
+/// The token `id` with what authentication needs, or, when no token has that ID, the token
+/// `decoy` (one that exists) instead. Either way the statement looks the ID up, finds one token,
+/// joins its owner and returns one row of the same shape, so an unknown ID costs the time of a
+/// known one (SPEC §2); the caller tells them apart by the row's ID. `None` only when no `decoy`
+/// is given (there is no token yet) and the ID is unknown.
+///
 /// Spelled out rather than formatted from [`TOKEN_COLUMNS`]: it runs on every request.
-pub async fn find_for_auth(conn: &mut Conn, id: &str) -> sqlx::Result<Option<AuthRow>> {
+pub async fn find_for_auth(conn: &mut Conn, id: &str, decoy: Option<&str>) -> sqlx::Result<Option<AuthRow>> {
     sqlx::query_as::<_, AuthRow>(
         "SELECT t.id, t.env, t.digest, t.team_id, t.user_id, t.name, t.abilities, t.project_ids, t.created_at, \
          t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, \
          m.role, u.email, u.name AS user_name FROM tokens t \
          JOIN users u ON u.id = t.user_id \
          LEFT JOIN team_members m ON m.team_id = t.team_id AND m.user_id = t.user_id \
-         WHERE t.id = $1",
+         WHERE t.id = COALESCE((SELECT k.id FROM tokens k WHERE k.id = $1), $2)",
     )
     .bind(id)
+    .bind(decoy)
     .fetch_optional(&mut *conn)
     .await
+}
+
+/// The ID of a token that exists, if any: the decoy of [`find_for_auth`]. Tokens are never
+/// deleted, so once there is one it stays.
+pub async fn any_id(conn: &mut Conn) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT MIN(id) FROM tokens")
+        .fetch_one(&mut *conn)
+        .await
 }
 
 /// Records a use unless one was recorded in the last `window_ms`: the condition makes concurrent

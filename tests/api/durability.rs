@@ -15,15 +15,15 @@ use serde_json::{Value, json};
 use crate::helpers::{OWNER_A, Reply, TestApp, World, spawn_app, token_id};
 
 /// What an entry of the load says, read back from `audit_log`.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct Entry {
-    seq: i64,
-    request_id: Option<String>,
-    token_id: Option<String>,
-    event: String,
-    outcome: String,
-    subject_id: Option<String>,
-    properties: String,
+    pub(crate) seq: i64,
+    pub(crate) request_id: Option<String>,
+    pub(crate) token_id: Option<String>,
+    pub(crate) event: String,
+    pub(crate) outcome: String,
+    pub(crate) subject_id: Option<String>,
+    pub(crate) properties: String,
 }
 
 pub(crate) const ENTRY_COLUMNS: &str = "seq, request_id, token_id, event, outcome, subject_id, properties";
@@ -284,7 +284,7 @@ fn assert_one_entry_each(answered: &[Answered], entries: &[Entry], tokens: &Toke
 }
 
 /// The name the last successful `update_project` entry of `project` set, if any.
-pub(super) fn last_name_recorded(entries: &[Entry], project: &str) -> Option<String> {
+pub(crate) fn last_name_recorded(entries: &[Entry], project: &str) -> Option<String> {
     entries
         .iter()
         .filter(|e| e.event == "update_project" && e.outcome == "success" && e.subject_id.as_deref() == Some(project))

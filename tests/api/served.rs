@@ -35,6 +35,10 @@ impl Served {
                 "warn,memberpass::cli=info,memberpass::service::jobs=info",
             )
             .env("NO_COLOR", "1")
+            // No backtrace captured with each error the server logs (`RUST_BACKTRACE` set for the
+            // tests would ask for one): resolving them in a debug build stalls its runtime for
+            // seconds when a fault makes many calls fail at once.
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -85,6 +89,11 @@ impl Served {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL: no shutdown path runs.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -116,10 +125,41 @@ impl Drop for Served {
     }
 }
 
+/// Runs `memberpass serve` on `database_url` expecting it to refuse to start: returns what it
+/// wrote to stderr once it has exited with a failure. Panics if it is still running after 20 s.
+pub async fn serve_refused(database_url: &str) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"))
+        .args(["--database-url", database_url, "serve", "--listen", "127.0.0.1:0"])
+        .env("MEMBERPASS_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            assert!(!status.success(), "serve exited with success:\n{stderr}");
+            return stderr;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("serve did not refuse to start: still running after 20 s");
+}
+
 /// Runs the binary against the scratch database and returns its `--json` output.
 pub async fn cli_json(db: &ScratchDatabase, args: &[&str]) -> Value {
+    cli_json_at(&db.url, args).await
+}
+
+/// [`cli_json`] against the database at `url`.
+pub async fn cli_json_at(url: &str, args: &[&str]) -> Value {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"));
-    cmd.args(["--database-url", &db.url, "--json"])
+    cmd.args(["--database-url", url, "--json"])
         .args(args)
         .env("MEMBERPASS_LOG", "warn");
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))

@@ -11,8 +11,8 @@ use memberpass::domain::ability::Ability;
 use serde_json::{Value, json};
 
 use super::{ENTRY_COLUMNS, Entry, last_name_recorded, request_id};
-use crate::helpers::{ScratchDatabase, scratch_database, token_id};
-use crate::served::{Served, cli_json};
+use crate::helpers::{scratch_database, token_id};
+use crate::served::{Served, cli_json, cli_json_at};
 
 /// One answered call of the crash load.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ async fn sigkill_mid_load_loses_no_answered_entry() {
     // The one TLS provider in the tree (ring), for this test's own client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = scratch_database().await;
-    let token = mint_project_token(&db).await;
+    let token = mint_project_token(&db.url).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -107,10 +107,10 @@ async fn sigkill_mid_load_loses_no_answered_entry() {
 }
 
 /// A user, their team and a token that reads, creates and renames projects, all by the CLI.
-async fn mint_project_token(db: &ScratchDatabase) -> String {
+pub(crate) async fn mint_project_token(db: &str) -> String {
     let email = "load@example.com";
-    cli_json(db, &["user", "create", "--email", email, "--name", "Load"]).await;
-    let team = cli_json(db, &["team", "create", "--name", "Load", "--owner", email]).await;
+    cli_json_at(db, &["user", "create", "--email", email, "--name", "Load"]).await;
+    let team = cli_json_at(db, &["team", "create", "--name", "Load", "--owner", email]).await;
     let team = team["id"].as_str().unwrap();
     let mut mint = vec!["token", "mint", "--team", team, "--user", email, "--name", "load"];
     for a in [
@@ -121,7 +121,7 @@ async fn mint_project_token(db: &ScratchDatabase) -> String {
     ] {
         mint.extend(["--ability", a.as_str()]);
     }
-    cli_json(db, &mint).await["token"].as_str().unwrap().to_owned()
+    cli_json_at(db, &mint).await["token"].as_str().unwrap().to_owned()
 }
 
 /// Writers create a project and rename it; readers read. Once `WRITES` writes and `READS` reads
