@@ -9,6 +9,7 @@ mod cli;
 mod dashboard;
 mod demo;
 mod durability;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod leaks;

@@ -1,0 +1,3 @@
+//! Property-based fuzzing of the network entry points through the real server.
+
+mod found;
