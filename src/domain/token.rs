@@ -453,7 +453,11 @@ mod tests {
             #[test]
             fn one_edit_of_a_valid_token_is_refused(t in token(), e in edit()) {
                 let edited = apply(&t, &e);
-                prop_assume!(edited != t);
+                if edited == t {
+                    // An edit that changed nothing (a digit's case, a cut past the end) proves
+                    // nothing; not a rejection, which long runs would exhaust.
+                    return Ok(());
+                }
                 let accepted = TokenSecret::parse(&edited).is_ok();
                 prop_assert_eq!(accepted, well_formed(&edited), "{:?} -> {:?}", e, edited);
                 if always_detected(&e) {
