@@ -256,6 +256,7 @@ fn json_rpc_on_mcp_never_breaks_the_server_or_writes_half() {
                 status: a.status,
                 headers: a.headers.clone(),
                 bytes,
+                sent: a.sent.clone(),
             })?;
             if !wrote(&r.body, &a) {
                 check(

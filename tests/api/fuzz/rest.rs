@@ -442,7 +442,11 @@ fn authorization_headers_authenticate_only_the_exact_token() {
     let h = Harness::start();
     h.run(CASES, credential(), |c| {
         let (value, valid) = header_for(&h, &c);
-        prop_assume!(reqwest::header::HeaderValue::from_bytes(&value).is_ok());
+        if reqwest::header::HeaderValue::from_bytes(&value).is_err() {
+            // Not a header HTTP can carry (a control byte): nothing to send. Not a rejection,
+            // which long runs would exhaust.
+            return Ok(());
+        }
         h.block_on(async {
             let a = h
                 .send(Method::GET, "/v1/me", headers(&[("authorization", value)]), None)
