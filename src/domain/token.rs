@@ -312,4 +312,184 @@ mod tests {
             prop_assert!(TokenSecret::parse(&changed).is_err(), "accepted {}", changed);
         }
     }
+
+    /// Fuzzing the parser: arbitrary text, very long text, and valid tokens with edits of
+    /// every kind, each checked against the grammar written out independently below. Its case
+    /// count follows `PROPTEST_CASES` like every property here (see the README, Fuzzing).
+    mod fuzz {
+        use std::sync::LazyLock;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// SPEC §2 as written: the shape as a regular expression, then CRC-32 in base62 by
+        /// plain arithmetic, sharing no code with `parse`.
+        fn well_formed(s: &str) -> bool {
+            static SHAPE: LazyLock<regex::Regex> =
+                LazyLock::new(|| regex::Regex::new(r"\Ampt_(live|test)_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}\z").unwrap());
+            if !SHAPE.is_match(s) {
+                return false;
+            }
+            let (body, check) = s.split_at(54);
+            let mut n = u64::from(crc32fast::hash(body.as_bytes()));
+            let mut digits = Vec::new();
+            for _ in 0..6 {
+                let d = (n % 62) as u8;
+                digits.push(match d {
+                    0..=9 => b'0' + d,
+                    10..=35 => b'A' + d - 10,
+                    _ => b'a' + d - 36,
+                });
+                n /= 62;
+            }
+            digits.reverse();
+            check.as_bytes() == digits
+        }
+
+        /// A valid token built from generated parts, so a failure replays from its seed.
+        fn token() -> impl Strategy<Value = String> {
+            (any::<bool>(), "[0-9A-Za-z]{12}", "[0-9A-Za-z]{32}").prop_map(|(live, id, secret)| {
+                let env = if live { "live" } else { "test" };
+                let body = format!("mpt_{env}_{id}_{secret}");
+                let check = checksum(&body);
+                format!("{body}{check}")
+            })
+        }
+
+        /// Any character: base62, token punctuation, ASCII, controls and NUL, any Unicode.
+        fn any_char() -> impl Strategy<Value = char> {
+            prop_oneof![
+                prop::sample::select(BASE62.map(char::from).to_vec()),
+                prop::sample::select(vec![
+                    '_', '-', ' ', '\0', '\n', '\u{7f}', '\u{85}', '\u{202e}', '\u{feff}'
+                ]),
+                any::<char>(),
+            ]
+        }
+
+        #[derive(Clone, Debug)]
+        enum Edit {
+            Replace(usize, char),
+            Insert(usize, char),
+            Remove(usize),
+            SwapWithNext(usize),
+            FlipCase(usize),
+            Truncate(usize),
+            Append(String),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            let at = 0usize..TOKEN_LEN + 2;
+            prop_oneof![
+                (at.clone(), any_char()).prop_map(|(i, c)| Edit::Replace(i, c)),
+                (at.clone(), any_char()).prop_map(|(i, c)| Edit::Insert(i, c)),
+                at.clone().prop_map(Edit::Remove),
+                at.clone().prop_map(Edit::SwapWithNext),
+                at.clone().prop_map(Edit::FlipCase),
+                at.prop_map(Edit::Truncate),
+                "\\PC{1,4}".prop_map(Edit::Append),
+            ]
+        }
+
+        fn apply(s: &str, e: &Edit) -> String {
+            let mut chars: Vec<char> = s.chars().collect();
+            let n = chars.len();
+            match e.clone() {
+                Edit::Replace(i, c) if i < n => chars[i] = c,
+                Edit::Insert(i, c) => chars.insert(i.min(n), c),
+                Edit::Remove(i) if i < n => {
+                    chars.remove(i);
+                }
+                Edit::SwapWithNext(i) if i + 1 < n => chars.swap(i, i + 1),
+                Edit::FlipCase(i) if i < n => {
+                    let c = chars[i];
+                    chars[i] = if c.is_ascii_lowercase() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c.to_ascii_lowercase()
+                    };
+                }
+                Edit::Truncate(i) => chars.truncate(i),
+                Edit::Append(tail) => chars.extend(tail.chars()),
+                _ => {}
+            }
+            chars.into_iter().collect()
+        }
+
+        /// Whether an edit can never turn one valid token into another: CRC-32 detects every
+        /// error within one byte, and any change of length breaks the shape. (A swap across the
+        /// body and the checksum changes both, which the CRC does not promise to catch.)
+        fn always_detected(e: &Edit) -> bool {
+            !matches!(e, Edit::SwapWithNext(_))
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_exactly_when_it_is_well_formed(s in prop_oneof![
+                any::<String>(),
+                "\\PC{0,80}",
+                "mpt_(live|test|prod|)_[0-9A-Za-z_]{0,20}_?[0-9A-Za-z]{0,45}",
+                prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                (0usize..100_000, any_char()).prop_map(|(n, c)| c.to_string().repeat(n)),
+            ]) {
+                prop_assert_eq!(TokenSecret::parse(&s).is_ok(), well_formed(&s), "{:?}", s);
+                let id_ok = s.len() == ID_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric());
+                prop_assert_eq!(TokenId::parse(&s).is_ok(), id_ok);
+                prop_assert_eq!(contains_token(&s), contains_token_naive(&s));
+            }
+
+            #[test]
+            fn a_valid_token_parses_to_its_own_parts(t in token()) {
+                let parsed = TokenSecret::parse(&t).expect("a built token is valid");
+                prop_assert!(well_formed(&t));
+                prop_assert_eq!(parsed.env().as_str(), &t[4..8]);
+                prop_assert_eq!(parsed.id().as_str(), &t[9..21]);
+                prop_assert_eq!(parsed.expose_secret(), t.as_str());
+                let shown = format!("{parsed:?} {parsed}");
+                prop_assert!(!shown.contains(&t[22..54]), "{}", shown);
+            }
+
+            #[test]
+            fn one_edit_of_a_valid_token_is_refused(t in token(), e in edit()) {
+                let edited = apply(&t, &e);
+                if edited == t {
+                    // An edit that changed nothing (a digit's case, a cut past the end) proves
+                    // nothing; not a rejection, which long runs would exhaust.
+                    return Ok(());
+                }
+                let accepted = TokenSecret::parse(&edited).is_ok();
+                prop_assert_eq!(accepted, well_formed(&edited), "{:?} -> {:?}", e, edited);
+                if always_detected(&e) {
+                    prop_assert!(!accepted, "{:?} -> {:?} was accepted", e, edited);
+                }
+            }
+
+            #[test]
+            fn several_edits_agree_with_the_grammar(t in token(), edits in prop::collection::vec(edit(), 1..6)) {
+                let edited = edits.iter().fold(t, |s, e| apply(&s, e));
+                prop_assert_eq!(TokenSecret::parse(&edited).is_ok(), well_formed(&edited), "{:?}", edited);
+            }
+
+            #[test]
+            fn a_token_is_found_inside_any_text(
+                parts in prop::collection::vec(prop_oneof![
+                    "\\PC{0,12}",
+                    token(),
+                    (token(), edit()).prop_map(|(t, e)| apply(&t, &e)),
+                ], 0..6),
+            ) {
+                let text: String = parts.concat();
+                prop_assert_eq!(contains_token(&text), contains_token_naive(&text), "{:?}", text);
+            }
+        }
+
+        /// Every character boundary tried in turn, for `contains_token` to agree with.
+        fn contains_token_naive(s: &str) -> bool {
+            (0..s.len()).any(|i| {
+                s.get(i..i + TOKEN_LEN)
+                    .is_some_and(|w| w.starts_with(PREFIX) && well_formed(w))
+            })
+        }
+    }
 }

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::Caller;
+use super::{Caller, framing};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::{Error, ErrorBody, ErrorCode};
@@ -62,7 +62,11 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         ctx,
         docs_base,
     });
-    next.run(Request::from_parts(parts, body)).await
+    let body = match framing::checked_body(&parts, body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    framing::as_json_rpc(next.run(Request::from_parts(parts, body)).await).await
 }
 
 /// The JSON-RPC error response of a refusal, answering the request's id when it can be read.
@@ -71,9 +75,13 @@ async fn refuse(error: ApiError, body: Body) -> Response {
         .await
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v.get("id").cloned())
-        .filter(|id| id.is_string() || id.is_number())
-        .unwrap_or(Value::Null);
+        .map_or(Value::Null, |v| framing::echoable_id(v.get("id")));
+    refusal(error, id)
+}
+
+/// A refusal at the HTTP layer as SPEC §6 has it: JSON-RPC error `-32001`, the §4 object in
+/// `data`, the status and headers of its code.
+pub(super) fn refusal(error: ApiError, id: Value) -> Response {
     let envelope = error.body.envelope(&current_request_id(), &current_docs_base());
     let message = format!("{}: {}", error.body.code.as_str(), error.body.message);
     let rpc =

@@ -6,6 +6,7 @@
 //! `Host` and `Origin`. Its refusals are JSON-RPC error bodies with the §4 object in `data`.
 
 pub mod clients;
+mod framing;
 mod guard;
 pub mod tools;
 

@@ -38,7 +38,8 @@ fn init_logs() {
         let buf = Arc::new(Mutex::new(Vec::new()));
         let sink = LogSink(buf.clone());
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
+            // The server's own filter at its most verbose.
+            .with_env_filter(memberpass::telemetry::filter(Some("debug")))
             .with_writer(move || sink.clone())
             .with_ansi(false)
             .try_init();

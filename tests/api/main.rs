@@ -10,6 +10,7 @@ mod dashboard;
 mod demo;
 mod durability;
 mod faults;
+mod fuzz;
 mod hardening;
 mod helpers;
 mod leaks;
