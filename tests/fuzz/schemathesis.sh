@@ -24,7 +24,7 @@
 # run and kept after a failing one.
 #
 # Knobs: SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 12), SCHEMATHESIS_MAX_TIME
-# (seconds; fuzzing repeats until spent), SCHEMATHESIS_SEED (default fixed, so a run repeats),
+# (seconds for the main run; its fuzzing and stateful phases repeat until it is spent), SCHEMATHESIS_SEED (default fixed, so a run repeats),
 # SCHEMATHESIS_WORKERS (default 2), FUZZ_SKIP_BUILD=1 (use the binary already built),
 # FUZZ_KEEP=1 (keep the run dir).
 set -euo pipefail
@@ -151,11 +151,11 @@ MP_FUZZ_URL="$BASE" MP_FUZZ_TOKEN="$TOKEN" MP_FUZZ_TEAM="$TEAM_ID" \
 # 4. Schemathesis (run inside the run dir: its caches and databases stay there)
 
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
-run_schemathesis() { # run_schemathesis NAME TOKEN ARGS...
-    local name="$1" token="$2"
-    shift 2
+run_schemathesis() { # run_schemathesis NAME TOKEN MAX_TIME ARGS...
+    local name="$1" token="$2" max_time="$3"
+    shift 3
     local limits=(--max-examples "$MAX_EXAMPLES")
-    [[ -n "${SCHEMATHESIS_MAX_TIME:-}" ]] && limits+=(--max-time "$SCHEMATHESIS_MAX_TIME")
+    [[ -n "$max_time" ]] && limits+=(--max-time "$max_time")
     log "schemathesis run ($name): ${limits[*]} --seed $SEED --workers $WORKERS"
     (cd "$RUN_DIR" && MP_FUZZ_TOKEN="$token" "$ST" --no-color --config-file schemathesis.toml run "$BASE/openapi.json" \
         --checks "$CHECKS" "${limits[@]}" --seed "$SEED" --workers "$WORKERS" \
@@ -164,9 +164,10 @@ run_schemathesis() { # run_schemathesis NAME TOKEN ARGS...
 }
 
 FAILED=()
-run_schemathesis operations "$TOKEN" --exclude-operation-id revoke_current_token || FAILED+=("operations")
-# One operation has no links to follow: no stateful phase.
-run_schemathesis revoke_current_token "$REVOKED_BY_ITSELF" --include-operation-id revoke_current_token \
+run_schemathesis operations "$TOKEN" "${SCHEMATHESIS_MAX_TIME:-}" --exclude-operation-id revoke_current_token \
+    || FAILED+=("operations")
+# One operation, whose first success ends its token: no time budget, no links to follow.
+run_schemathesis revoke_current_token "$REVOKED_BY_ITSELF" "" --include-operation-id revoke_current_token \
     --phases examples,coverage,fuzzing || FAILED+=("revoke_current_token")
 
 # ---------------------------------------------------------------------------------------------
