@@ -34,8 +34,11 @@ pub async fn checked_body(parts: &Parts, body: Body) -> Result<Body, Response> {
     };
     // The same type rmcp reads the body into, so what passes here is what rmcp accepts.
     if serde_json::from_slice::<ClientJsonRpcMessage>(&bytes).is_ok() {
-        let message: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if token_outside_arguments(&message) {
+        // Read a second time, as a tree, only when a token could be in it: written out, or
+        // behind a `\u` escape. Most messages hold neither and are not parsed again.
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        let may_hold_token = contains_token(text) || text.contains("\\u");
+        if may_hold_token && token_outside_arguments(&serde_json::from_slice(&bytes).unwrap_or_default()) {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 Value::Null,
