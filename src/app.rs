@@ -135,7 +135,11 @@ impl Application {
                 behind_proxy: config.behind_tls_proxy,
                 public_url: public_url.clone(),
                 request_timeout: config.request_timeout,
-                allowed_origins: config.allowed_origins.clone(),
+                // The server's own origin is a same-origin page (the dashboard's), never a
+                // rebinding attack: it passes; other browser origins only when listed.
+                allowed_origins: std::iter::once(public_url.clone())
+                    .chain(config.allowed_origins.iter().cloned())
+                    .collect(),
                 mcp_hosts: mcp_hosts(&public_url),
             }),
             requests: Default::default(),

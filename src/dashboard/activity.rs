@@ -124,8 +124,9 @@ fn csv_field(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    // Quoted, and a leading formula character defused for spreadsheets.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // Quoted, and a leading formula character defused for spreadsheets (OWASP's list: a TAB or
+    // CR before the `=` makes some spreadsheets read a formula too; LF for good measure).
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']) {
         format!("'{s}")
     } else {
         s
@@ -271,5 +272,21 @@ pub async fn page(State(s): State<AppState>, req: Request) -> Response {
             };
             (status, page).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cells_a_spreadsheet_would_read_as_formulas_are_defused() {
+        for lead in ["=", "+", "-", "@", "\t", "\r", "\n"] {
+            let cell = csv_field(&json!(format!("{lead}HYPERLINK(\"x\")")));
+            assert!(cell.starts_with("\"'"), "{cell:?}");
+        }
+        assert_eq!(csv_field(&json!("plain \"q\"")), "\"plain \"\"q\"\"\"");
+        assert_eq!(csv_field(&Value::Null), "\"\"");
     }
 }

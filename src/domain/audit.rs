@@ -1,6 +1,8 @@
 //! Audit entries (SPEC §7): who did what, through which surface, with what outcome.
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use super::text;
 
 pub use super::kinds::{ActorKind, Outcome};
 
@@ -91,10 +93,21 @@ fn is_secret_key(key: &str) -> bool {
         .any(|s| k.contains(s))
 }
 
-/// Redacts secret-looking keys and every `mpt_…` run inside strings, recursively.
+/// Redacts secret-looking keys and every `mpt_…` run inside strings and keys, recursively.
 pub fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
+            if map.keys().any(|k| k.contains(TOKEN_START)) {
+                // A key is no place for a token either: rename it (keeping keys distinct).
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (k, v))| match k.contains(TOKEN_START) {
+                        true => (format!("{}#{i}", redact_token_runs(&k)), v),
+                        false => (k, v),
+                    })
+                    .collect();
+            }
             for (k, v) in map.iter_mut() {
                 if is_secret_key(k) && !v.is_null() {
                     *v = Value::String(REDACTED.to_owned());
@@ -104,16 +117,45 @@ pub fn redact(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact),
-        Value::String(s) if s.contains("mpt_") => *s = redact_token_runs(s),
+        Value::String(s) if s.contains(TOKEN_START) => *s = redact_token_runs(s),
         _ => {}
     }
+}
+
+/// How every token starts (`mpt_`), whether or not the rest is well formed.
+const TOKEN_START: &str = "mpt_";
+
+/// Most bytes of key names a refusal before the arguments were read keeps.
+pub const ARGUMENT_KEYS_MAX: usize = 2048;
+/// Longest key name it keeps.
+const ARGUMENT_KEY_MAX: usize = 64;
+
+/// What the entry of a call refused before its arguments were read keeps of them: the names of
+/// the top-level keys, never their values, each made storable, any `mpt_…` run in it replaced,
+/// at most [`ARGUMENT_KEYS_MAX`] bytes of names in all (`argument_keys_truncated` says when more
+/// were sent). A caller without the ability cannot put a token, or 64 KiB of anything, in the log.
+pub fn argument_keys(args: &Value) -> Value {
+    let Some(map) = args.as_object() else {
+        return json!({});
+    };
+    let mut keys = Vec::new();
+    let mut size = 0;
+    for k in map.keys() {
+        let k = text::storable(&redact_token_runs(k), ARGUMENT_KEY_MAX);
+        size += k.len();
+        if size > ARGUMENT_KEYS_MAX {
+            return json!({ "argument_keys": keys, "argument_keys_truncated": true });
+        }
+        keys.push(k);
+    }
+    json!({ "argument_keys": keys })
 }
 
 /// Replaces `mpt_` and the token characters after it with `[REDACTED]`.
 pub fn redact_token_runs(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(at) = rest.find("mpt_") {
+    while let Some(at) = rest.find(TOKEN_START) {
         out.push_str(&rest[..at]);
         out.push_str(REDACTED);
         let tail = &rest[at + 4..];
@@ -147,6 +189,32 @@ mod tests {
         assert_eq!(v["client_secret"], REDACTED);
         assert_eq!(v["nested"][0]["password"], REDACTED);
         assert_eq!(v["nested"][0]["note"], "leaked [REDACTED] here");
+    }
+
+    #[test]
+    fn a_token_in_a_key_is_redacted_and_keys_stay_distinct() {
+        let token = "mpt_test_hQ0DtJ1bd3M1_fhoQfzI5fBJZYG8nF4wkxfSAVFe7tLT80L6KM0";
+        let mut v = json!({ token: 1, "ok": 2, "mpt_live_x": {"mpt_test_y": 3} });
+        redact(&mut v);
+        let text = v.to_string();
+        assert!(!text.contains("mpt_"), "{text}");
+        assert_eq!(v["ok"], 2);
+        assert_eq!(v.as_object().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_refusal_keeps_key_names_only_capped_and_without_tokens() {
+        let token = "mpt_test_hQ0DtJ1bd3M1_fhoQfzI5fBJZYG8nF4wkxfSAVFe7tLT80L6KM0";
+        let kept = argument_keys(&json!({ token: "v", "name": "secret value", "a\u{0}b": 1 }));
+        let text = kept.to_string();
+        assert!(!text.contains("mpt_") && !text.contains("secret value"), "{text}");
+        assert!(kept["argument_keys"].as_array().unwrap().contains(&json!("name")));
+        assert!(kept.get("argument_keys_truncated").is_none());
+        let many: serde_json::Map<String, Value> = (0..5000).map(|i| (format!("k{i:060}"), json!(i))).collect();
+        let kept = argument_keys(&Value::Object(many));
+        assert!(kept.to_string().len() < ARGUMENT_KEYS_MAX + 200);
+        assert_eq!(kept["argument_keys_truncated"], true);
+        assert_eq!(argument_keys(&json!([1, 2])), json!({}));
     }
 
     #[test]

@@ -7,5 +7,6 @@ pub mod ids;
 pub mod kinds;
 pub mod role;
 pub mod signature;
+pub mod text;
 pub mod time;
 pub mod token;

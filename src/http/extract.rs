@@ -56,7 +56,7 @@ pub fn request_ctx(parts: &Parts, behind_proxy: bool) -> RequestCtx {
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(300).collect()),
+            .and_then(|s| crate::domain::text::label(s, crate::store::audit::LABEL_MAX)),
         client: None,
     }
 }
@@ -75,13 +75,25 @@ impl AppState {
         ctx: &RequestCtx,
         actor: ActorKind,
     ) -> Result<Principal, ApiError> {
+        self.authenticate_for(headers, ctx, actor, true).await
+    }
+
+    /// [`AppState::authenticate`], taking from the token's bucket only when `metered` (see
+    /// [`crate::service::op::Spec::metered`]); the address's lock-out applies either way.
+    pub async fn authenticate_for(
+        &self,
+        headers: &HeaderMap,
+        ctx: &RequestCtx,
+        actor: ActorKind,
+        metered: bool,
+    ) -> Result<Principal, ApiError> {
         let ip = ctx.ip.clone().unwrap_or_default();
         let limited = |e: sqlx::Error| ApiError::from(Error::Internal(e.into()));
         match self.service.authenticate(bearer(headers), actor, ctx).await {
             Ok(p) => {
                 let kind = if actor == ActorKind::Mcp { Kind::Mcp } else { Kind::Rest };
                 // One round trip on PostgreSQL: the address's lock-out, then the token's bucket.
-                let wait = match p.token_id() {
+                let wait = match p.token_id().filter(|_| metered) {
                     Some(id) => self.limits.take_unless_blocked(kind, id, Some(&ip)).await,
                     None => self.limits.auth_blocked(&ip).await,
                 };

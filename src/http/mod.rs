@@ -30,7 +30,8 @@ pub struct HttpConfig {
     pub public_url: String,
     /// How long one request may take before it is abandoned (its transaction rolls back).
     pub request_timeout: std::time::Duration,
-    /// The browser origins `/mcp` accepts (`--allowed-origin`); requests without one always pass.
+    /// The browser origins `/mcp` accepts: the public URL's, and `--allowed-origin`'s; requests
+    /// without one always pass.
     pub allowed_origins: Vec<String>,
     /// The `Host` names `/mcp` answers to: the public URL's host and the loopback names.
     pub mcp_hosts: Vec<String>,

@@ -47,7 +47,10 @@ async fn handle(op: &'static dyn Op, schema: &Value, s: AppState, req: Request) 
     let spec = op.spec();
     let (mut parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
-    let p = match s.authenticate(&parts.headers, &ctx, ActorKind::ApiToken).await {
+    let p = match s
+        .authenticate_for(&parts.headers, &ctx, ActorKind::ApiToken, spec.metered)
+        .await
+    {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

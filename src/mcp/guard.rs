@@ -139,18 +139,25 @@ fn host_allowed(headers: &HeaderMap, uri: &axum::http::Uri, allowed: &[String]) 
     allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
 }
 
-/// A request with an `Origin` (a browser) must come from an origin on `--allowed-origin`.
+/// A request with an `Origin` (a browser) must come from the server's own origin (its public
+/// URL's: the dashboard's pages) or one on `--allowed-origin`. Origins are compared as origins
+/// (scheme, host, port with the scheme's default filled in), so `https://mp.example` and
+/// `https://mp.example:443` are the same; `null` and anything unparsable are refused.
 fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
-    let Ok(origin) = origin.to_str() else {
+    let Some(origin) = origin.to_str().ok().and_then(origin_of) else {
         return false;
     };
-    let origin = origin.trim_end_matches('/');
-    allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    allowed.iter().filter_map(|a| origin_of(a)).any(|a| a == origin)
+}
+
+/// The origin a URL or an `Origin` header names, if it names one (`null` and opaque origins do
+/// not: they equal nothing).
+fn origin_of(text: &str) -> Option<url::Origin> {
+    let origin = url::Url::parse(text).ok()?.origin();
+    origin.is_tuple().then_some(origin)
 }
 
 #[cfg(test)]
@@ -187,5 +194,30 @@ mod tests {
         let h2_evil: axum::http::Uri = "https://evil.example/mcp".parse().unwrap();
         assert!(!host_allowed(&HeaderMap::new(), &h2_evil, &allowed));
         assert!(!host_allowed(&HeaderMap::new(), &plain, &allowed), "no host at all");
+    }
+
+    #[test]
+    fn origins_are_compared_as_origins() {
+        let allowed = ["https://mp.example/".to_owned(), "http://127.0.0.1:8080".to_owned()];
+        let with_origin = |o: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            m
+        };
+        for ok in ["https://mp.example", "https://MP.example:443", "http://127.0.0.1:8080/"] {
+            assert!(origin_allowed(&with_origin(ok), &allowed), "{ok}");
+        }
+        for bad in [
+            "http://mp.example",
+            "https://mp.example:8443",
+            "https://mp.example.evil.example",
+            "http://127.0.0.1:8081",
+            "null",
+            "",
+            "mp.example",
+        ] {
+            assert!(!origin_allowed(&with_origin(bad), &allowed), "{bad}");
+        }
+        assert!(origin_allowed(&HeaderMap::new(), &allowed), "no Origin: not a browser");
     }
 }

@@ -26,6 +26,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::domain::audit::RequestCtx;
+use crate::domain::text;
 use crate::http::AppState;
 use crate::service::op::Input;
 use crate::service::{Principal, Service, catalog};
@@ -78,17 +79,22 @@ fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
         .ok_or_else(|| McpError::internal_error("the request was not authenticated", None))
 }
 
-/// The MCP client's name and version: from the request's `_meta` (protocol 2026-07-28), from
-/// `initialize` (same request), else the HTTP `User-Agent`.
+/// The MCP client's name and version, as the request's `_meta` gives them (protocol 2026-07-28
+/// sends `io.modelcontextprotocol/clientInfo` on every request). Nothing else names the client
+/// of a `tools/call`: stateless, there is no `initialize` to remember, and rmcp's stand-in peer
+/// info is its own placeholder. A label the caller chose: unsafe characters replaced, capped.
 fn client_of(context: &RequestContext<RoleServer>) -> Option<String> {
-    let named = |i: Implementation| format!("{}/{}", i.name, i.version);
-    context
-        .meta
-        .client_info()
-        .map(named)
-        .or_else(|| context.peer.peer_info().map(|p| named(p.client_info.clone())))
-        .map(|s| s.chars().take(200).collect())
+    let info = context.meta.client_info()?;
+    let name = text::label(&info.name, CLIENT_NAME_MAX)?;
+    Some(match text::label(&info.version, CLIENT_VERSION_MAX) {
+        Some(version) => format!("{name}/{version}"),
+        None => name,
+    })
 }
+
+/// Longest client name and version an audit entry keeps.
+const CLIENT_NAME_MAX: usize = 100;
+const CLIENT_VERSION_MAX: usize = 50;
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
@@ -130,9 +136,7 @@ impl ServerHandler for McpServer {
             ));
         };
         let mut ctx = caller.ctx.clone();
-        if let Some(client) = client_of(&context) {
-            ctx.client = Some(client);
-        }
+        ctx.client = client_of(&context);
         let args = Value::Object(request.arguments.unwrap_or_default());
         let result = match self.service.call(op, &caller.principal, &ctx, Input::json(args)).await {
             Ok(done) => {

@@ -512,6 +512,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_entry_holding_nul_in_every_text_field_commits_beside_the_others() {
+        let fresh = Fresh::new().await;
+        let db = fresh.db.clone();
+        let batcher = Batcher::start(db.clone(), Arc::default());
+        let nul = "x\u{0}y".to_owned();
+        let mut poison = AuditDraft::system("read\u{0}", Some(nul.clone())).subject("user\u{0}", nul.clone());
+        poison.project_id = Some(nul.clone());
+        poison.causer_id = Some(nul.clone());
+        poison.token_id = Some(nul.clone());
+        poison.ctx = crate::domain::audit::RequestCtx {
+            request_id: Some(nul.clone()),
+            ip: Some(nul.clone()),
+            user_agent: Some(nul.clone()),
+            client: Some(nul.clone()),
+        };
+        poison.properties = json!({ nul.clone(): nul.clone() });
+        let calls = [poison, AuditDraft::system("read", None).subject("user", "other")]
+            .into_iter()
+            .map(|entry| {
+                let b = batcher.clone();
+                tokio::spawn(async move { b.append(entry).await })
+            })
+            .collect::<Vec<_>>();
+        for call in calls {
+            call.await.unwrap().expect("every entry commits");
+        }
+        let stored: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT event, COALESCE(client, ''), subject_id FROM audit_log ORDER BY seq")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(
+            stored
+                .iter()
+                .all(|(e, c, s)| ![e, c, s].iter().any(|t| t.contains('\0'))),
+            "{stored:?}"
+        );
+        chain_verifies(&db).await;
+    }
+
+    #[tokio::test]
     async fn a_write_whose_caller_left_is_not_run_and_says_so() {
         let fresh = Fresh::new().await;
         let db = fresh.db.clone();

@@ -134,7 +134,8 @@ impl Service {
     }
 
     /// Passes the entry on when the caller holds the operation's ability; otherwise records the
-    /// refusal, with the arguments as sent (they are copied only then).
+    /// refusal with the names of the arguments sent, never their values: they were not read, so
+    /// nothing checked them for tokens or size.
     async fn check_ability(
         &self,
         spec: &Spec,
@@ -144,8 +145,8 @@ impl Service {
     ) -> Result<AuditDraft> {
         match spec.ability {
             Some(ability) if !p.can(ability) => {
-                if let Some(args) = args.filter(|a| a.is_object()) {
-                    entry.properties = args.clone();
+                if let Some(args) = args {
+                    entry.properties = crate::domain::audit::argument_keys(args);
                 }
                 Err(self.record_failure(entry, Error::missing(ability)).await)
             }

@@ -312,10 +312,11 @@ fn merge(into: &mut Value, from: &Value) {
     }
 }
 
-/// A reporter's free text, kept short, without control characters, and with any token in it
-/// (a URL or a transcript line may quote the very token reported) replaced by its ID only.
+/// A reporter's free text, kept short, its unsafe characters replaced (see
+/// [`crate::domain::text::storable`]), and with any token in it (a URL or a transcript line may
+/// quote the very token reported) replaced by its ID only.
 fn clip(s: &str) -> String {
-    let mut text: String = s.chars().filter(|c| !c.is_control()).take(MAX_FIELD).collect();
+    let mut text = crate::domain::text::storable(s, MAX_FIELD);
     while let Some((at, token)) = text.match_indices(crate::domain::token::PREFIX).find_map(|(at, _)| {
         let candidate = text.get(at..at + crate::domain::token::TOKEN_LEN)?;
         TokenSecret::parse(candidate).ok().map(|t| (at, t))

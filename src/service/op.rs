@@ -87,6 +87,10 @@ pub struct Spec {
     /// The HTTP status of a success.
     pub success_status: u16,
     pub summary: &'static str,
+    /// Taken from the token's rate-limit bucket. Only a token revoking itself is not: a leaked
+    /// token's own traffic must never stand between its holder and its revocation.
+    #[serde(skip)]
+    pub metered: bool,
 }
 
 fn ser_ability<S: serde::Serializer>(a: &Option<Ability>, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -112,6 +116,7 @@ impl Spec {
         replayable: false,
         success_status: 200,
         summary: "",
+        metered: true,
     };
 
     /// The fields most state-setting writes share (`POST`, replayable, idempotent).

@@ -80,17 +80,10 @@ pub async fn project_in_scope(c: &mut Call, id: &ProjectId) -> Result<Project> {
 /// dashboard or an agent's transcript read as something else.
 pub fn validate_name(field: &str, name: &str, max: usize) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > max || name.chars().any(|c| c.is_control() || is_deceptive(c)) {
+    if name.is_empty() || name.chars().count() > max || name.chars().any(crate::domain::text::is_unsafe) {
         return Err(Error::field(field, format!("must be 1 to {max} printable characters")));
     }
     Ok(name.to_owned())
-}
-
-/// Zero-width and bidirectional formatting characters.
-fn is_deceptive(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 pub fn validate_handle(handle: &str) -> Result<String> {

@@ -161,6 +161,7 @@ impl Operation for RevokeCurrentToken {
         effect: Effect::Destructive,
         replayable: false,
         summary: "Revoke the calling token.",
+        metered: false,
         ..Spec::WRITE
     };
 

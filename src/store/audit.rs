@@ -9,6 +9,12 @@ use sqlx::{AssertSqlSafe, FromRow};
 use super::{Conn, now_ms};
 use crate::domain::audit::{AuditDraft, redact};
 use crate::domain::ids::new_id;
+use crate::domain::text;
+
+/// Longest id, event, address or request id an entry keeps (ours are far shorter).
+const ID_MAX: usize = 200;
+/// Longest `user_agent` or `client` an entry keeps.
+pub const LABEL_MAX: usize = 300;
 
 /// A stored entry, in the order its hash covers.
 #[derive(Clone, Debug, FromRow, Serialize)]
@@ -215,29 +221,37 @@ impl AuditRow {
     fn chained(draft: AuditDraft, seq: i64, prev_hash: String, created_at: i64) -> AuditRow {
         let mut properties = draft.properties;
         redact(&mut properties);
+        // Every text column as the database can store it and a reader can be shown it: whatever
+        // a caller managed to put in a draft, one entry can never make the batch's INSERT fail
+        // (PostgreSQL refuses NUL) and so fail every other caller of the batch with it.
+        let text = |s: Option<String>, max| s.map(|s| text::storable(&s, max));
         let mut row = AuditRow {
             seq,
             id: new_id(),
             created_at,
-            team_id: draft.team_id,
-            project_id: draft.project_id,
+            team_id: text(draft.team_id, ID_MAX),
+            project_id: text(draft.project_id, ID_MAX),
             actor_kind: draft.actor_kind.as_str().to_owned(),
             causer_type: draft.causer_id.as_ref().map(|_| "user".to_owned()),
-            causer_id: draft.causer_id,
-            token_id: draft.token_id,
-            event: draft.event,
-            subject_type: draft.subject_type,
-            subject_id: draft.subject_id,
+            causer_id: text(draft.causer_id, ID_MAX),
+            token_id: text(draft.token_id, ID_MAX),
+            event: text::storable(&draft.event, ID_MAX),
+            subject_type: text(draft.subject_type, ID_MAX),
+            subject_id: text(draft.subject_id, ID_MAX),
+            // serde_json writes control characters as `\u` escapes: the text is plain ASCII there.
             properties: properties.to_string(),
             outcome: draft.outcome.as_str().to_owned(),
             error_code: draft.error_code.map(str::to_owned),
-            request_id: draft.ctx.request_id,
-            ip: draft.ctx.ip,
-            user_agent: draft
-                .ctx
-                .user_agent
-                .map(|s| crate::domain::audit::redact_token_runs(&s)),
-            client: draft.ctx.client,
+            request_id: text(draft.ctx.request_id, ID_MAX),
+            ip: text(draft.ctx.ip, ID_MAX),
+            user_agent: text(
+                draft
+                    .ctx
+                    .user_agent
+                    .map(|s| crate::domain::audit::redact_token_runs(&s)),
+                LABEL_MAX,
+            ),
+            client: text(draft.ctx.client, LABEL_MAX),
             prev_hash,
             hash: String::new(),
         };

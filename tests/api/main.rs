@@ -18,6 +18,7 @@ mod matrix;
 mod mcp;
 mod replicas;
 mod requests;
+mod review;
 mod scan;
 mod scanner_rules;
 mod secrets;

@@ -14,7 +14,13 @@ async fn rpc(app: &TestApp, token: Option<&str>, method: &str, params: Value) ->
     rpc_with(app, token, method, params, &[]).await
 }
 
-async fn rpc_with(app: &TestApp, token: Option<&str>, method: &str, params: Value, headers: &[(&str, &str)]) -> Reply {
+pub async fn rpc_with(
+    app: &TestApp,
+    token: Option<&str>,
+    method: &str,
+    params: Value,
+    headers: &[(&str, &str)],
+) -> Reply {
     let version = headers
         .iter()
         .find(|(k, _)| *k == "mcp-protocol-version")

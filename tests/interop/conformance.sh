@@ -107,15 +107,15 @@ log "starting memberpass serve --demo on $BASE (data: ${DATA#"$ROOT"/})"
 # bucket the last scenario (dns-rebinding-protection) gets 429 for both its requests, which turns
 # its "rejects evil Host" check into a pass for the wrong reason and its "accepts localhost" into
 # a failure. The limit itself is tested elsewhere; here it must stay out of the way.
-# --allowed-origin: dns-rebinding-protection sends, besides Host/Origin evil.example.com (which
-# must be refused: we also require the refusal to be 403 ORIGIN_NOT_ALLOWED), Host and Origin
-# `127.0.0.1:<the URL's port>` and wants 2xx. MemberPass accepts a browser Origin only when it is
-# on --allowed-origin, loopback or not (README, "MCP"), so without this flag that half fails by
-# design. The flag is how an operator admits a browser client at that origin.
+# --public-url: the proxy is the address clients reach, so it is the server's public URL.
+# dns-rebinding-protection sends, besides Host/Origin evil.example.com (which must be refused: we
+# also require the refusal to be 403 ORIGIN_NOT_ALLOWED), Host and Origin `127.0.0.1:<the URL's
+# port>` and wants 2xx: that is the server's own origin, which /mcp accepts without any
+# --allowed-origin (README, "MCP").
 MEMBERPASS_LOG="${MEMBERPASS_LOG:-info}" \
     "$BIN" --data-dir "$DATA" --json serve --listen "127.0.0.1:$PORT" --demo \
     --rate-limit-mcp 1000 \
-    --allowed-origin "http://127.0.0.1:$PROXY_PORT" \
+    --public-url "http://127.0.0.1:$PROXY_PORT" \
     >"$RUN_DIR/serve.json" 2>"$RUN_DIR/server.log" &
 SERVER_PID=$!
 
