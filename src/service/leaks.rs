@@ -30,8 +30,11 @@ pub const MAX_ALERT_ITEMS: usize = 1000;
 const MAX_FIELD: usize = 2048;
 
 /// A refetch of the key document for an unknown key identifier happens at most this often, so
-/// a stream of made-up identifiers cannot become a stream of fetches.
-const REFETCH_GAP: Duration = Duration::from_secs(10);
+/// a stream of made-up identifiers cannot become a stream of fetches: at most 60 an hour, the
+/// quota GitHub gives an unauthenticated client. Each refetch is conditional (`If-None-Match`).
+const REFETCH_GAP: Duration = Duration::from_secs(60);
+/// After a failed fetch (GitHub down or limiting us) the gap doubles, up to this.
+const REFETCH_GAP_MAX: Duration = Duration::from_secs(30 * 60);
 
 /// One item of a GitHub secret-scanning alert.
 #[derive(Debug, Deserialize)]
@@ -63,12 +66,24 @@ pub enum AlertRejected {
 }
 
 /// GitHub's published secret-scanning keys, by identifier, fetched when first needed and again
-/// (at most once per [`REFETCH_GAP`]) when an alert names a key we do not know.
+/// (at most once per [`REFETCH_GAP`], backing off after failures) when an alert names a key we
+/// do not know.
 pub struct PartnerKeys {
     url: String,
     client: std::sync::OnceLock<reqwest::Client>,
     keys: RwLock<HashMap<String, P256Key>>,
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    fetching: tokio::sync::Mutex<Fetching>,
+    /// The gap after a fetch that worked.
+    gap: Duration,
+}
+
+/// When the key document was last asked for, how long until it may be again, and the `ETag` of
+/// the copy we hold.
+#[derive(Debug, Default)]
+struct Fetching {
+    last: Option<Instant>,
+    gap: Duration,
+    etag: Option<String>,
 }
 
 impl std::fmt::Debug for PartnerKeys {
@@ -81,11 +96,16 @@ impl std::fmt::Debug for PartnerKeys {
 
 impl PartnerKeys {
     pub fn new(url: String) -> Self {
+        Self::with_gap(url, REFETCH_GAP)
+    }
+
+    fn with_gap(url: String, gap: Duration) -> Self {
         PartnerKeys {
             url,
             client: std::sync::OnceLock::new(),
             keys: RwLock::new(HashMap::new()),
-            last_fetch: tokio::sync::Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(Fetching::default()),
+            gap,
         }
     }
 
@@ -115,24 +135,51 @@ impl PartnerKeys {
         if let Some(key) = self.cached(id) {
             return Some(key);
         }
-        let mut last = self.last_fetch.lock().await;
+        let mut fetching = self.fetching.lock().await;
         // Another alert may have fetched while this one waited.
         if let Some(key) = self.cached(id) {
             return Some(key);
         }
-        if last.is_some_and(|at| at.elapsed() < REFETCH_GAP) {
+        if fetching.last.is_some_and(|at| at.elapsed() < fetching.gap) {
             return None;
         }
-        *last = Some(Instant::now());
-        match self.fetch().await {
-            Ok(keys) => *self.keys.write().expect("keys lock") = keys,
-            Err(e) => tracing::warn!(error = %e, url = %self.url, "secret-scanning key document could not be fetched"),
+        fetching.last = Some(Instant::now());
+        let etag = fetching
+            .etag
+            .clone()
+            .filter(|_| !self.keys.read().expect("keys lock").is_empty());
+        match self.fetch(etag.as_deref()).await {
+            Ok(Some((keys, etag))) => {
+                *self.keys.write().expect("keys lock") = keys;
+                fetching.etag = etag;
+                fetching.gap = self.gap;
+            }
+            Ok(None) => fetching.gap = self.gap,
+            Err(e) => {
+                fetching.gap = (fetching.gap * 2).clamp(self.gap, REFETCH_GAP_MAX.max(self.gap));
+                let wait = fetching.gap.as_secs();
+                tracing::warn!(error = %e, url = %self.url, wait, "secret-scanning key document could not be fetched");
+            }
         }
         self.cached(id)
     }
 
-    async fn fetch(&self) -> anyhow::Result<HashMap<String, P256Key>> {
-        let res = self.client()?.get(&self.url).send().await?.error_for_status()?;
+    /// The key document, or `None` when the copy whose `ETag` we sent is still current (304).
+    async fn fetch(&self, etag: Option<&str>) -> anyhow::Result<Option<(HashMap<String, P256Key>, Option<String>)>> {
+        let mut req = self.client()?.get(&self.url);
+        if let Some(etag) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let res = req.send().await?;
+        if res.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        let res = res.error_for_status()?;
+        let etag = res
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = res.bytes().await?;
         anyhow::ensure!(bytes.len() <= 256 * 1024, "the key document is larger than 256 KiB");
         let doc: Value = serde_json::from_slice(&bytes)?;
@@ -145,7 +192,7 @@ impl PartnerKeys {
                 Some((id.to_owned(), P256Key::from_pem(k["key"].as_str()?)?))
             })
             .collect();
-        Ok(keys)
+        Ok(Some((keys, etag)))
     }
 }
 
@@ -325,4 +372,99 @@ fn clip(s: &str) -> String {
         text.replace_range(at..at + crate::domain::token::TOKEN_LEN, &redacted);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+
+    use super::*;
+
+    fn public_pem() -> String {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let key = P256Key::from_point(pair.public_key().as_ref()).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(key.spki_der());
+        format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n")
+    }
+
+    /// A key document server that records each request's `If-None-Match` and answers 304 to the
+    /// `ETag` it gave, or 503 while told to fail.
+    async fn key_server(seen: Arc<Mutex<Vec<Option<String>>>>, failing: Arc<AtomicBool>) -> String {
+        let doc =
+            json!({"public_keys": [{"key_identifier": "k1", "key": public_pem(), "is_current": true}]}).to_string();
+        let route = axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let sent = headers
+                .get("if-none-match")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            seen.lock().unwrap().push(sent.clone());
+            let (failing, doc) = (failing.load(Ordering::SeqCst), doc.clone());
+            async move {
+                use axum::response::IntoResponse;
+                if failing {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else if sent.as_deref() == Some("\"v1\"") {
+                    axum::http::StatusCode::NOT_MODIFIED.into_response()
+                } else {
+                    ([("etag", "\"v1\""), ("content-type", "application/json")], doc).into_response()
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/keys", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, axum::Router::new().route("/keys", route)).await;
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn the_key_document_is_asked_for_conditionally_and_less_often_after_failures() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(AtomicBool::new(false));
+        let url = key_server(seen.clone(), failing.clone()).await;
+        let asked = || seen.lock().unwrap().clone();
+        let gap = Duration::from_millis(300);
+        let step = Duration::from_millis(400);
+        let keys = PartnerKeys::with_gap(url, gap);
+
+        assert!(keys.key("k1").await.is_some());
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked(), [None], "one fetch; the unknown id waits for the gap");
+        tokio::time::sleep(step).await;
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked(), [None, Some("\"v1\"".to_owned())], "a conditional refetch");
+        assert!(keys.key("k1").await.is_some(), "a 304 keeps the keys held");
+
+        // Failures double the gap: 600 ms after the first, 1.2 s after the second.
+        failing.store(true, Ordering::SeqCst);
+        tokio::time::sleep(step).await;
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked().len(), 3);
+        tokio::time::sleep(step).await;
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked().len(), 3, "within the doubled gap");
+        tokio::time::sleep(step).await;
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked().len(), 4);
+        tokio::time::sleep(2 * step).await;
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked().len(), 4, "within the gap doubled again");
+        // A fetch that works puts the gap back.
+        failing.store(false, Ordering::SeqCst);
+        tokio::time::sleep(step).await;
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked().len(), 5);
+        assert!(keys.key("k1").await.is_some());
+        tokio::time::sleep(step).await;
+        assert!(keys.key("made-up").await.is_none());
+        assert_eq!(asked().len(), 6, "back to the normal gap");
+    }
 }
