@@ -25,6 +25,11 @@ pub const LEAKED: &str = "leaked";
 /// The revocation reason of a token its holder handed in.
 pub const HANDED_IN: &str = "revoked_by_possession";
 
+/// A hand-in is answered this long after it began, whatever it found: far above the time a
+/// live token's revocation takes to commit (about 3 ms), so a live and an unknown token are
+/// answered alike unless the server is overloaded past it.
+pub const HAND_IN_ANSWER_AFTER: Duration = Duration::from_millis(200);
+
 /// Most alert items one request may carry, and the longest string field we keep.
 pub const MAX_ALERT_ITEMS: usize = 1000;
 const MAX_FIELD: usize = 2048;
@@ -260,11 +265,19 @@ impl Service {
     }
 
     /// Revoke by possession: whoever holds a token may kill it. The caller learns nothing
-    /// (every well-formed request gets the same answer); a token of ours that was live is
-    /// revoked (reason `revoked_by_possession`) and its owner told.
+    /// (every well-formed request gets the same answer, at the same time); a token of ours that
+    /// was live is revoked (reason `revoked_by_possession`) and its owner told.
+    ///
+    /// The answer waits until [`HAND_IN_ANSWER_AFTER`] has passed since the call began: a live
+    /// token's revocation commits a transaction (an fsync) that a stranger's string does not,
+    /// and without the wait the time of the answer would tell which it was. The revocation has
+    /// committed before the answer, whatever the wait.
     pub async fn revoke_by_possession(&self, token: &str, source: Option<&str>, ctx: &RequestCtx) -> Result<()> {
+        let answer_at = tokio::time::Instant::now() + HAND_IN_ANSWER_AFTER;
         let details = json!({"source": source.map(clip), "reported_by": "holder"});
-        self.revoke_held(token, HANDED_IN, details, ctx).await.map(|_| ())
+        let held = self.revoke_held(token, HANDED_IN, details, ctx).await;
+        tokio::time::sleep_until(answer_at).await;
+        held.map(|_| ())
     }
 
     /// The revocation both paths share: the token's ID and secret must match a row (compared in

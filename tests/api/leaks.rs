@@ -461,6 +461,51 @@ async fn whoever_holds_a_token_can_kill_it_and_learns_nothing_else() {
     assert!(!captured_logs().contains(&live[22..]));
 }
 
+/// A stranger could hand in strings and tell from the time of the answer which was a live token
+/// (it commits a revocation; the others commit nothing). Every hand-in is answered at the same
+/// moment after it began.
+#[tokio::test]
+async fn a_live_and_an_unknown_token_handed_in_are_answered_in_the_same_time() {
+    let s = setup().await;
+    let mut live = Vec::new();
+    for _ in 0..15 {
+        live.push(s.app.mint(OWNER_A, &s.w.team_a, &[Ability::ProjectViewAny], &[]).await);
+    }
+    let timed = |token: String| {
+        let app = &s.app;
+        async move {
+            let started = std::time::Instant::now();
+            let (status, _) = hand_in(app, json!({ "token": token })).await;
+            assert_eq!(status, 202);
+            started.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    let (mut live_ms, mut unknown_ms) = (Vec::new(), Vec::new());
+    for (i, token) in live.into_iter().enumerate() {
+        // Alternate which goes first, so a load that comes and goes slows both alike.
+        if i % 2 == 0 {
+            live_ms.push(timed(token.clone()).await);
+            unknown_ms.push(timed(stranger()).await);
+        } else {
+            unknown_ms.push(timed(stranger()).await);
+            live_ms.push(timed(token.clone()).await);
+        }
+        assert_eq!(status_of_me(&s.app, &token).await, 401, "the live one is revoked");
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (live, unknown) = (median(&mut live_ms), median(&mut unknown_ms));
+    eprintln!("hand-in medians: live {live:.2} ms, unknown {unknown:.2} ms");
+    let floor = memberpass::service::leaks::HAND_IN_ANSWER_AFTER.as_secs_f64() * 1000.0;
+    assert!(unknown >= floor && live >= floor, "medians {live:.2} / {unknown:.2} ms");
+    assert!(
+        (live - unknown).abs() < 2.0,
+        "a live token answered in {live:.2} ms, an unknown one in {unknown:.2} ms (medians)"
+    );
+}
+
 #[tokio::test]
 async fn revoke_by_possession_is_limited_per_client_address() {
     let app = spawn_with(|c| c.rate_limit_leak_reports = 3).await;
