@@ -22,9 +22,23 @@ pub struct Skipped {
 }
 
 /// Regular files under `root` (or `root` itself), depth first, each directory in name order.
+///
+/// `root` is judged by its last component: a trailing `/` or `/.` would make the system resolve
+/// a symlink there (`link/` is its target), so they are dropped first and `link/` is refused like
+/// `link`. Symlinks in the directories above the root are followed (`/tmp` is one on macOS).
 pub fn walk(root: &Path) -> Walk {
     Walk {
-        pending: vec![(root.to_path_buf(), true)],
+        pending: vec![(without_trailing_slash(root), true)],
+    }
+}
+
+/// `root` without trailing slashes and `.` components (`a/b/`, `a/b/.` and `a//b` are `a/b`).
+fn without_trailing_slash(root: &Path) -> PathBuf {
+    let path: PathBuf = root.components().collect();
+    if path.as_os_str().is_empty() {
+        root.to_path_buf()
+    } else {
+        path
     }
 }
 
@@ -95,4 +109,23 @@ pub fn file_key(meta: &Metadata) -> Option<(u64, u64)> {
 #[cfg(not(unix))]
 pub fn file_key(_meta: &Metadata) -> Option<(u64, u64)> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_is_named_by_its_last_component_whatever_slashes_follow() {
+        for (named, judged) in [
+            ("t1/link_dir/", "t1/link_dir"),
+            ("t1/link_dir//", "t1/link_dir"),
+            ("t1/link_dir/.", "t1/link_dir"),
+            ("t1//link_dir", "t1/link_dir"),
+            ("./", "."),
+            ("/", "/"),
+        ] {
+            assert_eq!(without_trailing_slash(Path::new(named)), Path::new(judged), "{named}");
+        }
+    }
 }

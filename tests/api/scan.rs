@@ -560,3 +560,25 @@ async fn revoke_hands_each_token_to_the_server_which_then_refuses_it() {
     assert!(!stdout.contains(&leaked[22..]) && !String::from_utf8_lossy(&out.stderr).contains(&leaked[22..]));
     assert_eq!(app.get("/v1/me", &leaked).await.status.as_u16(), 401);
 }
+
+// Issue 17, findings 5–10: an active log, a directory swapped during the run, proxies, gzip
+// with trailing bytes, a symlinked root named with a trailing slash, control characters in names.
+
+#[test]
+fn a_symlinked_root_is_refused_with_or_without_a_trailing_slash() {
+    let (dir, outside) = (TempDir::new(), TempDir::new());
+    let t = token();
+    outside.write("creds.txt", format!("KEY={}\n", t.expose_secret()));
+    let at = dir.path().join("link_dir");
+    link(outside.path(), &at);
+    let at = at.to_str().unwrap();
+
+    for named in [at.to_owned(), format!("{at}/"), format!("{at}//"), format!("{at}/.")] {
+        let out = scan(&["--json", &named], dir.path());
+
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{named}: {stderr}");
+        assert_eq!(json_of(&out)["files_scanned"], 0, "{named}");
+        assert!(stderr.contains("a symlink (not followed)"), "{named}: {stderr}");
+    }
+}
