@@ -12,7 +12,7 @@ use super::content::Content;
 use super::file::scan_file;
 use super::places::default_roots;
 use super::redact::{Redacted, redact_file};
-use super::report::{Finding, Report, warn};
+use super::report::{Finding, Report, shown, warn};
 use super::revoke::{self, Handed};
 use super::walk::{file_key, walk};
 use crate::domain::token::TokenSecret;
@@ -86,7 +86,7 @@ fn plan(options: &Options) -> Result<(Vec<PathBuf>, Option<Url>), String> {
     }
     if !options.paths.is_empty() {
         if let Some(missing) = options.paths.iter().find(|p| std::fs::symlink_metadata(p).is_err()) {
-            return Err(format!("{}: no such file or directory", missing.display()));
+            return Err(format!("{}: no such file or directory", shown(missing)));
         }
         return Ok((options.paths.clone(), endpoint));
     }
@@ -99,7 +99,7 @@ fn plan(options: &Options) -> Result<(Vec<PathBuf>, Option<Url>), String> {
         eprintln!(
             "scanning {} of the places AI clients and shells keep logs and transcripts under {}",
             roots.len(),
-            home.display()
+            shown(home)
         );
     }
     Ok((roots, endpoint))
@@ -157,7 +157,8 @@ async fn revoke_found(endpoint: &Url, findings: &[Finding]) -> Vec<(TokenSecret,
         .filter(|f| seen.insert(f.token.digest().as_str().to_owned()))
         .map(|f| Handed {
             token: f.token.clone(),
-            source: revoke::source_of(&f.path.to_string_lossy(), f.line),
+            // Escaped as printed: the server refuses control characters in any argument.
+            source: revoke::source_of(&shown(&f.path), f.line),
         })
         .collect();
     let answers = revoke::revoke_all(endpoint, &handed).await;

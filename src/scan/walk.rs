@@ -69,7 +69,7 @@ impl Iterator for Walk {
                 let why = match fs::read_link(&path) {
                     Ok(target) => format!(
                         "a symlink (not followed); to scan it, name its target {}",
-                        target.display()
+                        super::report::shown(&target)
                     ),
                     Err(_) => "a symlink (not followed)".to_owned(),
                 };

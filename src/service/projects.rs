@@ -86,8 +86,9 @@ pub fn validate_name(field: &str, name: &str, max: usize) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// Zero-width and bidirectional formatting characters.
-fn is_deceptive(c: char) -> bool {
+/// Zero-width and bidirectional formatting characters (`memberpass scan` escapes them in the
+/// file names it prints).
+pub fn is_deceptive(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')

@@ -582,3 +582,36 @@ fn a_symlinked_root_is_refused_with_or_without_a_trailing_slash() {
         assert!(stderr.contains("a symlink (not followed)"), "{named}: {stderr}");
     }
 }
+
+#[test]
+fn control_characters_in_file_names_are_escaped_in_the_human_report() {
+    let dir = TempDir::new();
+    let t = token();
+    let forged = format!(
+        "x\nFORGED.log:9: token mpt_test_{} (secret not shown)\n\x1b[1A\x1b[2K\u{202E}gol.txt",
+        "A".repeat(12)
+    );
+    dir.write(&forged, format!("KEY={}\n", t.expose_secret()));
+
+    let out = scan(&["--redact", dir.path().to_str().unwrap()], dir.path());
+
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // One finding line and one redaction line, and nothing a terminal would act on.
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    for printed in [&stdout, &stderr] {
+        assert!(
+            !printed
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}'),
+            "{printed:?}"
+        );
+    }
+    assert!(stdout.contains("x\\nFORGED.log:9:"), "{stdout}");
+    assert!(stdout.starts_with(&dir.path().display().to_string()), "{stdout}");
+    assert!(stdout.contains(&format!(":1: token mpt_test_{} (", t.id())), "{stdout}");
+    assert_no_secret(&out, &[t]);
+}
