@@ -111,6 +111,12 @@ pub struct ScanArgs {
     /// Hand each token found to this MemberPass server's revoke-by-possession endpoint.
     #[arg(long, value_name = "URL")]
     pub revoke: Option<String>,
+    /// Send --revoke's requests through the proxy named by http_proxy, https_proxy or all_proxy
+    /// (and their upper-case forms, minus no_proxy). Without this flag those variables are
+    /// ignored: over http:// a proxy would read each token in clear and could answer for the
+    /// server.
+    #[arg(long, requires = "revoke")]
+    pub use_proxy: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -26,6 +26,8 @@ pub struct Options {
     pub redact: bool,
     /// The base URL of a MemberPass server to hand every token to.
     pub revoke: Option<String>,
+    /// Whether `--revoke` goes through the proxy the environment names (ignored otherwise).
+    pub use_proxy: bool,
 }
 
 /// Exit code when tokens were found (0 when none).
@@ -55,7 +57,7 @@ pub async fn run(options: Options) -> ExitCode {
         scan_root(root, &mut report, &mut seen, &mut write_error);
     }
     if let Some(endpoint) = &endpoint {
-        report.revoked = Some(revoke_found(endpoint, &report.findings).await);
+        report.revoked = Some(revoke_found(endpoint, &report.findings, options.use_proxy).await);
     }
     if options.redact {
         report.redacted = Some(redact_found(&report.findings));
@@ -150,7 +152,7 @@ fn scan_root(root: &Path, report: &mut Report, seen: &mut HashSet<(u64, u64)>, w
 }
 
 /// Hands each distinct token to the server once, with the first place it was found.
-async fn revoke_found(endpoint: &Url, findings: &[Finding]) -> Vec<(TokenSecret, revoke::Answer)> {
+async fn revoke_found(endpoint: &Url, findings: &[Finding], use_proxy: bool) -> Vec<(TokenSecret, revoke::Answer)> {
     let mut seen = HashSet::new();
     let handed: Vec<Handed> = findings
         .iter()
@@ -161,7 +163,7 @@ async fn revoke_found(endpoint: &Url, findings: &[Finding]) -> Vec<(TokenSecret,
             source: revoke::source_of(&shown(&f.path), f.line),
         })
         .collect();
-    let answers = revoke::revoke_all(endpoint, &handed).await;
+    let answers = revoke::revoke_all(endpoint, &handed, use_proxy).await;
     handed.into_iter().map(|h| h.token).zip(answers).collect()
 }
 

@@ -7,6 +7,10 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -563,6 +567,145 @@ async fn revoke_hands_each_token_to_the_server_which_then_refuses_it() {
 
 // Issue 17, findings 5–10: an active log, a directory swapped during the run, proxies, gzip
 // with trailing bytes, a symlinked root named with a trailing slash, control characters in names.
+
+/// A loopback HTTP server (or proxy: it reads both forms of request line the same way) that
+/// answers every request with `status`, counting the requests; `on_first` runs before the
+/// first answer.
+struct Stub {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Stub {
+    fn start(status: &'static str, on_first: impl FnOnce() + Send + 'static) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (requests, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (counted, stopped) = (requests.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut on_first = Some(on_first);
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                if read_request(&mut stream).is_none() {
+                    continue;
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                if let Some(f) = on_first.take() {
+                    f();
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Stub {
+            url,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and `content-length` body); `None` if the peer left.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    while bytes.len() < head_end + length {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(bytes)
+}
+
+#[tokio::test]
+async fn revoke_ignores_proxy_variables_unless_use_proxy_is_given() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let leaked = app.mint(OWNER_A, &w.team_a, &[Ability::ProjectViewAny], &[]).await;
+    let id = crate::helpers::token_id(&leaked);
+    let dir = TempDir::new();
+    dir.write("session.log", format!("paste: {leaked}\n"));
+    let proxy = Stub::start("202 Accepted", || {});
+    let run = |extra: &'static [&'static str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_memberpass"));
+        command
+            .arg("scan")
+            .args(extra)
+            .args(["--revoke", &app.base, dir.path().to_str().unwrap()])
+            .env("MEMBERPASS_LOG", "warn")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+        for var in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ] {
+            command.env(var, &proxy.url);
+        }
+        tokio::task::spawn_blocking(move || command.output().expect("binary runs"))
+    };
+
+    let out = run(&[]).await.unwrap();
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(proxy.requests(), 0, "the token went to the proxy: {stdout}");
+    assert!(
+        stdout.contains(&format!("revoke mpt_test_{id}: server answered 202")),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.get("/v1/me", &leaked).await.status.as_u16(), 401);
+
+    let through_proxy = run(&["--use-proxy"]).await.unwrap();
+    assert_eq!(
+        proxy.requests(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&through_proxy.stderr)
+    );
+}
 
 #[test]
 fn a_symlinked_root_is_refused_with_or_without_a_trailing_slash() {
