@@ -11,7 +11,6 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use flate2::{Compression, GzBuilder, GzHeader};
 
 use super::content::{Content, Encoding, is_gzip, sniff};
@@ -78,12 +77,12 @@ pub fn redact_bytes(original: &[u8]) -> Result<Option<(Vec<u8>, usize)>, RedactE
     if !is_gzip(original) {
         return redact_content(original);
     }
-    let (content, header) = gunzip(original)?;
+    let (content, header, trailing) = gunzip(original)?;
     if is_gzip(&content) {
         return Err(RedactError::Binary);
     }
     match redact_content(&content)? {
-        Some((redacted, tokens)) => Ok(Some((gzip(&redacted, &header)?, tokens))),
+        Some((redacted, tokens)) => Ok(Some(([gzip(&redacted, &header)?, trailing.to_vec()].concat(), tokens))),
         None => Ok(None),
     }
 }
@@ -117,16 +116,25 @@ pub fn splice(content: &[u8], found: &[Found], encoding: Encoding) -> Vec<u8> {
     out
 }
 
-/// The decompressed content (every member) and the first member's header.
-fn gunzip(original: &[u8]) -> Result<(Vec<u8>, GzHeader), RedactError> {
-    let decoder = MultiGzDecoder::new(original);
-    let header = decoder.header().cloned().unwrap_or_default();
+/// The decompressed content (every member), the first member's header, and the bytes after the
+/// last member, which `gzip -d` ignores with a warning and the rewrite keeps as they are. A
+/// member that cannot be decompressed to its end is an error: its rest cannot be rewritten.
+fn gunzip(original: &[u8]) -> Result<(Vec<u8>, GzHeader, &[u8]), RedactError> {
     let mut content = Vec::new();
-    decoder.take(REDACT_CAP + 1).read_to_end(&mut content)?;
-    if content.len() as u64 > REDACT_CAP {
-        return Err(RedactError::TooLarge);
+    let mut header = None;
+    let mut rest = original;
+    while is_gzip(rest) {
+        // The `bufread` decoder takes from the slice exactly the member's bytes.
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        let room = REDACT_CAP + 1 - content.len() as u64;
+        (&mut member).take(room).read_to_end(&mut content)?;
+        if content.len() as u64 > REDACT_CAP {
+            return Err(RedactError::TooLarge);
+        }
+        header.get_or_insert_with(|| member.header().cloned().unwrap_or_default());
+        rest = member.into_inner();
     }
-    Ok((content, header))
+    Ok((content, header.unwrap_or_default(), rest))
 }
 
 /// One gzip member with the original header's name, time, comment, extra field and OS.
@@ -274,10 +282,33 @@ mod tests {
         let (out, n) = redact_bytes(&gz).unwrap().unwrap();
 
         assert_eq!(n, 1);
-        let (content, header) = gunzip(&out).unwrap();
+        let (content, header, trailing) = gunzip(&out).unwrap();
+        assert!(trailing.is_empty());
         assert_eq!(content, format!("a\n{}\nb\n", redacted_form(&t)).as_bytes());
         assert_eq!(header.filename(), Some(&b"app.log"[..]));
         assert_eq!(header.mtime(), 1_700_000_000);
+    }
+
+    #[test]
+    fn bytes_after_the_last_gzip_member_are_kept_and_a_damaged_member_is_refused() {
+        let (a, b) = (token(), token());
+        let member = |t: &TokenSecret| {
+            let mut enc = GzBuilder::new().write(Vec::new(), Compression::fast());
+            enc.write_all(format!("x {}\n", t.expose_secret()).as_bytes()).unwrap();
+            enc.finish().unwrap()
+        };
+        let two = [member(&a), member(&b)].concat();
+
+        let (out, n) = redact_bytes(&[&two[..], b"GARBAGE"].concat()).unwrap().unwrap();
+
+        assert_eq!(n, 2);
+        let (content, _, trailing) = gunzip(&out).unwrap();
+        assert_eq!(
+            content,
+            format!("x {}\nx {}\n", redacted_form(&a), redacted_form(&b)).as_bytes()
+        );
+        assert_eq!(trailing, b"GARBAGE");
+        assert!(matches!(redact_bytes(&two[..two.len() - 3]), Err(RedactError::Io(_))));
     }
 
     #[test]

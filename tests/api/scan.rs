@@ -708,6 +708,33 @@ async fn revoke_ignores_proxy_variables_unless_use_proxy_is_given() {
 }
 
 #[test]
+fn a_gzip_file_with_trailing_bytes_is_scanned_and_redacted_up_to_them() {
+    let dir = TempDir::new();
+    let t = token();
+    let text = |t: &str| format!("a\nb {t}\n");
+    dir.write(
+        "old.log.gz",
+        [gzip(&text(t.expose_secret())), b"GARBAGE".to_vec()].concat(),
+    );
+    let root = dir.path().to_str().unwrap();
+
+    let out = scan(&["--json", "--redact", root], dir.path());
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let doc = json_of(&out);
+    let expected = BTreeSet::from([("old.log.gz".to_owned(), 2, t.id().to_string(), "test".to_owned())]);
+    assert_eq!(findings_of(&doc, dir.path()), expected, "{stderr}");
+    assert!(stderr.contains("old.log.gz"), "a warning names the file: {stderr}");
+    assert_eq!(doc["redacted"][0]["tokens"], 1, "{doc}");
+    let after = dir.read("old.log.gz");
+    let (gz, trailing) = after.split_at(after.len() - b"GARBAGE".len());
+    assert_eq!(trailing, b"GARBAGE", "the trailing bytes are kept");
+    assert_eq!(gunzip(gz), text(&redacted(&t)));
+    assert_no_secret(&out, &[t]);
+}
+
+#[test]
 fn a_symlinked_root_is_refused_with_or_without_a_trailing_slash() {
     let (dir, outside) = (TempDir::new(), TempDir::new());
     let t = token();
