@@ -105,7 +105,8 @@ pub struct ScanArgs {
     /// transcripts under $HOME. Hidden files are scanned, .gitignore is not honoured, symlinks
     /// are not followed.
     pub paths: Vec<PathBuf>,
-    /// Replace each token in place with mpt_<env>_<id>_[REDACTED], keeping every other byte.
+    /// Overwrite each token's secret in place with [REDACTED] padded with X to its length
+    /// (mpt_<env>_<id>_[REDACTED]XXX…), keeping every other byte; gzip files are rewritten.
     #[arg(long)]
     pub redact: bool,
     /// Hand each token found to this MemberPass server's revoke-by-possession endpoint.

@@ -91,7 +91,7 @@ impl<R: Read> Read for UntilError<R> {
 }
 
 /// Sniffs and scans a content stream (a file, or a gzip file's decompressed content).
-fn scan_content(mut reader: impl Read, gzip: bool) -> io::Result<FileScan> {
+pub(super) fn scan_content(mut reader: impl Read, gzip: bool) -> io::Result<FileScan> {
     let head = read_head(&mut reader)?;
     // A gzip inside a gzip is not followed: one level is what log rotation makes.
     let content = if gzip && is_gzip(&head) {

@@ -1,24 +1,31 @@
-//! `--redact`: every token in a file replaced by `mpt_<env>_<id>_[REDACTED]`, every other byte
-//! kept, in the file's own encoding (UTF-16 stays UTF-16 with its BOM and byte order; gzip is
-//! gzipped again with its header's name and time), with its mode, written atomically (a
-//! temporary file in the same directory, synced, renamed over the original, directory synced)
-//! so a crash leaves the old file or the new one, never half of one.
+//! `--redact`: every token in a file replaced by `mpt_<env>_<id>_[REDACTED]` padded with `X` to
+//! the token's length, every other byte kept, in the file's own encoding (UTF-16 stays UTF-16
+//! with its BOM and byte order).
 //!
-//! The file is read whole and searched again, so what is replaced is exactly what the grammar
-//! finds in what is rewritten, even if the file changed since it was scanned.
+//! A text file is edited in place: the file is searched again through a handle opened for
+//! writing, and each token, read again just before, is overwritten by its redacted form of the
+//! same length. Nothing shifts, the inode stays, so a process appending to the file (a log,
+//! whether it holds it open with `O_APPEND` or reopens it per line) loses nothing.
+//!
+//! What cannot be edited in place is rewritten whole and replaced atomically (a temporary file in
+//! the same directory with the old mode, synced, renamed over the original, directory synced), so
+//! a crash leaves the old file or the new one: a gzip file (gzipped again with its header's name
+//! and time) and a file that is not writable. The rename is refused if the file's size,
+//! modification time or inode changed since it was read, checked just before it.
 
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::{Compression, GzBuilder, GzHeader};
 
 use super::content::{Content, Encoding, is_gzip, sniff};
-use super::file::GZIP_CAP;
+use super::file::{GZIP_CAP, scan_content};
 use super::grammar::{Found, find_tokens};
 use crate::domain::token::{TokenSecret, random_base62};
 
-/// Largest file (and largest gzip content) rewritten: redaction holds it in memory.
+/// Largest file (and largest gzip content) rewritten whole: that holds it in memory. Files
+/// edited in place have no limit.
 pub const REDACT_CAP: u64 = GZIP_CAP;
 
 /// Why a file with tokens was not rewritten. No variant carries file content.
@@ -32,6 +39,8 @@ pub enum RedactError {
     Binary,
     #[error("changed while being redacted, not rewritten; scan it again")]
     Changed,
+    #[error("changed while being redacted; the tokens still in place were redacted, scan it again")]
+    PartlyChanged,
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -40,19 +49,86 @@ pub enum RedactError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Redacted {
     pub tokens: usize,
-    /// Other hard links to the old file: they still hold the tokens.
+    /// Other hard links to the old file, when it was replaced: they still hold the tokens.
     pub other_links: u64,
 }
 
-/// The text a token is replaced with.
+/// What the secret part is replaced with, after `mpt_<env>_<id>_`; `X`s pad it to the secret's
+/// length.
+const MARKER: &str = "[REDACTED]";
+
+/// The text a token is replaced with: `mpt_<env>_<id>_[REDACTED]XXX…`, as long as the token.
 pub fn redacted_form(token: &TokenSecret) -> String {
-    format!("mpt_{}_{}_[REDACTED]", token.env(), token.id())
+    let form = format!("mpt_{}_{}_{MARKER}", token.env(), token.id());
+    let padding = Found::LEN.saturating_sub(form.len());
+    form + &"X".repeat(padding)
 }
 
-/// Redacts every token in the file at `path`; a file without tokens is left untouched.
+/// Redacts every token in the file at `path`: in place, or by replacing the file where it cannot
+/// be edited in place (see the module comment). A file without tokens is left untouched.
 pub fn redact_file(path: &Path) -> Result<Redacted, RedactError> {
-    let file = File::open(path)?;
+    let (mut file, writable) = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => (File::open(path)?, false),
+        Err(e) => return Err(e.into()),
+    };
     let before = file.metadata()?;
+    if writable && !starts_as_gzip(&mut file)? {
+        let tokens = redact_in_place(&mut file)?;
+        return Ok(Redacted { tokens, other_links: 0 });
+    }
+    replace_redacted(path, &mut file, &before)
+}
+
+/// Whether the file starts a gzip stream; leaves the handle at the start.
+fn starts_as_gzip(file: &mut File) -> io::Result<bool> {
+    let mut magic = Vec::with_capacity(2);
+    (&mut *file).take(2).read_to_end(&mut magic)?;
+    file.rewind()?;
+    Ok(is_gzip(&magic))
+}
+
+/// Searches the file again through `file` and overwrites each token's bytes with its redacted
+/// form (same length, same encoding), after reading them again: bytes changed since the search
+/// are left alone. Returns how many tokens were overwritten.
+fn redact_in_place(file: &mut File) -> Result<usize, RedactError> {
+    let scan = scan_content(&mut *file, false)?;
+    let encoding = match scan.content {
+        Content::Text(encoding) => encoding,
+        Content::Database => return Err(RedactError::Database),
+        Content::Binary => return Err(RedactError::Binary),
+    };
+    if let Some(why) = scan.stopped {
+        return Err(RedactError::Io(io::Error::other(why)));
+    }
+    let unit = encoding.unit_len() as u64;
+    let mut overwritten = 0;
+    for f in &scan.found {
+        let at = f.offset * unit;
+        if bytes_at(file, at, Found::LEN * unit as usize)? != encoding.encode(f.token.expose_secret()) {
+            continue;
+        }
+        file.seek(SeekFrom::Start(at))?;
+        file.write_all(&encoding.encode(&redacted_form(&f.token)))?;
+        overwritten += 1;
+    }
+    file.sync_data()?;
+    if overwritten < scan.found.len() {
+        return Err(RedactError::PartlyChanged);
+    }
+    Ok(overwritten)
+}
+
+/// Up to `len` bytes of the file from `at` (fewer at its end).
+fn bytes_at(file: &mut File, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(at))?;
+    let mut bytes = Vec::with_capacity(len);
+    (&mut *file).take(len as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads the whole file through `file`, redacts it in memory and replaces it atomically.
+fn replace_redacted(path: &Path, file: &mut File, before: &Metadata) -> Result<Redacted, RedactError> {
     let mut original = Vec::new();
     file.take(REDACT_CAP + 1).read_to_end(&mut original)?;
     if original.len() as u64 > REDACT_CAP {
@@ -64,11 +140,10 @@ pub fn redact_file(path: &Path) -> Result<Redacted, RedactError> {
             other_links: 0,
         });
     };
-    ensure_unchanged(path, &before)?;
-    write_atomically(path, &rewritten, &before)?;
+    write_atomically(path, &rewritten, before)?;
     Ok(Redacted {
         tokens,
-        other_links: link_count(&before).saturating_sub(1),
+        other_links: link_count(before).saturating_sub(1),
     })
 }
 
@@ -168,8 +243,9 @@ fn ensure_unchanged(path: &Path, before: &Metadata) -> Result<(), RedactError> {
 }
 
 /// Writes `bytes` to a new file beside `path` with the old file's mode (and owner, when
-/// allowed), syncs it, renames it over `path` and syncs the directory.
-fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata) -> io::Result<()> {
+/// allowed), syncs it, checks that `path` is still the file read, renames it over `path` and
+/// syncs the directory.
+fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata) -> Result<(), RedactError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -182,8 +258,9 @@ fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata) -> io::Result<()>
         keep_owner(&file, old);
         file.write_all(bytes)?;
         file.sync_all()?;
+        ensure_unchanged(path, old)?;
         fs::rename(&temp, path)?;
-        sync_dir(&dir)
+        Ok(sync_dir(&dir)?)
     })();
     if written.is_err() {
         let _ = fs::remove_file(&temp);
@@ -245,11 +322,7 @@ mod tests {
         let (a, b) = (token(), token());
         let text = format!("x={}\r\n\\n{} é\n", a.expose_secret(), b.expose_secret());
         let (out, n) = redact_bytes(text.as_bytes()).unwrap().unwrap();
-        let expected = format!(
-            "x=mpt_live_{}_[REDACTED]\r\n\\nmpt_live_{}_[REDACTED] é\n",
-            a.id(),
-            b.id()
-        );
+        let expected = format!("x={}\r\n\\n{} é\n", redacted_form(&a), redacted_form(&b));
         assert_eq!(n, 2);
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
@@ -322,6 +395,16 @@ mod tests {
     }
 
     #[test]
+    fn the_redacted_form_is_as_long_as_the_token_and_no_token() {
+        let t = token();
+        let form = redacted_form(&t);
+        assert_eq!(form.len(), t.expose_secret().len());
+        assert_eq!(&form[..22], &t.expose_secret()[..22]);
+        assert!(form[22..].starts_with("[REDACTED]XXX"), "{form}");
+        assert_eq!(find_tokens(form.as_bytes()).count(), 0);
+    }
+
+    #[test]
     fn redacting_twice_changes_nothing_more() {
         let text = format!("{}\n", token().expose_secret());
         let (once, _) = redact_bytes(text.as_bytes()).unwrap().unwrap();
@@ -335,6 +418,7 @@ mod tests {
             RedactError::Database,
             RedactError::Binary,
             RedactError::Changed,
+            RedactError::PartlyChanged,
         ] {
             assert!(!e.to_string().contains("mpt_"), "{e}");
         }

@@ -57,8 +57,9 @@ fn token() -> TokenSecret {
     TokenSecret::generate(TokenEnv::Test)
 }
 
+/// What `--redact` leaves of a token: its ID and a marker padded to the token's length.
 fn redacted(t: &TokenSecret) -> String {
-    format!("mpt_test_{}_[REDACTED]", t.id())
+    format!("mpt_test_{}_[REDACTED]{}", t.id(), "X".repeat(28))
 }
 
 /// A token with the right shape and a checksum that is not its own.
@@ -568,6 +569,95 @@ async fn revoke_hands_each_token_to_the_server_which_then_refuses_it() {
 // Issue 17, findings 5–10: an active log, a directory swapped during the run, proxies, gzip
 // with trailing bytes, a symlinked root named with a trailing slash, control characters in names.
 
+/// Bytes of the active log the redaction tests write to (big enough that reading it takes a
+/// while, so the writer's lines land while `--redact` works on it).
+const ACTIVE_LOG_BYTES: usize = 48 << 20;
+
+/// A thread appending numbered lines to a file, about one a millisecond, until stopped.
+struct Appender {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<usize>,
+}
+
+impl Appender {
+    /// `reopen`: opens the file for each line (a logger that closes it in between); otherwise
+    /// one handle opened with `O_APPEND` is kept for the whole run.
+    fn start(path: PathBuf, reopen: bool) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::spawn(move || {
+            let open = || std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            let mut held = (!reopen).then(open);
+            let mut lines = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                let line = format!("writer line {lines:06}\n");
+                match &mut held {
+                    Some(file) => file.write_all(line.as_bytes()).unwrap(),
+                    None => open().write_all(line.as_bytes()).unwrap(),
+                }
+                lines += 1;
+                thread::sleep(Duration::from_millis(1));
+            }
+            lines
+        });
+        Appender { stop, thread }
+    }
+
+    /// Stops it; how many lines it wrote.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// `--redact` on a log another process appends to while it runs: every line appended before,
+/// during and after is in the file, in order, and no clear token is left.
+fn redact_keeps_every_line_of_an_active_log(reopen: bool) {
+    let dir = TempDir::new();
+    let (a, b) = (token(), token());
+    let filler =
+        "2024-05-01 12:00:00 INFO request served in 3 ms, nothing to see here\n".repeat(ACTIVE_LOG_BYTES / 2 / 70);
+    let initial = format!(
+        "start {}\n{filler}middle {}\n{filler}",
+        a.expose_secret(),
+        b.expose_secret()
+    );
+    let path = dir.write("active.log", &initial);
+    let appender = Appender::start(path.clone(), reopen);
+    thread::sleep(Duration::from_millis(20));
+
+    let out = scan(&["--redact", dir.path().to_str().unwrap()], dir.path());
+
+    thread::sleep(Duration::from_millis(50));
+    let lines = appender.stop();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    for t in [&a, &b] {
+        assert!(!text.contains(t.expose_secret()), "a clear token is left: {stderr}");
+    }
+    assert!(text.starts_with(&format!("start {}\n", redacted(&a))), "{stderr}");
+    assert!(text.contains(&format!("\nmiddle {}\n", redacted(&b))), "{stderr}");
+    let appended = text.get(initial.len()..).unwrap_or_default();
+    let expected: String = (0..lines).map(|n| format!("writer line {n:06}\n")).collect();
+    assert!(
+        appended == expected,
+        "{} of the {lines} lines appended are in the file ({stderr})",
+        appended.lines().count()
+    );
+    assert!(lines > 50, "the writer ran for only {lines} lines");
+}
+
+#[test]
+fn redact_keeps_every_line_a_writer_holding_the_log_open_appends() {
+    redact_keeps_every_line_of_an_active_log(false);
+}
+
+#[test]
+fn redact_keeps_every_line_a_writer_reopening_the_log_per_line_appends() {
+    redact_keeps_every_line_of_an_active_log(true);
+}
+
 /// A loopback HTTP server (or proxy: it reads both forms of request line the same way) that
 /// answers every request with `status`, counting the requests; `on_first` runs before the
 /// first answer.
@@ -784,4 +874,21 @@ fn control_characters_in_file_names_are_escaped_in_the_human_report() {
     assert!(stdout.starts_with(&dir.path().display().to_string()), "{stdout}");
     assert!(stdout.contains(&format!(":1: token mpt_test_{} (", t.id())), "{stdout}");
     assert_no_secret(&out, &[t]);
+}
+
+#[test]
+fn redact_replaces_a_read_only_file_it_cannot_edit_in_place_keeping_its_mode() {
+    let dir = TempDir::new();
+    let t = token();
+    let path = dir.write("notes.txt", format!("KEY={}\n", t.expose_secret()));
+    set_mode(&path, 0o444);
+
+    let out = scan(&["--redact", dir.path().to_str().unwrap()], dir.path());
+
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8(dir.read("notes.txt")).unwrap(),
+        format!("KEY={}\n", redacted(&t))
+    );
+    assert_eq!(mode(&path), 0o444);
 }
