@@ -12,6 +12,12 @@
 //! a crash leaves the old file or the new one: a gzip file (gzipped again with its header's name
 //! and time) and a file that is not writable. The rename is refused if the file's size,
 //! modification time or inode changed since it was read, checked just before it.
+//!
+//! Nothing is written through a path that no longer leads where the walk went: the file is
+//! opened without following a symlink at its name and must be the file walked (device and
+//! inode), and every directory on the way must still be, at its path and not through a symlink,
+//! the directory walked; checked before and after opening, and again before the rename. A
+//! directory or file swapped since the walk (for a symlink out of the tree, say) is skipped.
 
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -22,6 +28,7 @@ use flate2::{Compression, GzBuilder, GzHeader};
 use super::content::{Content, Encoding, is_gzip, sniff};
 use super::file::{GZIP_CAP, scan_content};
 use super::grammar::{Found, find_tokens};
+use super::walk::Trail;
 use crate::domain::token::{TokenSecret, random_base62};
 
 /// Largest file (and largest gzip content) rewritten whole: that holds it in memory. Files
@@ -41,6 +48,10 @@ pub enum RedactError {
     Changed,
     #[error("changed while being redacted; the tokens still in place were redacted, scan it again")]
     PartlyChanged,
+    #[error(
+        "the path no longer leads to the file scanned (it or a directory on the way was moved, removed or replaced, perhaps by a symlink), not rewritten"
+    )]
+    Swapped,
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -64,20 +75,43 @@ pub fn redacted_form(token: &TokenSecret) -> String {
     form + &"X".repeat(padding)
 }
 
-/// Redacts every token in the file at `path`: in place, or by replacing the file where it cannot
-/// be edited in place (see the module comment). A file without tokens is left untouched.
-pub fn redact_file(path: &Path) -> Result<Redacted, RedactError> {
-    let (mut file, writable) = match OpenOptions::new().read(true).write(true).open(path) {
+/// Redacts every token in the file at `path`, reached by the walk along `trail`: in place, or by
+/// replacing the file where it cannot be edited in place (see the module comment). A file
+/// without tokens is left untouched.
+pub fn redact_file(path: &Path, trail: &Trail) -> Result<Redacted, RedactError> {
+    if !trail.dirs_unchanged() {
+        return Err(RedactError::Swapped);
+    }
+    let (mut file, writable) = match open_no_follow(path, true) {
         Ok(file) => (file, true),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => (File::open(path)?, false),
-        Err(e) => return Err(e.into()),
+        Err(RedactError::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => (open_no_follow(path, false)?, false),
+        Err(e) => return Err(e),
     };
     let before = file.metadata()?;
+    if !trail.is_the_file(&before) || !trail.dirs_unchanged() {
+        return Err(RedactError::Swapped);
+    }
     if writable && !starts_as_gzip(&mut file)? {
         let tokens = redact_in_place(&mut file)?;
         return Ok(Redacted { tokens, other_links: 0 });
     }
-    replace_redacted(path, &mut file, &before)
+    replace_redacted(path, &mut file, &before, trail)
+}
+
+/// Opens `path` to read (and write) without following a symlink at its name: one there now is
+/// [`RedactError::Swapped`].
+fn open_no_follow(path: &Path, write: bool) -> Result<File, RedactError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(write);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return RedactError::Swapped;
+        }
+        RedactError::Io(e)
+    })
 }
 
 /// Whether the file starts a gzip stream; leaves the handle at the start.
@@ -128,7 +162,7 @@ fn bytes_at(file: &mut File, at: u64, len: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Reads the whole file through `file`, redacts it in memory and replaces it atomically.
-fn replace_redacted(path: &Path, file: &mut File, before: &Metadata) -> Result<Redacted, RedactError> {
+fn replace_redacted(path: &Path, file: &mut File, before: &Metadata, trail: &Trail) -> Result<Redacted, RedactError> {
     let mut original = Vec::new();
     file.take(REDACT_CAP + 1).read_to_end(&mut original)?;
     if original.len() as u64 > REDACT_CAP {
@@ -140,7 +174,7 @@ fn replace_redacted(path: &Path, file: &mut File, before: &Metadata) -> Result<R
             other_links: 0,
         });
     };
-    write_atomically(path, &rewritten, before)?;
+    write_atomically(path, &rewritten, before, trail)?;
     Ok(Redacted {
         tokens,
         other_links: link_count(before).saturating_sub(1),
@@ -243,21 +277,27 @@ fn ensure_unchanged(path: &Path, before: &Metadata) -> Result<(), RedactError> {
 }
 
 /// Writes `bytes` to a new file beside `path` with the old file's mode (and owner, when
-/// allowed), syncs it, checks that `path` is still the file read, renames it over `path` and
-/// syncs the directory.
-fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata) -> Result<(), RedactError> {
+/// allowed), syncs it, checks that `path` still leads along `trail` to the file read, renames
+/// it over `path` and syncs the directory.
+fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata, trail: &Trail) -> Result<(), RedactError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let temp = dir.join(format!(".{name}.memberpass-redact-{}", random_base62(8)));
+    if !trail.dirs_unchanged() {
+        return Err(RedactError::Swapped);
+    }
     let mut file = create_private(&temp)?;
     let written = (|| {
         file.set_permissions(old.permissions())?;
         keep_owner(&file, old);
         file.write_all(bytes)?;
         file.sync_all()?;
+        if !trail.dirs_unchanged() {
+            return Err(RedactError::Swapped);
+        }
         ensure_unchanged(path, old)?;
         fs::rename(&temp, path)?;
         Ok(sync_dir(&dir)?)
@@ -419,6 +459,7 @@ mod tests {
             RedactError::Binary,
             RedactError::Changed,
             RedactError::PartlyChanged,
+            RedactError::Swapped,
         ] {
             assert!(!e.to_string().contains("mpt_"), "{e}");
         }

@@ -746,6 +746,58 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+#[test]
+fn redact_never_writes_through_a_directory_or_file_swapped_for_a_symlink_after_the_walk() {
+    let base = TempDir::new();
+    let [inside1, inside2, outside1, outside2] = std::array::from_fn(|_| token());
+    base.write("t4/sub/creds.txt", format!("KEY={}\n", inside1.expose_secret()));
+    base.write("t4/sub2/creds.txt", format!("KEY={}\n", inside2.expose_secret()));
+    let outside_files = [
+        base.write("outside2/creds.txt", format!("KEY={}\n", outside1.expose_secret())),
+        base.write("outside3/creds.txt", format!("KEY={}\n", outside2.expose_secret())),
+    ];
+    let outside_before: Vec<Vec<u8>> = outside_files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let t4 = base.path().join("t4");
+    // While the scan waits for the server's answer, a directory of the tree becomes a symlink
+    // leading out of it, and a file becomes a symlink to a file outside.
+    let swap_in = t4.clone();
+    let server = Stub::start("202 Accepted", move || {
+        std::fs::rename(swap_in.join("sub"), swap_in.join("sub.moved")).unwrap();
+        link(Path::new("../outside2"), &swap_in.join("sub"));
+        std::fs::rename(swap_in.join("sub2/creds.txt"), swap_in.join("sub2/creds.moved")).unwrap();
+        link(Path::new("../../outside3/creds.txt"), &swap_in.join("sub2/creds.txt"));
+    });
+
+    let out = scan(
+        &["--revoke", &server.url, "--redact", t4.to_str().unwrap()],
+        base.path(),
+    );
+
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(server.requests(), 2, "{stdout}{stderr}");
+    for (file, before) in outside_files.iter().zip(&outside_before) {
+        assert_eq!(&std::fs::read(file).unwrap(), before, "{stdout}{stderr}");
+    }
+    assert!(!stdout.contains("redacted"), "{stdout}");
+    for file in ["sub/creds.txt", "sub2/creds.txt"] {
+        let warning = format!("warning: {}: not redacted", t4.join(file).display());
+        assert!(stderr.contains(&warning), "{warning} missing in:\n{stderr}");
+    }
+    // The moved files are skipped, not rewritten: a rescan finds them.
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(t4.join("sub.moved/creds.txt")).unwrap())
+            .contains(inside1.expose_secret())
+    );
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(t4.join("sub2/creds.moved")).unwrap()).contains(inside2.expose_secret())
+    );
+    assert_no_secret(&out, &[inside1, inside2, outside1, outside2]);
+}
+
 #[tokio::test]
 async fn revoke_ignores_proxy_variables_unless_use_proxy_is_given() {
     let app = spawn_app().await;
