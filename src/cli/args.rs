@@ -105,12 +105,19 @@ pub struct ScanArgs {
     /// transcripts under $HOME. Hidden files are scanned, .gitignore is not honoured, symlinks
     /// are not followed.
     pub paths: Vec<PathBuf>,
-    /// Replace each token in place with mpt_<env>_<id>_[REDACTED], keeping every other byte.
+    /// Overwrite each token's secret in place with [REDACTED] padded with X to its length
+    /// (mpt_<env>_<id>_[REDACTED]XXX…), keeping every other byte; gzip files are rewritten.
     #[arg(long)]
     pub redact: bool,
     /// Hand each token found to this MemberPass server's revoke-by-possession endpoint.
     #[arg(long, value_name = "URL")]
     pub revoke: Option<String>,
+    /// Send --revoke's requests through the proxy named by http_proxy, https_proxy or all_proxy
+    /// (and their upper-case forms, minus no_proxy). Without this flag those variables are
+    /// ignored: over http:// a proxy would read each token in clear and could answer for the
+    /// server.
+    #[arg(long, requires = "revoke")]
+    pub use_proxy: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -203,6 +203,7 @@ async fn scan(g: &Global, args: ScanArgs) -> ExitCode {
         json: g.json,
         redact: args.redact,
         revoke: args.revoke,
+        use_proxy: args.use_proxy,
     })
     .await
 }

@@ -12,9 +12,9 @@ use super::content::Content;
 use super::file::scan_file;
 use super::places::default_roots;
 use super::redact::{Redacted, redact_file};
-use super::report::{Finding, Report, warn};
+use super::report::{Finding, Report, shown, warn};
 use super::revoke::{self, Handed};
-use super::walk::{file_key, walk};
+use super::walk::{Trail, file_key, walk};
 use crate::domain::token::TokenSecret;
 
 /// What the command line asked for.
@@ -26,6 +26,8 @@ pub struct Options {
     pub redact: bool,
     /// The base URL of a MemberPass server to hand every token to.
     pub revoke: Option<String>,
+    /// Whether `--revoke` goes through the proxy the environment names (ignored otherwise).
+    pub use_proxy: bool,
 }
 
 /// Exit code when tokens were found (0 when none).
@@ -49,16 +51,18 @@ pub async fn run(options: Options) -> ExitCode {
         ..Report::default()
     };
     let mut seen = HashSet::new();
+    // Each file with findings and how the walk reached it, for `--redact`.
+    let mut found_in = Vec::new();
     // A report that cannot be written does not stop revoking and redacting what was found.
     let mut write_error = None;
     for root in &roots {
-        scan_root(root, &mut report, &mut seen, &mut write_error);
+        scan_root(root, &mut report, &mut seen, &mut found_in, &mut write_error);
     }
     if let Some(endpoint) = &endpoint {
-        report.revoked = Some(revoke_found(endpoint, &report.findings).await);
+        report.revoked = Some(revoke_found(endpoint, &report.findings, options.use_proxy).await);
     }
     if options.redact {
-        report.redacted = Some(redact_found(&report.findings));
+        report.redacted = Some(redact_found(&found_in));
     }
     if let Some(e) = write_error.or_else(|| report.print_end(&mut io::stdout()).err()) {
         return cannot_report(e);
@@ -86,7 +90,7 @@ fn plan(options: &Options) -> Result<(Vec<PathBuf>, Option<Url>), String> {
     }
     if !options.paths.is_empty() {
         if let Some(missing) = options.paths.iter().find(|p| std::fs::symlink_metadata(p).is_err()) {
-            return Err(format!("{}: no such file or directory", missing.display()));
+            return Err(format!("{}: no such file or directory", shown(missing)));
         }
         return Ok((options.paths.clone(), endpoint));
     }
@@ -99,15 +103,22 @@ fn plan(options: &Options) -> Result<(Vec<PathBuf>, Option<Url>), String> {
         eprintln!(
             "scanning {} of the places AI clients and shells keep logs and transcripts under {}",
             roots.len(),
-            home.display()
+            shown(home)
         );
     }
     Ok((roots, endpoint))
 }
 
 /// Scans every regular file under `root` once (`seen` holds the files already scanned),
-/// printing findings as each file is done (keeping the first error writing them).
-fn scan_root(root: &Path, report: &mut Report, seen: &mut HashSet<(u64, u64)>, write_error: &mut Option<io::Error>) {
+/// printing findings as each file is done (keeping the first error writing them) and adding
+/// each file with findings to `found_in`.
+fn scan_root(
+    root: &Path,
+    report: &mut Report,
+    seen: &mut HashSet<(u64, u64)>,
+    found_in: &mut Vec<(PathBuf, Trail)>,
+    write_error: &mut Option<io::Error>,
+) {
     for item in walk(root) {
         let entry = match item {
             Ok(entry) => entry,
@@ -137,6 +148,9 @@ fn scan_root(root: &Path, report: &mut Report, seen: &mut HashSet<(u64, u64)>, w
         }
         report.files_scanned += 1;
         report.bytes_scanned += scan.bytes;
+        if !scan.found.is_empty() {
+            found_in.push((entry.path.clone(), entry.trail));
+        }
         let first = report.findings.len();
         report.findings.extend(scan.found.into_iter().map(|f| Finding {
             path: entry.path.clone(),
@@ -150,27 +164,26 @@ fn scan_root(root: &Path, report: &mut Report, seen: &mut HashSet<(u64, u64)>, w
 }
 
 /// Hands each distinct token to the server once, with the first place it was found.
-async fn revoke_found(endpoint: &Url, findings: &[Finding]) -> Vec<(TokenSecret, revoke::Answer)> {
+async fn revoke_found(endpoint: &Url, findings: &[Finding], use_proxy: bool) -> Vec<(TokenSecret, revoke::Answer)> {
     let mut seen = HashSet::new();
     let handed: Vec<Handed> = findings
         .iter()
         .filter(|f| seen.insert(f.token.digest().as_str().to_owned()))
         .map(|f| Handed {
             token: f.token.clone(),
-            source: revoke::source_of(&f.path.to_string_lossy(), f.line),
+            // Escaped as printed: the server refuses control characters in any argument.
+            source: revoke::source_of(&shown(&f.path), f.line),
         })
         .collect();
-    let answers = revoke::revoke_all(endpoint, &handed).await;
+    let answers = revoke::revoke_all(endpoint, &handed, use_proxy).await;
     handed.into_iter().map(|h| h.token).zip(answers).collect()
 }
 
-/// Redacts each file with findings, once.
-fn redact_found(findings: &[Finding]) -> Vec<(PathBuf, Result<Redacted, String>)> {
-    let mut files: Vec<&PathBuf> = findings.iter().map(|f| &f.path).collect();
-    files.dedup();
-    files
-        .into_iter()
-        .map(|path| (path.clone(), redact_file(path).map_err(|e| e.to_string())))
+/// Redacts each file with findings, where its path still leads the way the walk went.
+fn redact_found(found_in: &[(PathBuf, Trail)]) -> Vec<(PathBuf, Result<Redacted, String>)> {
+    found_in
+        .iter()
+        .map(|(path, trail)| (path.clone(), redact_file(path, trail).map_err(|e| e.to_string())))
         .collect()
 }
 

@@ -1,4 +1,7 @@
 //! Scanning one file: sniff it, gunzip it if need be, stream it through the grammar in chunks.
+//!
+//! A gzip stream that ends in an error (bytes after the last member, a truncated or damaged
+//! member) is scanned up to the error, as `gzip -d` recovers it, and the error is a warning.
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
@@ -40,9 +43,14 @@ fn scan_file_capped(path: &Path, cap: u64) -> io::Result<FileScan> {
     if !is_gzip(&head) {
         return scan_content(Cursor::new(head).chain(file), false);
     }
-    let mut inflated = MultiGzDecoder::new(Cursor::new(head).chain(file)).take(cap);
+    let mut inflated = UntilError::new(MultiGzDecoder::new(Cursor::new(head).chain(file))).take(cap);
     let mut scan = scan_content(&mut inflated, true)?;
-    if scan.stopped.is_none() && inflated.limit() == 0 && has_more(inflated.into_inner()) {
+    if let Some(e) = &inflated.get_ref().error {
+        scan.stopped = Some(format!(
+            "the gzip data ends in an error after {} decompressed bytes ({e}); what came before it was scanned",
+            scan.bytes
+        ));
+    } else if scan.stopped.is_none() && inflated.limit() == 0 && has_more(inflated.into_inner()) {
         scan.stopped = Some(format!(
             "stopped after {} MiB of decompressed data (the cap against gzip bombs)",
             cap >> 20
@@ -51,8 +59,39 @@ fn scan_file_capped(path: &Path, cap: u64) -> io::Result<FileScan> {
     Ok(scan)
 }
 
+/// A reader that ends at the first error of `inner` instead of returning it, and keeps it: what
+/// a gzip stream gave before trailing bytes or a damaged member is still scanned.
+struct UntilError<R> {
+    inner: R,
+    error: Option<io::Error>,
+}
+
+impl<R> UntilError<R> {
+    fn new(inner: R) -> Self {
+        UntilError { inner, error: None }
+    }
+}
+
+impl<R: Read> Read for UntilError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.error.is_some() {
+            return Ok(0);
+        }
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.error = Some(e);
+                    return Ok(0);
+                }
+                read => return read,
+            }
+        }
+    }
+}
+
 /// Sniffs and scans a content stream (a file, or a gzip file's decompressed content).
-fn scan_content(mut reader: impl Read, gzip: bool) -> io::Result<FileScan> {
+pub(super) fn scan_content(mut reader: impl Read, gzip: bool) -> io::Result<FileScan> {
     let head = read_head(&mut reader)?;
     // A gzip inside a gzip is not followed: one level is what log rotation makes.
     let content = if gzip && is_gzip(&head) {
@@ -159,6 +198,29 @@ mod tests {
             (1, text.len() as u64, None)
         );
         assert!(whole.gzip);
+    }
+
+    #[test]
+    fn a_gzip_stream_ending_in_an_error_is_scanned_up_to_it() {
+        let t = TokenSecret::generate(TokenEnv::Test);
+        let text = format!("a\n{}\n", t.expose_secret());
+        let mut noise = vec![0u8; 64 << 10];
+        getrandom::fill(&mut noise).unwrap();
+        let long = format!("{text}{}", hex::encode(&noise));
+        let truncated = gzip(long.as_bytes());
+        for bytes in [
+            [gzip(text.as_bytes()), b"GARBAGE".to_vec()].concat(),
+            [gzip(text.as_bytes()), vec![0; 512]].concat(),
+            truncated[..truncated.len() / 2].to_vec(),
+        ] {
+            let file = TempFile::with(&bytes);
+
+            let scan = scan_file(&file.0).unwrap();
+
+            assert_eq!(scan.found.len(), 1);
+            assert_eq!(scan.found[0].line, 2);
+            assert!(scan.stopped.unwrap().contains("ends in an error"));
+        }
     }
 
     #[test]

@@ -1,25 +1,38 @@
-//! `--redact`: every token in a file replaced by `mpt_<env>_<id>_[REDACTED]`, every other byte
-//! kept, in the file's own encoding (UTF-16 stays UTF-16 with its BOM and byte order; gzip is
-//! gzipped again with its header's name and time), with its mode, written atomically (a
-//! temporary file in the same directory, synced, renamed over the original, directory synced)
-//! so a crash leaves the old file or the new one, never half of one.
+//! `--redact`: every token in a file replaced by `mpt_<env>_<id>_[REDACTED]` padded with `X` to
+//! the token's length, every other byte kept, in the file's own encoding (UTF-16 stays UTF-16
+//! with its BOM and byte order).
 //!
-//! The file is read whole and searched again, so what is replaced is exactly what the grammar
-//! finds in what is rewritten, even if the file changed since it was scanned.
+//! A text file is edited in place: the file is searched again through a handle opened for
+//! writing, and each token, read again just before, is overwritten by its redacted form of the
+//! same length. Nothing shifts, the inode stays, so a process appending to the file (a log,
+//! whether it holds it open with `O_APPEND` or reopens it per line) loses nothing.
+//!
+//! What cannot be edited in place is rewritten whole and replaced atomically (a temporary file in
+//! the same directory with the old mode, synced, renamed over the original, directory synced), so
+//! a crash leaves the old file or the new one: a gzip file (gzipped again with its header's name
+//! and time) and a file that is not writable. The rename is refused if the file's size,
+//! modification time or inode changed since it was read, checked just before it.
+//!
+//! Nothing is written through a path that no longer leads where the walk went: the file is
+//! opened without following a symlink at its name and must be the file walked (device and
+//! inode), and every directory on the way must still be, at its path and not through a symlink,
+//! the directory walked; checked before and after opening, and again before the rename. A
+//! directory or file swapped since the walk (for a symlink out of the tree, say) is skipped.
 
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
 use flate2::{Compression, GzBuilder, GzHeader};
 
 use super::content::{Content, Encoding, is_gzip, sniff};
-use super::file::GZIP_CAP;
+use super::file::{GZIP_CAP, scan_content};
 use super::grammar::{Found, find_tokens};
+use super::walk::Trail;
 use crate::domain::token::{TokenSecret, random_base62};
 
-/// Largest file (and largest gzip content) rewritten: redaction holds it in memory.
+/// Largest file (and largest gzip content) rewritten whole: that holds it in memory. Files
+/// edited in place have no limit.
 pub const REDACT_CAP: u64 = GZIP_CAP;
 
 /// Why a file with tokens was not rewritten. No variant carries file content.
@@ -33,6 +46,12 @@ pub enum RedactError {
     Binary,
     #[error("changed while being redacted, not rewritten; scan it again")]
     Changed,
+    #[error("changed while being redacted; the tokens still in place were redacted, scan it again")]
+    PartlyChanged,
+    #[error(
+        "the path no longer leads to the file scanned (it or a directory on the way was moved, removed or replaced, perhaps by a symlink), not rewritten"
+    )]
+    Swapped,
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -41,19 +60,109 @@ pub enum RedactError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Redacted {
     pub tokens: usize,
-    /// Other hard links to the old file: they still hold the tokens.
+    /// Other hard links to the old file, when it was replaced: they still hold the tokens.
     pub other_links: u64,
 }
 
-/// The text a token is replaced with.
+/// What the secret part is replaced with, after `mpt_<env>_<id>_`; `X`s pad it to the secret's
+/// length.
+const MARKER: &str = "[REDACTED]";
+
+/// The text a token is replaced with: `mpt_<env>_<id>_[REDACTED]XXX…`, as long as the token.
 pub fn redacted_form(token: &TokenSecret) -> String {
-    format!("mpt_{}_{}_[REDACTED]", token.env(), token.id())
+    let form = format!("mpt_{}_{}_{MARKER}", token.env(), token.id());
+    let padding = Found::LEN.saturating_sub(form.len());
+    form + &"X".repeat(padding)
 }
 
-/// Redacts every token in the file at `path`; a file without tokens is left untouched.
-pub fn redact_file(path: &Path) -> Result<Redacted, RedactError> {
-    let file = File::open(path)?;
+/// Redacts every token in the file at `path`, reached by the walk along `trail`: in place, or by
+/// replacing the file where it cannot be edited in place (see the module comment). A file
+/// without tokens is left untouched.
+pub fn redact_file(path: &Path, trail: &Trail) -> Result<Redacted, RedactError> {
+    if !trail.dirs_unchanged() {
+        return Err(RedactError::Swapped);
+    }
+    let (mut file, writable) = match open_no_follow(path, true) {
+        Ok(file) => (file, true),
+        Err(RedactError::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => (open_no_follow(path, false)?, false),
+        Err(e) => return Err(e),
+    };
     let before = file.metadata()?;
+    if !trail.is_the_file(&before) || !trail.dirs_unchanged() {
+        return Err(RedactError::Swapped);
+    }
+    if writable && !starts_as_gzip(&mut file)? {
+        let tokens = redact_in_place(&mut file)?;
+        return Ok(Redacted { tokens, other_links: 0 });
+    }
+    replace_redacted(path, &mut file, &before, trail)
+}
+
+/// Opens `path` to read (and write) without following a symlink at its name: one there now is
+/// [`RedactError::Swapped`].
+fn open_no_follow(path: &Path, write: bool) -> Result<File, RedactError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(write);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return RedactError::Swapped;
+        }
+        RedactError::Io(e)
+    })
+}
+
+/// Whether the file starts a gzip stream; leaves the handle at the start.
+fn starts_as_gzip(file: &mut File) -> io::Result<bool> {
+    let mut magic = Vec::with_capacity(2);
+    (&mut *file).take(2).read_to_end(&mut magic)?;
+    file.rewind()?;
+    Ok(is_gzip(&magic))
+}
+
+/// Searches the file again through `file` and overwrites each token's bytes with its redacted
+/// form (same length, same encoding), after reading them again: bytes changed since the search
+/// are left alone. Returns how many tokens were overwritten.
+fn redact_in_place(file: &mut File) -> Result<usize, RedactError> {
+    let scan = scan_content(&mut *file, false)?;
+    let encoding = match scan.content {
+        Content::Text(encoding) => encoding,
+        Content::Database => return Err(RedactError::Database),
+        Content::Binary => return Err(RedactError::Binary),
+    };
+    if let Some(why) = scan.stopped {
+        return Err(RedactError::Io(io::Error::other(why)));
+    }
+    let unit = encoding.unit_len() as u64;
+    let mut overwritten = 0;
+    for f in &scan.found {
+        let at = f.offset * unit;
+        if bytes_at(file, at, Found::LEN * unit as usize)? != encoding.encode(f.token.expose_secret()) {
+            continue;
+        }
+        file.seek(SeekFrom::Start(at))?;
+        file.write_all(&encoding.encode(&redacted_form(&f.token)))?;
+        overwritten += 1;
+    }
+    file.sync_data()?;
+    if overwritten < scan.found.len() {
+        return Err(RedactError::PartlyChanged);
+    }
+    Ok(overwritten)
+}
+
+/// Up to `len` bytes of the file from `at` (fewer at its end).
+fn bytes_at(file: &mut File, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(at))?;
+    let mut bytes = Vec::with_capacity(len);
+    (&mut *file).take(len as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Reads the whole file through `file`, redacts it in memory and replaces it atomically.
+fn replace_redacted(path: &Path, file: &mut File, before: &Metadata, trail: &Trail) -> Result<Redacted, RedactError> {
     let mut original = Vec::new();
     file.take(REDACT_CAP + 1).read_to_end(&mut original)?;
     if original.len() as u64 > REDACT_CAP {
@@ -65,11 +174,10 @@ pub fn redact_file(path: &Path) -> Result<Redacted, RedactError> {
             other_links: 0,
         });
     };
-    ensure_unchanged(path, &before)?;
-    write_atomically(path, &rewritten, &before)?;
+    write_atomically(path, &rewritten, before, trail)?;
     Ok(Redacted {
         tokens,
-        other_links: link_count(&before).saturating_sub(1),
+        other_links: link_count(before).saturating_sub(1),
     })
 }
 
@@ -78,12 +186,12 @@ pub fn redact_bytes(original: &[u8]) -> Result<Option<(Vec<u8>, usize)>, RedactE
     if !is_gzip(original) {
         return redact_content(original);
     }
-    let (content, header) = gunzip(original)?;
+    let (content, header, trailing) = gunzip(original)?;
     if is_gzip(&content) {
         return Err(RedactError::Binary);
     }
     match redact_content(&content)? {
-        Some((redacted, tokens)) => Ok(Some((gzip(&redacted, &header)?, tokens))),
+        Some((redacted, tokens)) => Ok(Some(([gzip(&redacted, &header)?, trailing.to_vec()].concat(), tokens))),
         None => Ok(None),
     }
 }
@@ -117,16 +225,25 @@ pub fn splice(content: &[u8], found: &[Found], encoding: Encoding) -> Vec<u8> {
     out
 }
 
-/// The decompressed content (every member) and the first member's header.
-fn gunzip(original: &[u8]) -> Result<(Vec<u8>, GzHeader), RedactError> {
-    let decoder = MultiGzDecoder::new(original);
-    let header = decoder.header().cloned().unwrap_or_default();
+/// The decompressed content (every member), the first member's header, and the bytes after the
+/// last member, which `gzip -d` ignores with a warning and the rewrite keeps as they are. A
+/// member that cannot be decompressed to its end is an error: its rest cannot be rewritten.
+fn gunzip(original: &[u8]) -> Result<(Vec<u8>, GzHeader, &[u8]), RedactError> {
     let mut content = Vec::new();
-    decoder.take(REDACT_CAP + 1).read_to_end(&mut content)?;
-    if content.len() as u64 > REDACT_CAP {
-        return Err(RedactError::TooLarge);
+    let mut header = None;
+    let mut rest = original;
+    while is_gzip(rest) {
+        // The `bufread` decoder takes from the slice exactly the member's bytes.
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        let room = REDACT_CAP + 1 - content.len() as u64;
+        (&mut member).take(room).read_to_end(&mut content)?;
+        if content.len() as u64 > REDACT_CAP {
+            return Err(RedactError::TooLarge);
+        }
+        header.get_or_insert_with(|| member.header().cloned().unwrap_or_default());
+        rest = member.into_inner();
     }
-    Ok((content, header))
+    Ok((content, header.unwrap_or_default(), rest))
 }
 
 /// One gzip member with the original header's name, time, comment, extra field and OS.
@@ -160,22 +277,30 @@ fn ensure_unchanged(path: &Path, before: &Metadata) -> Result<(), RedactError> {
 }
 
 /// Writes `bytes` to a new file beside `path` with the old file's mode (and owner, when
-/// allowed), syncs it, renames it over `path` and syncs the directory.
-fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata) -> io::Result<()> {
+/// allowed), syncs it, checks that `path` still leads along `trail` to the file read, renames
+/// it over `path` and syncs the directory.
+fn write_atomically(path: &Path, bytes: &[u8], old: &Metadata, trail: &Trail) -> Result<(), RedactError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let temp = dir.join(format!(".{name}.memberpass-redact-{}", random_base62(8)));
+    if !trail.dirs_unchanged() {
+        return Err(RedactError::Swapped);
+    }
     let mut file = create_private(&temp)?;
     let written = (|| {
         file.set_permissions(old.permissions())?;
         keep_owner(&file, old);
         file.write_all(bytes)?;
         file.sync_all()?;
+        if !trail.dirs_unchanged() {
+            return Err(RedactError::Swapped);
+        }
+        ensure_unchanged(path, old)?;
         fs::rename(&temp, path)?;
-        sync_dir(&dir)
+        Ok(sync_dir(&dir)?)
     })();
     if written.is_err() {
         let _ = fs::remove_file(&temp);
@@ -237,11 +362,7 @@ mod tests {
         let (a, b) = (token(), token());
         let text = format!("x={}\r\n\\n{} é\n", a.expose_secret(), b.expose_secret());
         let (out, n) = redact_bytes(text.as_bytes()).unwrap().unwrap();
-        let expected = format!(
-            "x=mpt_live_{}_[REDACTED]\r\n\\nmpt_live_{}_[REDACTED] é\n",
-            a.id(),
-            b.id()
-        );
+        let expected = format!("x={}\r\n\\n{} é\n", redacted_form(&a), redacted_form(&b));
         assert_eq!(n, 2);
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
@@ -274,10 +395,33 @@ mod tests {
         let (out, n) = redact_bytes(&gz).unwrap().unwrap();
 
         assert_eq!(n, 1);
-        let (content, header) = gunzip(&out).unwrap();
+        let (content, header, trailing) = gunzip(&out).unwrap();
+        assert!(trailing.is_empty());
         assert_eq!(content, format!("a\n{}\nb\n", redacted_form(&t)).as_bytes());
         assert_eq!(header.filename(), Some(&b"app.log"[..]));
         assert_eq!(header.mtime(), 1_700_000_000);
+    }
+
+    #[test]
+    fn bytes_after_the_last_gzip_member_are_kept_and_a_damaged_member_is_refused() {
+        let (a, b) = (token(), token());
+        let member = |t: &TokenSecret| {
+            let mut enc = GzBuilder::new().write(Vec::new(), Compression::fast());
+            enc.write_all(format!("x {}\n", t.expose_secret()).as_bytes()).unwrap();
+            enc.finish().unwrap()
+        };
+        let two = [member(&a), member(&b)].concat();
+
+        let (out, n) = redact_bytes(&[&two[..], b"GARBAGE"].concat()).unwrap().unwrap();
+
+        assert_eq!(n, 2);
+        let (content, _, trailing) = gunzip(&out).unwrap();
+        assert_eq!(
+            content,
+            format!("x {}\nx {}\n", redacted_form(&a), redacted_form(&b)).as_bytes()
+        );
+        assert_eq!(trailing, b"GARBAGE");
+        assert!(matches!(redact_bytes(&two[..two.len() - 3]), Err(RedactError::Io(_))));
     }
 
     #[test]
@@ -288,6 +432,16 @@ mod tests {
         assert!(matches!(redact_bytes(&db), Err(RedactError::Database)));
         let bin = [&b"\0\x01\0\x02\x03\0"[..], b" ", t.expose_secret().as_bytes()].concat();
         assert!(matches!(redact_bytes(&bin), Err(RedactError::Binary)));
+    }
+
+    #[test]
+    fn the_redacted_form_is_as_long_as_the_token_and_no_token() {
+        let t = token();
+        let form = redacted_form(&t);
+        assert_eq!(form.len(), t.expose_secret().len());
+        assert_eq!(&form[..22], &t.expose_secret()[..22]);
+        assert!(form[22..].starts_with("[REDACTED]XXX"), "{form}");
+        assert_eq!(find_tokens(form.as_bytes()).count(), 0);
     }
 
     #[test]
@@ -304,6 +458,8 @@ mod tests {
             RedactError::Database,
             RedactError::Binary,
             RedactError::Changed,
+            RedactError::PartlyChanged,
+            RedactError::Swapped,
         ] {
             assert!(!e.to_string().contains("mpt_"), "{e}");
         }

@@ -1,6 +1,10 @@
 //! `--revoke URL`: each token found is handed to a server's revoke-by-possession endpoint
 //! (`POST {URL}/v1/tokens/revoke`, `{"token", "source"}`), which answers 202 whether or not it
 //! knew the token. The token travels only in that body; what is reported is the status.
+//!
+//! The request goes straight to the server: proxy variables (`http_proxy`, `https_proxy`,
+//! `all_proxy`) are ignored unless `--use-proxy` asks for them: over `http://` a proxy would
+//! read each token in clear and could answer for the server.
 
 use std::time::Duration;
 
@@ -67,9 +71,10 @@ pub fn source_of(path: &str, line: u64) -> String {
     format!("memberpass scan …{path_tail}:{line}")
 }
 
-/// Hands each token to the endpoint in turn; one answer per token, in order.
-pub async fn revoke_all(endpoint: &Url, handed: &[Handed]) -> Vec<Answer> {
-    let client = match client() {
+/// Hands each token to the endpoint in turn (through the environment's proxy only with
+/// `use_proxy`); one answer per token, in order.
+pub async fn revoke_all(endpoint: &Url, handed: &[Handed], use_proxy: bool) -> Vec<Answer> {
+    let client = match client(use_proxy) {
         Ok(client) => client,
         Err(e) => return handed.iter().map(|_| Err(e.clone())).collect(),
     };
@@ -80,16 +85,17 @@ pub async fn revoke_all(endpoint: &Url, handed: &[Handed]) -> Vec<Answer> {
     answers
 }
 
-fn client() -> Result<reqwest::Client, String> {
+fn client(use_proxy: bool) -> Result<reqwest::Client, String> {
     // rustls needs a process-wide crypto provider: the one in the tree (ring).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .user_agent(concat!("memberpass-scan/", env!("CARGO_PKG_VERSION")))
         .timeout(TIMEOUT)
         // A redirect would carry the token to wherever the server points; never follow one.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+        .redirect(reqwest::redirect::Policy::none());
+    // reqwest reads the proxy variables by default; only the flag lets it.
+    let builder = if use_proxy { builder } else { builder.no_proxy() };
+    builder.build().map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
 async fn revoke_one(client: &reqwest::Client, endpoint: &Url, h: &Handed) -> Answer {

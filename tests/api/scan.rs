@@ -7,6 +7,10 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
 
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
@@ -53,8 +57,9 @@ fn token() -> TokenSecret {
     TokenSecret::generate(TokenEnv::Test)
 }
 
+/// What `--redact` leaves of a token: its ID and a marker padded to the token's length.
 fn redacted(t: &TokenSecret) -> String {
-    format!("mpt_test_{}_[REDACTED]", t.id())
+    format!("mpt_test_{}_[REDACTED]{}", t.id(), "X".repeat(28))
 }
 
 /// A token with the right shape and a checksum that is not its own.
@@ -559,4 +564,383 @@ async fn revoke_hands_each_token_to_the_server_which_then_refuses_it() {
     );
     assert!(!stdout.contains(&leaked[22..]) && !String::from_utf8_lossy(&out.stderr).contains(&leaked[22..]));
     assert_eq!(app.get("/v1/me", &leaked).await.status.as_u16(), 401);
+}
+
+// Issue 17, findings 5–10: an active log, a directory swapped during the run, proxies, gzip
+// with trailing bytes, a symlinked root named with a trailing slash, control characters in names.
+
+/// Bytes of the active log the redaction tests write to (big enough that reading it takes a
+/// while, so the writer's lines land while `--redact` works on it).
+const ACTIVE_LOG_BYTES: usize = 48 << 20;
+
+/// A thread appending numbered lines to a file, about one a millisecond, until stopped.
+struct Appender {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<usize>,
+}
+
+impl Appender {
+    /// `reopen`: opens the file for each line (a logger that closes it in between); otherwise
+    /// one handle opened with `O_APPEND` is kept for the whole run.
+    fn start(path: PathBuf, reopen: bool) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::spawn(move || {
+            let open = || std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            let mut held = (!reopen).then(open);
+            let mut lines = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                let line = format!("writer line {lines:06}\n");
+                match &mut held {
+                    Some(file) => file.write_all(line.as_bytes()).unwrap(),
+                    None => open().write_all(line.as_bytes()).unwrap(),
+                }
+                lines += 1;
+                thread::sleep(Duration::from_millis(1));
+            }
+            lines
+        });
+        Appender { stop, thread }
+    }
+
+    /// Stops it; how many lines it wrote.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// `--redact` on a log another process appends to while it runs: every line appended before,
+/// during and after is in the file, in order, and no clear token is left.
+fn redact_keeps_every_line_of_an_active_log(reopen: bool) {
+    let dir = TempDir::new();
+    let (a, b) = (token(), token());
+    let filler =
+        "2024-05-01 12:00:00 INFO request served in 3 ms, nothing to see here\n".repeat(ACTIVE_LOG_BYTES / 2 / 70);
+    let initial = format!(
+        "start {}\n{filler}middle {}\n{filler}",
+        a.expose_secret(),
+        b.expose_secret()
+    );
+    let path = dir.write("active.log", &initial);
+    let appender = Appender::start(path.clone(), reopen);
+    thread::sleep(Duration::from_millis(20));
+
+    let out = scan(&["--redact", dir.path().to_str().unwrap()], dir.path());
+
+    thread::sleep(Duration::from_millis(50));
+    let lines = appender.stop();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    for t in [&a, &b] {
+        assert!(!text.contains(t.expose_secret()), "a clear token is left: {stderr}");
+    }
+    assert!(text.starts_with(&format!("start {}\n", redacted(&a))), "{stderr}");
+    assert!(text.contains(&format!("\nmiddle {}\n", redacted(&b))), "{stderr}");
+    let appended = text.get(initial.len()..).unwrap_or_default();
+    let expected: String = (0..lines).map(|n| format!("writer line {n:06}\n")).collect();
+    assert!(
+        appended == expected,
+        "{} of the {lines} lines appended are in the file ({stderr})",
+        appended.lines().count()
+    );
+    assert!(lines > 50, "the writer ran for only {lines} lines");
+}
+
+#[test]
+fn redact_keeps_every_line_a_writer_holding_the_log_open_appends() {
+    redact_keeps_every_line_of_an_active_log(false);
+}
+
+#[test]
+fn redact_keeps_every_line_a_writer_reopening_the_log_per_line_appends() {
+    redact_keeps_every_line_of_an_active_log(true);
+}
+
+/// A loopback HTTP server (or proxy: it reads both forms of request line the same way) that
+/// answers every request with `status`, counting the requests; `on_first` runs before the
+/// first answer.
+struct Stub {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Stub {
+    fn start(status: &'static str, on_first: impl FnOnce() + Send + 'static) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (requests, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (counted, stopped) = (requests.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut on_first = Some(on_first);
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                if read_request(&mut stream).is_none() {
+                    continue;
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                if let Some(f) = on_first.take() {
+                    f();
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Stub {
+            url,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and `content-length` body); `None` if the peer left.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    while bytes.len() < head_end + length {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(bytes)
+}
+
+#[test]
+fn redact_never_writes_through_a_directory_or_file_swapped_for_a_symlink_after_the_walk() {
+    let base = TempDir::new();
+    let [inside1, inside2, outside1, outside2] = std::array::from_fn(|_| token());
+    base.write("t4/sub/creds.txt", format!("KEY={}\n", inside1.expose_secret()));
+    base.write("t4/sub2/creds.txt", format!("KEY={}\n", inside2.expose_secret()));
+    let outside_files = [
+        base.write("outside2/creds.txt", format!("KEY={}\n", outside1.expose_secret())),
+        base.write("outside3/creds.txt", format!("KEY={}\n", outside2.expose_secret())),
+    ];
+    let outside_before: Vec<Vec<u8>> = outside_files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let t4 = base.path().join("t4");
+    // While the scan waits for the server's answer, a directory of the tree becomes a symlink
+    // leading out of it, and a file becomes a symlink to a file outside.
+    let swap_in = t4.clone();
+    let server = Stub::start("202 Accepted", move || {
+        std::fs::rename(swap_in.join("sub"), swap_in.join("sub.moved")).unwrap();
+        link(Path::new("../outside2"), &swap_in.join("sub"));
+        std::fs::rename(swap_in.join("sub2/creds.txt"), swap_in.join("sub2/creds.moved")).unwrap();
+        link(Path::new("../../outside3/creds.txt"), &swap_in.join("sub2/creds.txt"));
+    });
+
+    let out = scan(
+        &["--revoke", &server.url, "--redact", t4.to_str().unwrap()],
+        base.path(),
+    );
+
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(server.requests(), 2, "{stdout}{stderr}");
+    for (file, before) in outside_files.iter().zip(&outside_before) {
+        assert_eq!(&std::fs::read(file).unwrap(), before, "{stdout}{stderr}");
+    }
+    assert!(!stdout.contains("redacted"), "{stdout}");
+    for file in ["sub/creds.txt", "sub2/creds.txt"] {
+        let warning = format!("warning: {}: not redacted", t4.join(file).display());
+        assert!(stderr.contains(&warning), "{warning} missing in:\n{stderr}");
+    }
+    // The moved files are skipped, not rewritten: a rescan finds them.
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(t4.join("sub.moved/creds.txt")).unwrap())
+            .contains(inside1.expose_secret())
+    );
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(t4.join("sub2/creds.moved")).unwrap()).contains(inside2.expose_secret())
+    );
+    assert_no_secret(&out, &[inside1, inside2, outside1, outside2]);
+}
+
+#[tokio::test]
+async fn revoke_ignores_proxy_variables_unless_use_proxy_is_given() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let leaked = app.mint(OWNER_A, &w.team_a, &[Ability::ProjectViewAny], &[]).await;
+    let id = crate::helpers::token_id(&leaked);
+    let dir = TempDir::new();
+    dir.write("session.log", format!("paste: {leaked}\n"));
+    let proxy = Stub::start("202 Accepted", || {});
+    let run = |extra: &'static [&'static str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_memberpass"));
+        command
+            .arg("scan")
+            .args(extra)
+            .args(["--revoke", &app.base, dir.path().to_str().unwrap()])
+            .env("MEMBERPASS_LOG", "warn")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+        for var in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ] {
+            command.env(var, &proxy.url);
+        }
+        tokio::task::spawn_blocking(move || command.output().expect("binary runs"))
+    };
+
+    let out = run(&[]).await.unwrap();
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(proxy.requests(), 0, "the token went to the proxy: {stdout}");
+    assert!(
+        stdout.contains(&format!("revoke mpt_test_{id}: server answered 202")),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(app.get("/v1/me", &leaked).await.status.as_u16(), 401);
+
+    let through_proxy = run(&["--use-proxy"]).await.unwrap();
+    assert_eq!(
+        proxy.requests(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&through_proxy.stderr)
+    );
+}
+
+#[test]
+fn a_gzip_file_with_trailing_bytes_is_scanned_and_redacted_up_to_them() {
+    let dir = TempDir::new();
+    let t = token();
+    let text = |t: &str| format!("a\nb {t}\n");
+    dir.write(
+        "old.log.gz",
+        [gzip(&text(t.expose_secret())), b"GARBAGE".to_vec()].concat(),
+    );
+    let root = dir.path().to_str().unwrap();
+
+    let out = scan(&["--json", "--redact", root], dir.path());
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let doc = json_of(&out);
+    let expected = BTreeSet::from([("old.log.gz".to_owned(), 2, t.id().to_string(), "test".to_owned())]);
+    assert_eq!(findings_of(&doc, dir.path()), expected, "{stderr}");
+    assert!(stderr.contains("old.log.gz"), "a warning names the file: {stderr}");
+    assert_eq!(doc["redacted"][0]["tokens"], 1, "{doc}");
+    let after = dir.read("old.log.gz");
+    let (gz, trailing) = after.split_at(after.len() - b"GARBAGE".len());
+    assert_eq!(trailing, b"GARBAGE", "the trailing bytes are kept");
+    assert_eq!(gunzip(gz), text(&redacted(&t)));
+    assert_no_secret(&out, &[t]);
+}
+
+#[test]
+fn a_symlinked_root_is_refused_with_or_without_a_trailing_slash() {
+    let (dir, outside) = (TempDir::new(), TempDir::new());
+    let t = token();
+    outside.write("creds.txt", format!("KEY={}\n", t.expose_secret()));
+    let at = dir.path().join("link_dir");
+    link(outside.path(), &at);
+    let at = at.to_str().unwrap();
+
+    for named in [at.to_owned(), format!("{at}/"), format!("{at}//"), format!("{at}/.")] {
+        let out = scan(&["--json", &named], dir.path());
+
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{named}: {stderr}");
+        assert_eq!(json_of(&out)["files_scanned"], 0, "{named}");
+        assert!(stderr.contains("a symlink (not followed)"), "{named}: {stderr}");
+    }
+}
+
+#[test]
+fn control_characters_in_file_names_are_escaped_in_the_human_report() {
+    let dir = TempDir::new();
+    let t = token();
+    let forged = format!(
+        "x\nFORGED.log:9: token mpt_test_{} (secret not shown)\n\x1b[1A\x1b[2K\u{202E}gol.txt",
+        "A".repeat(12)
+    );
+    dir.write(&forged, format!("KEY={}\n", t.expose_secret()));
+
+    let out = scan(&["--redact", dir.path().to_str().unwrap()], dir.path());
+
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // One finding line and one redaction line, and nothing a terminal would act on.
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    for printed in [&stdout, &stderr] {
+        assert!(
+            !printed
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}'),
+            "{printed:?}"
+        );
+    }
+    assert!(stdout.contains("x\\nFORGED.log:9:"), "{stdout}");
+    assert!(stdout.starts_with(&dir.path().display().to_string()), "{stdout}");
+    assert!(stdout.contains(&format!(":1: token mpt_test_{} (", t.id())), "{stdout}");
+    assert_no_secret(&out, &[t]);
+}
+
+#[test]
+fn redact_replaces_a_read_only_file_it_cannot_edit_in_place_keeping_its_mode() {
+    let dir = TempDir::new();
+    let t = token();
+    let path = dir.write("notes.txt", format!("KEY={}\n", t.expose_secret()));
+    set_mode(&path, 0o444);
+
+    let out = scan(&["--redact", dir.path().to_str().unwrap()], dir.path());
+
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8(dir.read("notes.txt")).unwrap(),
+        format!("KEY={}\n", redacted(&t))
+    );
+    assert_eq!(mode(&path), 0o444);
 }
