@@ -28,8 +28,17 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let (mut parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
     let docs_base: Arc<str> = format!("{}/docs", s.http.public_url.trim_end_matches('/')).into();
-    let principal = match s.authenticate(&parts.headers, &ctx, ActorKind::Mcp).await {
-        Ok(p) => p,
+    let (principal, body) = match s.authenticate(&parts.headers, &ctx, ActorKind::Mcp).await {
+        Ok(p) => (p, body),
+        // A token out of requests may still call what is not metered (revoking itself): only
+        // then is the body read before the token is let through.
+        Err(e) if e.body.code == ErrorCode::RateLimited => match unmetered_call(&parts, body).await {
+            (true, body) => match s.authenticate_for(&parts.headers, &ctx, ActorKind::Mcp, false).await {
+                Ok(p) => (p, body),
+                Err(e) => return refuse(e, body).await,
+            },
+            (false, body) => return refuse(e, body).await,
+        },
         Err(e) => return refuse(e, body).await,
     };
     let refusal = if !host_allowed(&parts.headers, &parts.uri, &s.http.mcp_hosts) {
@@ -67,6 +76,23 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         Err(refusal) => return refusal,
     };
     framing::as_json_rpc(next.run(Request::from_parts(parts, body)).await).await
+}
+
+/// Whether the request is one `tools/call` of an operation that takes nothing from the token's
+/// bucket ([`crate::service::op::Spec::metered`]), and the body to pass on (read here, at most
+/// the size rmcp accepts; a larger one is passed on empty and refused later).
+async fn unmetered_call(parts: &axum::http::request::Parts, body: Body) -> (bool, Body) {
+    let Ok(bytes) = axum::body::to_bytes(body, crate::http::rest::MAX_BODY_BYTES).await else {
+        return (false, Body::empty());
+    };
+    let message: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let unmetered = parts.method == axum::http::Method::POST
+        && message["method"] == "tools/call"
+        && message["params"]["name"]
+            .as_str()
+            .and_then(crate::service::catalog::find)
+            .is_some_and(|op| !op.spec().metered);
+    (unmetered, Body::from(bytes))
 }
 
 /// The JSON-RPC error response of a refusal, answering the request's id when it can be read.

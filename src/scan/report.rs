@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::redact::Redacted;
 use super::revoke::Answer;
-use crate::domain::token::TokenSecret;
 use crate::domain::text::is_deceptive;
+use crate::domain::token::TokenSecret;
 
 /// A token in a file.
 pub struct Finding {

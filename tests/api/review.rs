@@ -231,6 +231,37 @@ async fn a_token_out_of_requests_can_still_revoke_itself() {
 }
 
 #[tokio::test]
+async fn an_mcp_token_out_of_requests_can_still_revoke_itself() {
+    let app = spawn_with(|c| c.rate_limit_mcp = 2).await;
+    let w = app.world().await;
+    let token = app
+        .mint(OWNER_A, &w.team_a, &[Ability::McpFull, Ability::ProjectViewAny], &[])
+        .await;
+    let call = |name: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            rpc_with(
+                app,
+                Some(&token),
+                "tools/call",
+                json!({"name": name, "arguments": {}}),
+                &[],
+            )
+            .await
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(call("list_projects").await.status, 200);
+    }
+    assert_eq!(call("list_projects").await.status, 429, "the bucket is empty");
+    let revoked = call("revoke_current_token").await;
+    assert_eq!(revoked.status, 200, "{:#}", revoked.body);
+    assert!(revoked.body["result"]["isError"].is_null() || revoked.body["result"]["isError"] == false);
+    assert_eq!(call("list_projects").await.status, 401);
+    assert_eq!(app.get("/v1/me", &token).await.status, 401);
+}
+
+#[tokio::test]
 async fn mcp_accepts_the_servers_own_origin_and_no_other_unlisted_one() {
     let app = spawn_app().await;
     let w = app.world().await;
