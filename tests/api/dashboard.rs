@@ -24,7 +24,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -178,7 +178,7 @@ async fn forms_from_another_site_or_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test]
-async fn failed_sign_ins_are_limited_per_account() {
+async fn failed_sign_ins_are_limited_per_account_and_address() {
     let app = spawn_with(|c| c.rate_limit_auth_failures = 3).await;
     let w = app.world().await;
     person(&app, &w.team_a, "dash@memberpass.test", Role::Viewer).await;
