@@ -428,6 +428,49 @@ async fn nobody_revokes_or_rotates_a_token_that_is_not_theirs() {
 }
 
 #[tokio::test]
+async fn an_expiry_out_of_range_or_not_a_number_is_refused_never_wrapped() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let cookie = cookie(&app, "dash@memberpass.test").await;
+    let csrf = csrf_of(&page(&app, "/settings/tokens", &cookie).await.text().await.unwrap());
+    let tokens = app.count("tokens").await;
+    // 2^54 + 30 days: its milliseconds wrapped to 30 days. Then i64::MAX days, the largest
+    // number of days whose milliseconds fit and are still too long, out of range, not numbers.
+    let too_long = (i64::MAX / (24 * 60 * 60 * 1000)).to_string();
+    for expires in [
+        "18014398509482014",
+        "9223372036854775807",
+        too_long.as_str(),
+        "3651",
+        "0",
+        "-30",
+        "thirty",
+        "30.5",
+    ] {
+        let res = post_form(
+            &app,
+            "/settings/tokens",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("name", "laptop"),
+                ("ability", "project:view-any"),
+                ("expires", expires),
+            ],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "expires={expires}");
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("Not minted: expires_in must be from 1 minute to 3650 days."),
+            "expires={expires}: {html}"
+        );
+    }
+    assert_eq!(app.count("tokens").await, tokens, "nothing was minted");
+}
+
+#[tokio::test]
 async fn the_activity_log_filters_pages_and_exports_the_teams_entries_only() {
     let app = spawn_app().await;
     let w = app.world().await;
