@@ -81,6 +81,8 @@ pub struct ServeArgs {
     pub rate_limit_mcp: u32,
     #[arg(long, default_value_t = 300)]
     pub rate_limit_rest: u32,
+    /// Failed token authentications per client IP per minute; failed dashboard sign-ins per
+    /// (account, client IP) per minute, and four times it per client IP.
     #[arg(long, default_value_t = 5)]
     pub rate_limit_auth_failures: u32,
     /// Unauthenticated leak reports per client IP per minute: revoke by possession

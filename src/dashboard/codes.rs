@@ -14,7 +14,8 @@ use crate::http::AppState;
 pub(super) struct AccessCodesPage {
     nav: Option<super::Nav>,
     csrf: String,
-    batches: Vec<(String, i64, String)>,
+    /// Batch (job) id, codes, generated when, by whom ("you" for the person's own).
+    batches: Vec<(String, i64, String, String)>,
 }
 
 pub(super) async fn access_codes_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -27,7 +28,10 @@ pub(super) async fn access_codes_page(State(s): State<AppState>, headers: Header
             csrf: session.csrf.clone(),
             batches: batches
                 .into_iter()
-                .map(|b| (b.job_id, b.quantity, crate::domain::time::rfc3339(b.kept_since)))
+                .map(|b| {
+                    let by = b.generated_by.unwrap_or_else(|| "you".to_owned());
+                    (b.job_id, b.quantity, crate::domain::time::rfc3339(b.kept_since), by)
+                })
                 .collect(),
         }
         .into_response(),

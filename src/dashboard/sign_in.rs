@@ -10,8 +10,11 @@ use super::{
     all_of, checked_form, cookie_secret, current, error_page, form, internal_error, refused, same_origin,
     session_cookie,
 };
+use crate::domain::audit::RequestCtx;
+use crate::domain::error::Error;
 use crate::http::AppState;
 use crate::http::extract::request_ctx;
+use crate::http::limits::Wait;
 use crate::service::sessions::SESSION_TTL_MS;
 
 #[derive(Template, WebTemplate)]
@@ -46,7 +49,8 @@ fn too_many(email: String, wait: u64) -> Response {
     res
 }
 
-/// The shared limits could not be read (PostgreSQL down): refuse rather than sign in unlimited.
+/// The shared limits could not be read or written (PostgreSQL down): refuse rather than sign in
+/// unlimited.
 fn unavailable(e: sqlx::Error) -> Response {
     tracing::error!(error = %e, "sign-in limits could not be checked");
     error_page(
@@ -70,45 +74,60 @@ pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
     let fields = form(&body);
     let email = fields.get("email").cloned().unwrap_or_default();
     let password = fields.get("password").cloned().unwrap_or_default();
-    let ip_key = format!("sign-in ip {}", ctx.ip.clone().unwrap_or_default());
-    let account_key = format!("sign-in account {}", email.trim().to_lowercase());
-    let blocked = match s.limits.auth_blocked(&ip_key).await {
-        Ok(None) => s.limits.auth_blocked(&account_key).await,
-        other => other,
-    };
-    let blocked = match blocked {
-        Ok(blocked) => blocked,
-        Err(e) => return unavailable(e),
-    };
-    if let Some(wait) = blocked {
-        return too_many(email, wait);
-    }
-    match s.service.sign_in(&email, &password, &ctx).await {
-        Ok((secret, _)) => {
+    match attempt(&s, &email, &password, &ctx).await {
+        Attempt::SignedIn(secret) => {
             let mut res = Redirect::to("/settings/tokens").into_response();
             res.headers_mut()
                 .insert(header::SET_COOKIE, session_cookie(&s, &secret, SESSION_TTL_MS / 1000));
             res
         }
-        Err(e) => {
-            if !matches!(e, crate::domain::error::Error::AuthenticationRequired) {
-                tracing::error!(error = ?e, "sign-in failed");
-            }
-            let by_ip = s.limits.auth_failed(&ip_key).await;
-            let by_account = s.limits.auth_failed(&account_key).await;
-            let wait = match (by_ip, by_account) {
-                (Ok(by_ip), Ok(by_account)) => by_ip.or(by_account),
-                (Err(e), _) | (_, Err(e)) => return unavailable(e),
-            };
-            if let Some(wait) = wait {
-                return too_many(email, wait);
-            }
+        Attempt::Failed => {
             let page = LoginPage {
                 nav: None,
                 error: Some("The email or the password is not right."),
                 email,
             };
             (StatusCode::UNAUTHORIZED, page).into_response()
+        }
+        Attempt::TooMany(wait) => too_many(email, wait),
+        Attempt::Broken(res) => res,
+    }
+}
+
+/// What one sign-in attempt came to.
+enum Attempt {
+    /// The new session's cookie secret.
+    SignedIn(String),
+    Failed,
+    /// Refused before its password was checked: too many failures from this address, for this
+    /// account or in all.
+    TooMany(Wait),
+    /// The limits or the service failed; the page to answer with.
+    Broken(Response),
+}
+
+/// One sign-in: its attempt is reserved against the failure limits (per account and address, per
+/// address) before the password is checked, so a parallel burst gets no more checks than the
+/// limits allow; a sign-in that succeeds gives the reservation back (only failures count).
+async fn attempt(s: &AppState, email: &str, password: &str, ctx: &RequestCtx) -> Attempt {
+    let address = ctx.ip.as_deref().unwrap_or_default();
+    let reservation = match s.limits.sign_in.reserve(email, address).await {
+        Ok(Ok(reservation)) => reservation,
+        Ok(Err(wait)) => return Attempt::TooMany(wait),
+        Err(e) => return Attempt::Broken(unavailable(e)),
+    };
+    match s.service.sign_in(email, password, ctx).await {
+        Ok((secret, _)) => {
+            // Signed in whatever happens to the give-back: at worst it counts as one failure.
+            if let Err(e) = s.limits.sign_in.give_back_reservation(reservation).await {
+                tracing::warn!(error = %e, "a sign-in's reservation could not be given back");
+            }
+            Attempt::SignedIn(secret)
+        }
+        Err(Error::AuthenticationRequired) => Attempt::Failed,
+        Err(e) => {
+            tracing::error!(error = ?e, "sign-in failed");
+            Attempt::Broken(internal_error())
         }
     }
 }

@@ -171,19 +171,25 @@ pub(super) async fn mint(State(s): State<AppState>, req: Request) -> Response {
         Err(res) => return res,
     };
     let p = &session.principal;
-    let days: Option<i64> = all_of(&fields, "expires").first().and_then(|d| d.parse().ok());
-    let request = crate::service::tokens::MintRequest {
-        team_id: p.team_id.clone(),
-        user_email: p.user_email.clone(),
-        name: all_of(&fields, "name").first().cloned().unwrap_or_default(),
-        abilities: all_of(&fields, "ability"),
-        project_ids: all_of(&fields, "project"),
-        expires_in_ms: days.map(|d| d * crate::domain::time::DAY_MS),
-        replaces: None,
-    };
+    let expires = all_of(&fields, "expires").first().cloned().unwrap_or_default();
     let actor = crate::service::tokens::Actor::person(p, &ctx);
+    let minted = match crate::service::tokens::lifetime_of_days(&expires) {
+        Ok(expires_in_ms) => {
+            let request = crate::service::tokens::MintRequest {
+                team_id: p.team_id.clone(),
+                user_email: p.user_email.clone(),
+                name: all_of(&fields, "name").first().cloned().unwrap_or_default(),
+                abilities: all_of(&fields, "ability"),
+                project_ids: all_of(&fields, "project"),
+                expires_in_ms,
+                replaces: None,
+            };
+            s.service.mint_token(&actor, request).await
+        }
+        Err(e) => Err(e),
+    };
     let nav = Nav::of(&s, &session, "tokens").await;
-    match s.service.mint_token(&actor, request).await {
+    match minted {
         Ok(minted) => MintedPage::new(&s, "Your new token", nav, &minted).into_response(),
         Err(crate::domain::error::Error::Validation(fields)) => {
             let page = tokens_view(

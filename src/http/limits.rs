@@ -1,4 +1,5 @@
-//! Rate limits (SPEC §8): per token for REST and MCP, and failed authentications per client IP.
+//! Rate limits (SPEC §8): per token for REST and MCP, and failed authentications per client IP
+//! (the dashboard's sign-ins have buckets of their own, [`super::sign_in_limits`]).
 //!
 //! On SQLite (one process) the buckets live in memory; on PostgreSQL they live in the database,
 //! shared by every replica (`store::limits`), so a limit holds however a load balancer spreads
@@ -14,6 +15,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sqlx::AnyPool;
 
+use super::sign_in_limits::SignInLimits;
 use crate::store::limits as shared;
 
 /// Past this many keys a map is swept of entries that no longer matter.
@@ -21,20 +23,20 @@ const SWEEP_ABOVE: usize = 100_000;
 
 /// Lets a sweep run at most once a second, so a map full of live keys (a flood of distinct IPs
 /// or tokens) does not cost a full scan on every request.
-struct Sweeper {
+pub(super) struct Sweeper {
     started: Instant,
     next_ms: AtomicU64,
 }
 
 impl Sweeper {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Sweeper {
             started: Instant::now(),
             next_ms: AtomicU64::new(0),
         }
     }
 
-    fn due(&self, len: usize) -> bool {
+    pub(super) fn due(&self, len: usize) -> bool {
         if len <= SWEEP_ABOVE {
             return false;
         }
@@ -77,11 +79,11 @@ impl Bucket {
 }
 
 /// Rounded up: a client that waits `Retry-After` seconds is let in.
-fn whole_seconds(wait: Duration) -> u64 {
+pub(super) fn whole_seconds(wait: Duration) -> u64 {
     wait.as_micros().div_ceil(1_000_000).max(1) as u64
 }
 
-fn micros_to_seconds(us: i64) -> u64 {
+pub(super) fn micros_to_seconds(us: i64) -> u64 {
     whole_seconds(Duration::from_micros(us.max(0) as u64))
 }
 
@@ -96,7 +98,7 @@ pub enum Kind {
     RevokeReports,
     /// Per client IP: secret-scanning partner alerts.
     PartnerAlerts,
-    /// Per client IP (or sign-in account): failed authentications, past which it is locked out.
+    /// Per client IP: failed authentications, past which it is locked out.
     AuthFailures,
 }
 
@@ -138,6 +140,8 @@ enum Store {
 
 pub struct Limits {
     store: Store,
+    /// Failed sign-ins to the dashboard, per (account, address) and per address.
+    pub sign_in: SignInLimits,
 }
 
 impl Limits {
@@ -149,6 +153,7 @@ impl Limits {
                 blocked: Mutex::new(HashMap::new()),
                 blocked_sweeper: Sweeper::new(),
             },
+            sign_in: SignInLimits::in_memory(per_minute.auth_failures),
         }
     }
 
@@ -156,6 +161,7 @@ impl Limits {
     pub async fn shared(pool: AnyPool, per_minute: PerMinute) -> sqlx::Result<Self> {
         shared::create(&pool).await?;
         Ok(Limits {
+            sign_in: SignInLimits::shared(pool.clone(), per_minute.auth_failures),
             store: Store::Shared {
                 pool,
                 quotas: Kind::ALL.map(|k| shared::Quota::per_minute(per_minute.of(k))),
@@ -214,7 +220,7 @@ impl Limits {
         }
     }
 
-    /// Whether `key` (a client IP, a sign-in account) is locked out after too many failed
+    /// Whether `key` (a client IP) is locked out after too many failed
     /// authentications.
     pub async fn auth_blocked(&self, key: &str) -> sqlx::Result<Option<Wait>> {
         match &self.store {

@@ -8,6 +8,7 @@ mod meta;
 pub mod openapi;
 pub mod request_log;
 pub mod rest;
+pub mod sign_in_limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PlanId, new_id};
 use crate::domain::kinds::AccessCodeStatus;
+use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::store::access_codes as store;
 use crate::store::{jobs, now_ms};
@@ -186,10 +187,19 @@ pub struct PendingBatch {
     pub job_id: String,
     pub quantity: i64,
     pub kept_since: i64,
+    /// Who generated it, when not the person asking (whose role then is owner or admin).
+    pub generated_by: Option<String>,
+}
+
+/// Whether `p` may take the batch `created_by` generated: its creator, or an owner or admin of
+/// the team (audited as taking another person's batch). Anyone else is told it does not exist.
+fn may_download(p: &crate::service::Principal, created_by: &str) -> bool {
+    created_by == p.user_id || matches!(p.role, Role::Owner | Role::Admin)
 }
 
 impl crate::service::Service {
-    /// The team's batches waiting for download, for a person whose role may generate codes.
+    /// The team's batches waiting for download that the person may take: their own, or every
+    /// one for an owner or admin. Their role must be able to generate codes.
     pub async fn pending_batches(&self, p: &crate::service::Principal) -> Result<Vec<PendingBatch>> {
         if !p.can(Ability::AccessCodeCreate) {
             return Err(Error::missing(Ability::AccessCodeCreate));
@@ -198,17 +208,21 @@ impl crate::service::Service {
         let rows = store::downloads_of_team(&mut conn, &p.team_id).await?;
         Ok(rows
             .into_iter()
-            .filter(|(_, project, _, _)| project.as_deref().is_none_or(|pid| p.sees_project(pid)))
-            .map(|(job_id, _, input, kept_since)| PendingBatch {
-                job_id,
-                quantity: serde_json::from_str::<GenerateInput>(&input).map_or(0, |i| i.quantity),
-                kept_since,
+            .filter(|b| b.project_id.as_deref().is_none_or(|pid| p.sees_project(pid)))
+            .filter(|b| may_download(p, &b.created_by))
+            .map(|b| PendingBatch {
+                quantity: serde_json::from_str::<GenerateInput>(&b.input).map_or(0, |i| i.quantity),
+                generated_by: (b.created_by != p.user_id).then_some(b.created_by_email),
+                job_id: b.job_id,
+                kept_since: b.kept_since,
             })
             .collect())
     }
 
-    /// The one download of a batch's clear codes: taken out of the database and audited
-    /// (`access_codes.downloaded`) in one transaction; a second download finds nothing.
+    /// The one download of a batch's clear codes, by its creator or an owner or admin of the
+    /// team: taken out of the database and audited (`access_codes.downloaded`, naming the creator
+    /// and the role when it is another person's batch) in one transaction; a second download
+    /// finds nothing. Anyone else gets what a batch that does not exist gets.
     pub async fn download_batch(
         &self,
         p: &crate::service::Principal,
@@ -220,16 +234,21 @@ impl crate::service::Service {
         }
         let job_id = crate::domain::ids::parse_id(job_id)?;
         let mut tx = self.db().begin_write().await?;
-        let (codes, project) = store::take_download(&mut tx, &p.team_id, &job_id)
+        let (project, created_by) = store::find_download(&mut tx, &p.team_id, &job_id)
             .await?
             .ok_or(Error::NotFound)?;
-        if project.as_deref().is_some_and(|pid| !p.sees_project(pid)) {
+        if project.as_deref().is_some_and(|pid| !p.sees_project(pid)) || !may_download(p, &created_by) {
             return Err(Error::NotFound);
         }
+        let codes = store::take_download(&mut tx, &job_id).await?.ok_or(Error::NotFound)?;
         let codes: Vec<String> = serde_json::from_str(&codes).map_err(|e| Error::Internal(e.into()))?;
+        let mut properties = serde_json::json!({"quantity": codes.len()});
+        if created_by != p.user_id {
+            properties["others_batch"] = serde_json::json!({"created_by": created_by, "as_role": p.role.as_str()});
+        }
         let mut entry = crate::domain::audit::AuditDraft::system("access_codes.downloaded", Some(p.team_id.clone()))
             .subject("job", &job_id)
-            .properties(serde_json::json!({"quantity": codes.len()}));
+            .properties(properties);
         entry.actor_kind = p.actor;
         entry.causer_id = Some(p.user_id.clone());
         entry.token_id = p.token_id().map(str::to_owned);

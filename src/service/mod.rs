@@ -80,6 +80,8 @@ pub struct Inner {
     batch: batch::Batcher,
     /// A token ID that exists, looked up instead of an unknown one (see [`auth`]).
     decoy_token: std::sync::OnceLock<String>,
+    /// Password verifications running at once (see [`sessions`]).
+    password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl Service {
@@ -97,6 +99,7 @@ impl Service {
             jobs_waiting,
             auth_failures,
             decoy_token: std::sync::OnceLock::new(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(sessions::concurrent_password_checks())),
         }))
     }
 

@@ -1,6 +1,11 @@
 //! Dashboard sessions: sign-in with an argon2id password, a random session secret in a cookie
 //! (only its SHA-256 stored), a CSRF token tied to the session, sign-out. A session resolves to
 //! a [`Principal`] with no token: the user's live role in the session's team, actor `human`.
+//!
+//! argon2 takes tens of milliseconds of CPU and 19 MiB per verification, so it runs on Tokio's
+//! blocking pool, at most [`concurrent_password_checks`] at once: a burst of sign-ins waits for a
+//! permit instead of holding the async workers that serve every other request. (The surface
+//! limits failed sign-ins before calling here; see `http::sign_in_limits`.)
 
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -34,6 +39,12 @@ fn digest(secret: &str) -> String {
 const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Vt3fIn3v1cD0rY1gFZ1dVf2x3QjC0Hk2bq3sR3Vq1Yc";
 
+/// How many passwords are verified at once: half the cores (at least one), so that sign-ins,
+/// however many arrive, leave the other half to the requests of everyone else.
+pub fn concurrent_password_checks() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 fn password_matches(hash: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(hash).is_ok_and(|parsed| {
@@ -52,14 +63,13 @@ impl Service {
         let mut conn = self.db.pool().acquire().await?;
         let found = store::credentials(&mut conn, &email).await?;
         let hash = found.as_ref().and_then(|(_, h)| h.clone());
-        // Always one argon2 verification, against a decoy when there is no user or no password.
-        let matches = password_matches(hash.as_deref().unwrap_or(DECOY_HASH), password) && hash.is_some();
         let user_id = found.map(|(id, _)| id);
         let team_id = match &user_id {
             Some(u) => store::first_team(&mut conn, u).await?,
             None => None,
         };
         drop(conn);
+        let matches = self.verify_password(hash, password).await?;
         let (Some(user_id), Some(team_id), true) = (user_id.clone(), team_id.clone(), matches) else {
             let mut entry = AuditDraft::system("session.login_failed", team_id);
             entry.actor_kind = ActorKind::Human;
@@ -91,6 +101,29 @@ impl Service {
         tx.commit().await?;
         let session = self.session(&secret).await?.ok_or(Error::AuthenticationRequired)?;
         Ok((secret, session))
+    }
+
+    /// Always one argon2 verification, against a decoy when there is no user or no password (so
+    /// both cost the same time), on the blocking pool and within the limit of checks at once.
+    async fn verify_password(&self, hash: Option<String>, password: &str) -> Result<bool> {
+        // The permit moves into the blocking task, so a request abandoned while it waits for
+        // the verification (its 30 s budget) does not free a permit still in use.
+        let permit = self
+            .password_checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Internal(e.into()))?;
+        let has_hash = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DECOY_HASH.to_owned());
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            password_matches(&hash, &password)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.into()))?;
+        Ok(matches && has_hash)
     }
 
     /// The live session of a cookie secret: not revoked, not expired, its user still in its

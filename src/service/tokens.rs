@@ -215,10 +215,7 @@ impl Service {
         if let Some(ms) = req.expires_in_ms
             && !(1..=MAX_LIFETIME_MS).contains(&ms)
         {
-            return Err(Error::field(
-                "expires_in",
-                format!("must be from 1 minute to {} days", MAX_LIFETIME_MS / DAY_MS),
-            ));
+            return Err(lifetime_refused());
         }
         let secret = TokenSecret::generate(self.config.env);
         let now = now_ms();
@@ -380,6 +377,30 @@ impl Service {
         let rows = store::list(&mut conn, email.as_deref(), team_id).await?;
         Ok(rows)
     }
+}
+
+/// The refusal of a lifetime out of bounds, whichever surface gave it.
+fn lifetime_refused() -> Error {
+    Error::field(
+        "expires_in",
+        format!("must be from 1 minute to {} days", MAX_LIFETIME_MS / DAY_MS),
+    )
+}
+
+/// A lifetime given as a whole number of days (the dashboard's form field), in milliseconds for
+/// [`MintRequest::expires_in_ms`]; empty is none (the token never expires). The bounds are
+/// [`Service::mint_token`]'s; a number of days whose milliseconds do not fit, or anything that
+/// is not a number, is refused the same way, never wrapped or read as "never".
+pub fn lifetime_of_days(days: &str) -> Result<Option<i64>> {
+    let days = days.trim();
+    if days.is_empty() {
+        return Ok(None);
+    }
+    days.parse::<i64>()
+        .ok()
+        .and_then(|d| d.checked_mul(DAY_MS))
+        .map(Some)
+        .ok_or_else(lifetime_refused)
 }
 
 /// Parses `30d`, `12h`, `45m` into milliseconds.

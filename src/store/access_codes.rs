@@ -113,13 +113,25 @@ pub async fn delete_of_job(conn: &mut Conn, job_id: &str) -> sqlx::Result<u64> {
         .map(|r| r.rows_affected())
 }
 
-/// The clear batches a team's jobs left for download: job id, project id, quantity, kept since.
-pub async fn downloads_of_team(
-    conn: &mut Conn,
-    team_id: &str,
-) -> sqlx::Result<Vec<(String, Option<String>, String, i64)>> {
+/// A clear batch a team's job left for download.
+#[derive(Debug, FromRow)]
+pub struct KeptBatch {
+    pub job_id: String,
+    pub project_id: Option<String>,
+    /// The job's input (its quantity is there).
+    pub input: String,
+    pub kept_since: i64,
+    /// Who generated it: the job's user, and their email.
+    pub created_by: String,
+    pub created_by_email: String,
+}
+
+/// The clear batches a team's jobs left for download, newest first.
+pub async fn downloads_of_team(conn: &mut Conn, team_id: &str) -> sqlx::Result<Vec<KeptBatch>> {
     sqlx::query_as(
-        "SELECT j.id, j.project_id, j.input, d.created_at FROM access_code_downloads d JOIN jobs j ON j.id = d.job_id \
+        "SELECT j.id AS job_id, j.project_id, j.input, d.created_at AS kept_since, \
+         j.created_by_user_id AS created_by, u.email AS created_by_email \
+         FROM access_code_downloads d JOIN jobs j ON j.id = d.job_id JOIN users u ON u.id = j.created_by_user_id \
          WHERE j.team_id = $1 ORDER BY d.created_at DESC",
     )
     .bind(team_id)
@@ -127,26 +139,27 @@ pub async fn downloads_of_team(
     .await
 }
 
-/// Takes a batch's clear codes out of the database: the one download. `None` when there is no
-/// batch (already downloaded, expired, or not this team's).
-pub async fn take_download(
+/// Whose batch `job_id` is, if it is still kept and the team's: its project and its creator.
+pub async fn find_download(
     conn: &mut Conn,
     team_id: &str,
     job_id: &str,
-) -> sqlx::Result<Option<(String, Option<String>)>> {
-    let found: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT d.codes, j.project_id FROM access_code_downloads d JOIN jobs j ON j.id = d.job_id \
+) -> sqlx::Result<Option<(Option<String>, String)>> {
+    sqlx::query_as(
+        "SELECT j.project_id, j.created_by_user_id FROM access_code_downloads d JOIN jobs j ON j.id = d.job_id \
          WHERE d.job_id = $1 AND j.team_id = $2",
     )
     .bind(job_id)
     .bind(team_id)
     .fetch_optional(&mut *conn)
-    .await?;
-    if found.is_some() {
-        sqlx::query("DELETE FROM access_code_downloads WHERE job_id = $1")
-            .bind(job_id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(found)
+    .await
+}
+
+/// Takes a batch's clear codes out of the database: the one download. One statement, so of two
+/// downloads at once only one gets the codes; `None` when they are gone.
+pub async fn take_download(conn: &mut Conn, job_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("DELETE FROM access_code_downloads WHERE job_id = $1 RETURNING codes")
+        .bind(job_id)
+        .fetch_optional(&mut *conn)
+        .await
 }

@@ -95,6 +95,17 @@ pub async fn take(pool: &AnyPool, key: Option<(&str, Quota)>, block_key: Option<
     Ok(Verdict { blocked, refused })
 }
 
+/// Gives one call of `quota` back to the bucket `key` (a call taken and then not counted). A
+/// bucket whose state falls into the past is full, however far into it.
+pub async fn give_back(pool: &AnyPool, key: &str, quota: Quota) -> sqlx::Result<()> {
+    sqlx::query("UPDATE rate_limits SET tat = tat - $2 WHERE key = $1")
+        .bind(key)
+        .bind(quota.interval_us)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 /// Locks `block_key` out for `for_us` from now (or longer, if it already is).
 pub async fn block(pool: &AnyPool, block_key: &str, for_us: i64) -> sqlx::Result<()> {
     sqlx::query(

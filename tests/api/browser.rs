@@ -735,9 +735,10 @@ async fn a_person_of_another_team_sees_none_of_this_teams_tokens_or_entries() {
     let w = app.world().await;
     person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
     person(&app, &w.team_b, "rival@memberpass.test", Role::Owner).await;
+    // The manager's own batch: only its creator (or an owner or admin) sees and takes it.
     let token_a = app
         .mint(
-            crate::helpers::OWNER_A,
+            "dash@memberpass.test",
             &w.team_a,
             &[Ability::AccessCodeCreate, Ability::ProjectViewAny],
             &[],
@@ -757,7 +758,7 @@ async fn a_person_of_another_team_sees_none_of_this_teams_tokens_or_entries() {
         return;
     };
 
-    // Team A's manager sees the batch waiting for its one download.
+    // Team A's manager sees their batch waiting for its one download.
     b.sign_in("dash@memberpass.test").await;
     b.goto("/settings/access-codes").await;
     assert!(b.text().await.contains(job.body["data"]["id"].as_str().unwrap()));

@@ -24,7 +24,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -178,7 +178,7 @@ async fn forms_from_another_site_or_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test]
-async fn failed_sign_ins_are_limited_per_account() {
+async fn failed_sign_ins_are_limited_per_account_and_address() {
     let app = spawn_with(|c| c.rate_limit_auth_failures = 3).await;
     let w = app.world().await;
     person(&app, &w.team_a, "dash@memberpass.test", Role::Viewer).await;
@@ -428,6 +428,49 @@ async fn nobody_revokes_or_rotates_a_token_that_is_not_theirs() {
 }
 
 #[tokio::test]
+async fn an_expiry_out_of_range_or_not_a_number_is_refused_never_wrapped() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let cookie = cookie(&app, "dash@memberpass.test").await;
+    let csrf = csrf_of(&page(&app, "/settings/tokens", &cookie).await.text().await.unwrap());
+    let tokens = app.count("tokens").await;
+    // 2^54 + 30 days: its milliseconds wrapped to 30 days. Then i64::MAX days, the largest
+    // number of days whose milliseconds fit and are still too long, out of range, not numbers.
+    let too_long = (i64::MAX / (24 * 60 * 60 * 1000)).to_string();
+    for expires in [
+        "18014398509482014",
+        "9223372036854775807",
+        too_long.as_str(),
+        "3651",
+        "0",
+        "-30",
+        "thirty",
+        "30.5",
+    ] {
+        let res = post_form(
+            &app,
+            "/settings/tokens",
+            &cookie,
+            &[
+                ("csrf", &csrf),
+                ("name", "laptop"),
+                ("ability", "project:view-any"),
+                ("expires", expires),
+            ],
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "expires={expires}");
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("Not minted: expires_in must be from 1 minute to 3650 days."),
+            "expires={expires}: {html}"
+        );
+    }
+    assert_eq!(app.count("tokens").await, tokens, "nothing was minted");
+}
+
+#[tokio::test]
 async fn the_activity_log_filters_pages_and_exports_the_teams_entries_only() {
     let app = spawn_app().await;
     let w = app.world().await;
@@ -546,30 +589,14 @@ async fn the_leaked_token_playbook_walks_from_revocation_to_replacement() {
 async fn a_batch_of_clear_codes_is_downloaded_once_by_someone_who_may_generate_them() {
     let app = spawn_with(|c| c.run_jobs = false).await;
     let w = app.world().await;
-    let owner = app
-        .mint(
-            crate::helpers::OWNER_A,
-            &w.team_a,
-            &[Ability::AccessCodeCreate, Ability::AccessCodeViewAny],
-            &[],
-        )
-        .await;
-    let job = app
-        .post(
-            &format!("/v1/plans/{}/access-codes", w.plan),
-            &owner,
-            serde_json::json!({"quantity": 5}),
-        )
-        .await;
-    let job = job.body["data"]["id"].as_str().unwrap().to_owned();
-    while app.service.try_run_one_job().await.unwrap() {}
+    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
+    let (owner, job) = generate_codes(&app, &w, "dash@memberpass.test", 5).await;
     person(&app, &w.team_a, "viewer2@memberpass.test", Role::Viewer).await;
     let viewer = cookie(&app, "viewer2@memberpass.test").await;
     assert_eq!(
         page(&app, "/settings/access-codes", &viewer).await.status(),
         StatusCode::FORBIDDEN
     );
-    person(&app, &w.team_a, "dash@memberpass.test", Role::Manager).await;
     let dash = cookie(&app, "dash@memberpass.test").await;
     let html = page(&app, "/settings/access-codes", &dash).await.text().await.unwrap();
     assert!(html.contains(&job) && html.contains("<strong>once</strong>"));
@@ -622,6 +649,114 @@ async fn a_batch_of_clear_codes_is_downloaded_once_by_someone_who_may_generate_t
     let audited = entries(&app, "access_codes.downloaded").await;
     assert_eq!(audited.len(), 1);
     assert_eq!(audited[0].0, "human");
+}
+
+/// A batch of `quantity` clear codes generated through REST by `email` (a token of theirs that may
+/// generate and list codes); returns the token and the batch's job id.
+async fn generate_codes(app: &TestApp, w: &crate::helpers::World, email: &str, quantity: u32) -> (String, String) {
+    let token = app
+        .mint(
+            email,
+            &w.team_a,
+            &[Ability::AccessCodeCreate, Ability::AccessCodeViewAny],
+            &[],
+        )
+        .await;
+    let job = app
+        .post(
+            &format!("/v1/plans/{}/access-codes", w.plan),
+            &token,
+            serde_json::json!({"quantity": quantity}),
+        )
+        .await;
+    assert_eq!(job.status, 202, "{:#}", job.body);
+    let job = job.body["data"]["id"].as_str().unwrap().to_owned();
+    while app.service.try_run_one_job().await.unwrap() {}
+    (token, job)
+}
+
+async fn download(app: &TestApp, cookie: &str, job: &str) -> reqwest::Response {
+    let csrf = csrf_of(&page(app, "/settings/tokens", cookie).await.text().await.unwrap());
+    post_form(
+        app,
+        &format!("/settings/access-codes/{job}/download"),
+        cookie,
+        &[("csrf", &csrf)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn only_its_creator_or_an_owner_or_admin_takes_a_batch_and_an_admin_taking_anothers_is_audited() {
+    let app = spawn_with(|c| c.run_jobs = false).await;
+    let w = app.world().await;
+    for (email, role) in [
+        ("maker@memberpass.test", Role::Manager),
+        ("peer@memberpass.test", Role::Manager),
+        ("boss@memberpass.test", Role::Admin),
+    ] {
+        person(&app, &w.team_a, email, role).await;
+    }
+    let (_, first) = generate_codes(&app, &w, "maker@memberpass.test", 5).await;
+    let (_, second) = generate_codes(&app, &w, "maker@memberpass.test", 3).await;
+    let (maker, peer, boss) = (
+        cookie(&app, "maker@memberpass.test").await,
+        cookie(&app, "peer@memberpass.test").await,
+        cookie(&app, "boss@memberpass.test").await,
+    );
+
+    // Another manager, whose role may generate codes too: the batch does not exist for them.
+    let listed = page(&app, "/settings/access-codes", &peer).await.text().await.unwrap();
+    assert!(!listed.contains(&first) && !listed.contains(&second));
+    let taken = download(&app, &peer, &first).await;
+    assert_eq!(taken.status(), StatusCode::NOT_FOUND);
+    let gone = download(&app, &peer, "0190a5e2-0000-7000-8000-000000000000").await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        taken.text().await.unwrap(),
+        gone.text().await.unwrap(),
+        "the same answer as a batch that does not exist"
+    );
+    assert_eq!(app.count("access_code_downloads").await, 2, "nothing was taken");
+
+    // Its creator takes their own.
+    let listed = page(&app, "/settings/access-codes", &maker).await.text().await.unwrap();
+    assert!(listed.contains(&first) && listed.contains(&second));
+    let own = download(&app, &maker, &second).await;
+    assert_eq!(own.status(), 200);
+    assert_eq!(own.text().await.unwrap().lines().skip(1).count(), 3);
+
+    // An admin sees whose batch it is and takes it; the entry says it was another's.
+    let listed = page(&app, "/settings/access-codes", &boss).await.text().await.unwrap();
+    assert!(listed.contains(&first) && listed.contains("maker@memberpass.test"));
+    let admins = download(&app, &boss, &first).await;
+    assert_eq!(admins.status(), 200);
+    assert_eq!(admins.text().await.unwrap().lines().skip(1).count(), 5);
+    assert_eq!(download(&app, &maker, &first).await.status(), StatusCode::NOT_FOUND);
+
+    let maker_id: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind("maker@memberpass.test")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT subject_id, properties FROM audit_log WHERE event = 'access_codes.downloaded' ORDER BY seq",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    let audited: Vec<(String, serde_json::Value)> = audited
+        .into_iter()
+        .map(|(job, p)| (job, serde_json::from_str(&p).unwrap()))
+        .collect();
+    assert_eq!(audited.len(), 2);
+    assert_eq!(audited[0].0, second);
+    assert!(audited[0].1.get("others_batch").is_none(), "{}", audited[0].1);
+    assert_eq!(audited[1].0, first);
+    assert_eq!(
+        audited[1].1["others_batch"],
+        serde_json::json!({"created_by": maker_id, "as_role": "admin"})
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod browser;
 mod catalog;
 mod cli;
 mod dashboard;
+mod dashboard_sign_in;
 mod demo;
 mod durability;
 mod faults;
