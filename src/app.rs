@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use hyper_util::rt::TokioTimer;
 
 use crate::domain::token::TokenEnv;
-use crate::http::limits::{Limits, PerMinute};
-use crate::http::{AppState, HttpConfig, make_service, router};
+use crate::web::limits::{Limits, PerMinute};
+use crate::web::{AppState, HttpConfig, make_service, router};
 use crate::service::{Service, ServiceConfig};
 use crate::store::{Backend, Db};
 
@@ -93,7 +93,7 @@ impl Application {
         }
         let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
         db.migrate().await?;
-        db.check_writable().await.context(
+        crate::store::audit::check_writable(&db).await.context(
             "the database cannot be written (a read-only file or file system, or a read-only \
              PostgreSQL): every call writes an audit entry, so MemberPass cannot serve",
         )?;
@@ -128,7 +128,7 @@ impl Application {
             Backend::Sqlite => Limits::in_memory(per_minute),
         });
         limits.spawn_sweeper();
-        let state = AppState::new(crate::http::Shared {
+        let state = AppState::new(crate::web::Shared {
             service: service.clone(),
             limits: limits.clone(),
             http: Arc::new(HttpConfig {
@@ -144,7 +144,7 @@ impl Application {
             }),
             requests: Default::default(),
         });
-        crate::http::request_log::spawn_summary(&state.requests);
+        crate::web::request_log::spawn_summary(&state.requests);
         Ok(Application {
             addr,
             public_url,

@@ -3,11 +3,9 @@
 
 pub mod app;
 pub mod cli;
-pub mod dashboard;
 pub mod domain;
-pub mod http;
-pub mod mcp;
 pub mod scan;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod web;

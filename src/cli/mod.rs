@@ -335,7 +335,7 @@ async fn stop_signal() {
 fn print_demo(g: &Global, demo: &crate::service::demo::DemoLogin, url: &str) {
     let token = demo.token.secret.expose_secret();
     let abilities = demo.token.row.ability_names();
-    let claude = crate::mcp::clients::claude_desktop(url, token);
+    let claude = crate::web::mcp::clients::claude_desktop(url, token);
     if g.json {
         println!(
             "{}",

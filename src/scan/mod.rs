@@ -4,7 +4,7 @@
 //!
 //! `grammar` is the pure part (what a token is, where it stands on its own), `stream` the same
 //! over chunks; `content` says what a file holds; `file` streams one file through the grammar;
-//! `walk` and `places` say which files; `redact`, `revoke` and `report` act on what was found;
+//! `walk` and `places` say which files; `redact`, `revoke` and `report` act on what was found (`shown` prints a path safely);
 //! `command` runs it all.
 
 pub mod command;
@@ -15,6 +15,7 @@ pub mod places;
 pub mod redact;
 pub mod report;
 pub mod revoke;
+pub mod shown;
 pub mod stream;
 pub mod walk;
 

@@ -1,6 +1,6 @@
 //! What `memberpass scan` tells the user: one line per finding (as each file is done), per file
 //! redacted and per token revoked, or one JSON document with `--json`. A token appears only as
-//! `mpt_<env>_<id>`: its secret part is never printed. A path is printed through [`shown`], so a
+//! `mpt_<env>_<id>`: its secret part is never printed. A path is printed through [`shown`](super::shown), so a
 //! file name cannot forge a line or drive the terminal.
 
 use std::io::{self, Write};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::redact::Redacted;
 use super::revoke::Answer;
-use crate::domain::text::is_deceptive;
+use super::shown::shown;
 use crate::domain::token::TokenSecret;
 
 /// A token in a file.
@@ -42,25 +42,6 @@ pub fn public_name(token: &TokenSecret) -> String {
 /// A problem with one path; never fatal. Goes to stderr in both modes.
 pub fn warn(path: &Path, why: impl std::fmt::Display) {
     eprintln!("warning: {}: {why}", shown(path));
-}
-
-/// A path as printed for a person: control characters (C0, DEL, C1) and the invisible ones that
-/// reorder or hide text (bidi controls, zero-width characters) become escapes (`\n`, `\u{1b}`),
-/// so a file name cannot start a line of its own, move the cursor or read as another name.
-/// Bytes that are not UTF-8 show as U+FFFD. (JSON needs none of this: serde escapes them.)
-pub fn shown(path: &Path) -> String {
-    let lossy = path.to_string_lossy();
-    let mut out = String::with_capacity(lossy.len());
-    for c in lossy.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_deceptive(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 impl Report {
@@ -226,16 +207,6 @@ mod tests {
         assert!(doc.get("redacted").is_none());
         assert!(!doc.to_string().contains(&token.expose_secret()[22..]));
         assert_eq!(public_name(&token), format!("mpt_test_{}", token.id()));
-    }
-
-    #[test]
-    fn printed_paths_escape_what_a_terminal_would_act_on() {
-        let name = "a\nb\rc\td\x1b[2K\u{7f}\u{9b}\u{202e}\u{200b}é 中.log";
-        assert_eq!(
-            shown(Path::new(name)),
-            "a\\nb\\rc\\td\\u{1b}[2K\\u{7f}\\u{9b}\\u{202e}\\u{200b}é 中.log"
-        );
-        assert_eq!(shown(Path::new("/home/me/logs/app.log")), "/home/me/logs/app.log");
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Iterator for Walk {
                 let why = match fs::read_link(&path) {
                     Ok(target) => format!(
                         "a symlink (not followed); to scan it, name its target {}",
-                        super::report::shown(&target)
+                        super::shown::shown(&target)
                     ),
                     Err(_) => "a symlink (not followed)".to_owned(),
                 };

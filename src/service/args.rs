@@ -70,12 +70,6 @@ pub struct PageArgs {
     pub limit: Option<Limit>,
 }
 
-impl PageArgs {
-    pub fn page(&self) -> super::page::Page {
-        super::page::Page::of(self.page, self.limit)
-    }
-}
-
 /// Reads an operation's arguments. A field that is missing, unknown, of the wrong type or out of
 /// range is `VALIDATION_FAILED` naming it; a malformed id is `RESOURCE_NOT_FOUND`; and a
 /// well-formed token anywhere in the arguments is refused rather than stored where it would

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::args::{Limit, PageNo};
+use super::args::{Limit, PageArgs, PageNo};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
@@ -13,6 +13,12 @@ pub struct Page {
 impl Default for Page {
     fn default() -> Self {
         Page { page: 1, limit: 25 }
+    }
+}
+
+impl PageArgs {
+    pub fn page(&self) -> Page {
+        Page::of(self.page, self.limit)
     }
 }
 

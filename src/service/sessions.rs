@@ -5,7 +5,7 @@
 //! argon2 takes tens of milliseconds of CPU and 19 MiB per verification, so it runs on Tokio's
 //! blocking pool, at most [`concurrent_password_checks`] at once: a burst of sign-ins waits for a
 //! permit instead of holding the async workers that serve every other request. (The surface
-//! limits failed sign-ins before calling here; see `http::sign_in_limits`.)
+//! limits failed sign-ins before calling here; see `web::limits::sign_in`.)
 
 use serde_json::json;
 use sha2::{Digest, Sha256};

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Conn, now_ms};
+use super::{Conn, Db, now_ms};
 use crate::domain::audit::{AuditDraft, redact};
 use crate::domain::ids::new_id;
 use crate::domain::text;
@@ -258,6 +258,15 @@ impl AuditRow {
         row.hash = row.compute_hash();
         row
     }
+}
+
+/// Whether this process can write: a transaction that takes the audit chain's lock, then rolls
+/// back. Every call writes an audit entry, so a database that cannot be written (a read-only file
+/// or file system, a read-only PostgreSQL) cannot serve anything.
+pub async fn check_writable(db: &Db) -> sqlx::Result<()> {
+    let mut tx = db.begin_write().await?;
+    lock_head(&mut tx).await?;
+    tx.rollback().await
 }
 
 /// Filters of `GET /v1/activity` (all optional, ANDed).

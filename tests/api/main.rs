@@ -14,6 +14,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod layout;
 mod leaks;
 mod matrix;
 mod mcp;

@@ -248,7 +248,7 @@ async fn serve_speaks_tls_with_a_self_signed_certificate() {
 #[test]
 fn the_readme_lists_the_mcp_tools_as_registered() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let tools = memberpass::mcp::tools::catalog_json();
+    let tools = memberpass::web::mcp::tools::catalog_json();
     let mut table = vec![
         "| tool | title | ability | hints |".to_owned(),
         "|---|---|---|---|".to_owned(),
@@ -402,11 +402,11 @@ fn the_checked_in_catalogs_match_the_code() {
     let generated = [
         (
             "openapi.json",
-            memberpass::http::openapi::openapi_json("http://127.0.0.1:8080"),
+            memberpass::web::openapi::openapi_json("http://127.0.0.1:8080"),
         ),
         ("abilities.json", memberpass::domain::ability::catalog_json()),
         ("error-codes.json", memberpass::domain::error::catalog_json()),
-        ("mcp-tools.json", memberpass::mcp::tools::catalog_json()),
+        ("mcp-tools.json", memberpass::web::mcp::tools::catalog_json()),
     ];
     for (name, value) in generated {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);

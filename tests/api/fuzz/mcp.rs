@@ -76,7 +76,7 @@ fn params(ctx: &Ctx) -> BoxedStrategy<(String, Option<Value>)> {
             .boxed()
         })
         .collect();
-    let uris: Vec<String> = memberpass::mcp::tools::RESOURCES
+    let uris: Vec<String> = memberpass::web::mcp::tools::RESOURCES
         .iter()
         .map(|(u, _, _)| u.to_string())
         .collect();

@@ -96,7 +96,7 @@ impl Harness {
             ];
             (app, world, job, token, pool)
         });
-        let openapi = memberpass::http::openapi::openapi_json("http://fuzz.invalid");
+        let openapi = memberpass::web::openapi::openapi_json("http://fuzz.invalid");
         let mut documented = HashMap::new();
         for item in openapi["paths"].as_object().unwrap().values() {
             for op in item.as_object().unwrap().values() {

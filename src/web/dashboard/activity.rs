@@ -9,10 +9,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value};
 
-use super::{current, error_page, field_errors, internal_error};
+use super::pages::{error_page, field_errors, internal_error};
+use super::session::{current};
 use crate::domain::error::Error;
-use crate::http::AppState;
-use crate::http::extract::request_ctx;
+use crate::web::AppState;
+use crate::web::extract::request_ctx;
 use crate::service::catalog;
 use crate::service::op::Input;
 
@@ -64,7 +65,7 @@ struct EntryView {
 #[derive(Template, WebTemplate)]
 #[template(path = "activity.html")]
 struct ActivityPage {
-    nav: Option<super::Nav>,
+    nav: Option<super::pages::Nav>,
     error: Option<String>,
     filters: Vec<Filter>,
     query: String,
@@ -255,7 +256,7 @@ pub async fn page(State(s): State<AppState>, req: Request) -> Response {
                 StatusCode::OK
             };
             let page = ActivityPage {
-                nav: super::Nav::of(&s, &session, "activity").await,
+                nav: super::pages::Nav::of(&s, &session, "activity").await,
                 error,
                 filters: FILTERS
                     .iter()

@@ -1,14 +1,5 @@
-//! The HTTP surface: router, middleware, and the application that binds and serves it.
-
-pub mod error;
-pub mod extract;
-mod leaks;
-pub mod limits;
-mod meta;
-pub mod openapi;
-pub mod request_log;
-pub mod rest;
-pub mod sign_in_limits;
+//! The one router: every surface's routes merged, then the layers every request passes (request
+//! id and log, panic and timeout answers in the §4 envelope, body and header limits).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,50 +10,10 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
+use super::error::{self, ApiError, REQUEST_SCOPE, RequestScope};
+use super::state::AppState;
+use super::{dashboard, leaks, mcp, meta, request_log, rest};
 use crate::domain::error::ErrorCode;
-use crate::service::Service;
-use error::{ApiError, REQUEST_SCOPE, RequestScope};
-use limits::Limits;
-
-#[derive(Clone, Debug)]
-pub struct HttpConfig {
-    /// Trust the last `X-Forwarded-For` hop as the client address.
-    pub behind_proxy: bool,
-    pub public_url: String,
-    /// How long one request may take before it is abandoned (its transaction rolls back).
-    pub request_timeout: std::time::Duration,
-    /// The browser origins `/mcp` accepts: the public URL's, and `--allowed-origin`'s; requests
-    /// without one always pass.
-    pub allowed_origins: Vec<String>,
-    /// The `Host` names `/mcp` answers to: the public URL's host and the loopback names.
-    pub mcp_hosts: Vec<String>,
-}
-
-/// What every handler and middleware is given: one pointer, so the per-request clones axum makes
-/// cost one atomic increment each.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl AppState {
-    pub fn new(shared: Shared) -> Self {
-        AppState(Arc::new(shared))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-pub struct Shared {
-    pub service: Service,
-    pub limits: Arc<Limits>,
-    pub http: Arc<HttpConfig>,
-    /// What the request log has counted since its last summary.
-    pub requests: Arc<request_log::RequestCounts>,
-}
 
 pub fn router(state: AppState) -> Router {
     let scope = ScopeState {
@@ -71,8 +22,8 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(rest::routes(crate::service::catalog::all()))
-        .merge(crate::mcp::router(&state, state.http.mcp_hosts.clone()))
-        .merge(crate::dashboard::router(&state))
+        .merge(mcp::router(&state, state.http.mcp_hosts.clone()))
+        .merge(dashboard::router(&state))
         .merge(meta::router())
         .merge(leaks::router())
         .route_layer(middleware::from_fn(tag_route))

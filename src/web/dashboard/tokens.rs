@@ -7,11 +7,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
-use super::{Nav, all_of, checked_form, current, error_page, field_errors, internal_error, refused};
+use super::pages::{Nav, error_page, field_errors, internal_error, refused};
+use super::session::{all_of, checked_form, current};
 use crate::domain::audit::RequestCtx;
-use crate::http::AppState;
-use crate::http::extract::request_ctx;
-use crate::mcp::clients;
+use crate::web::AppState;
+use crate::web::extract::request_ctx;
+use crate::web::mcp::clients;
 use crate::service::catalog;
 use crate::service::op::Input;
 use crate::service::sessions::Session;

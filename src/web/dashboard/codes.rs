@@ -6,13 +6,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{checked_form, current, error_page, internal_error, refused};
-use crate::http::AppState;
+use super::pages::{error_page, internal_error, refused};
+use super::session::{checked_form, current};
+use crate::web::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "access_codes.html")]
 pub(super) struct AccessCodesPage {
-    nav: Option<super::Nav>,
+    nav: Option<super::pages::Nav>,
     csrf: String,
     /// Batch (job) id, codes, generated when, by whom ("you" for the person's own).
     batches: Vec<(String, i64, String, String)>,
@@ -24,7 +25,7 @@ pub(super) async fn access_codes_page(State(s): State<AppState>, headers: Header
     };
     match s.service.pending_batches(&session.principal).await {
         Ok(batches) => AccessCodesPage {
-            nav: super::Nav::of(&s, &session, "access-codes").await,
+            nav: super::pages::Nav::of(&s, &session, "access-codes").await,
             csrf: session.csrf.clone(),
             batches: batches
                 .into_iter()

@@ -19,8 +19,7 @@ use crate::domain::audit::ActorKind;
 use crate::domain::error::{Error, Result};
 use crate::service::op::{Done, Input, Op, Spec, Verb};
 
-/// The largest JSON body `/v1` accepts.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use super::limits::MAX_BODY_BYTES;
 
 /// One route per operation, each answered by [`handle`].
 pub fn routes(ops: impl IntoIterator<Item = &'static dyn Op>) -> Router<AppState> {

@@ -1,91 +1,15 @@
-//! Rate limits (SPEC §8): per token for REST and MCP, and failed authentications per client IP
-//! (the dashboard's sign-ins have buckets of their own, [`super::sign_in_limits`]).
-//!
-//! On SQLite (one process) the buckets live in memory; on PostgreSQL they live in the database,
-//! shared by every replica (`store::limits`), so a limit holds however a load balancer spreads
-//! the calls. Nothing about revocation lives here.
+//! The limits of SPEC §8: per token for REST and MCP, and failed authentications per client IP,
+//! in memory on SQLite or in PostgreSQL shared by every replica.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sqlx::AnyPool;
 
-use super::sign_in_limits::SignInLimits;
+use super::bucket::{Bucket, Sweeper, Wait, micros_to_seconds, whole_seconds};
+use super::sign_in::SignInLimits;
 use crate::store::limits as shared;
-
-/// Past this many keys a map is swept of entries that no longer matter.
-const SWEEP_ABOVE: usize = 100_000;
-
-/// Lets a sweep run at most once a second, so a map full of live keys (a flood of distinct IPs
-/// or tokens) does not cost a full scan on every request.
-pub(super) struct Sweeper {
-    started: Instant,
-    next_ms: AtomicU64,
-}
-
-impl Sweeper {
-    pub(super) fn new() -> Self {
-        Sweeper {
-            started: Instant::now(),
-            next_ms: AtomicU64::new(0),
-        }
-    }
-
-    pub(super) fn due(&self, len: usize) -> bool {
-        if len <= SWEEP_ABOVE {
-            return false;
-        }
-        let now = self.started.elapsed().as_millis() as u64;
-        let next = self.next_ms.load(Ordering::Relaxed);
-        now >= next
-            && self
-                .next_ms
-                .compare_exchange(next, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    }
-}
-
-/// One limit kept in this process's memory (SQLite: one process serves).
-pub struct Bucket {
-    limiter: Option<DefaultKeyedRateLimiter<String>>,
-    sweeper: Sweeper,
-}
-
-impl Bucket {
-    /// `0` turns the limit off.
-    pub fn per_minute(n: u32) -> Self {
-        Bucket {
-            limiter: NonZeroU32::new(n).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
-            sweeper: Sweeper::new(),
-        }
-    }
-
-    /// `None` when allowed; otherwise the seconds to wait.
-    pub fn check(&self, key: &str) -> Option<u64> {
-        let limiter = self.limiter.as_ref()?;
-        if self.sweeper.due(limiter.len()) {
-            limiter.retain_recent();
-        }
-        match limiter.check_key(&key.to_owned()) {
-            Ok(()) => None,
-            Err(not_until) => Some(whole_seconds(not_until.wait_time_from(DefaultClock::default().now()))),
-        }
-    }
-}
-
-/// Rounded up: a client that waits `Retry-After` seconds is let in.
-pub(super) fn whole_seconds(wait: Duration) -> u64 {
-    wait.as_micros().div_ceil(1_000_000).max(1) as u64
-}
-
-pub(super) fn micros_to_seconds(us: i64) -> u64 {
-    whole_seconds(Duration::from_micros(us.max(0) as u64))
-}
 
 /// The per-minute limits of SPEC §8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,9 +45,6 @@ impl Kind {
         }
     }
 }
-
-/// Why a call is refused: the seconds until it would be allowed.
-pub type Wait = u64;
 
 /// Where the buckets live: this process (SQLite), or PostgreSQL, shared by every replica.
 enum Store {
@@ -296,21 +217,6 @@ impl PerMinute {
             Kind::Mcp => self.mcp,
             Kind::RevokeReports | Kind::PartnerAlerts => self.leak_reports,
             Kind::AuthFailures => self.auth_failures,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_full_map_is_swept_at_most_once_a_second() {
-        let sweeper = Sweeper::new();
-        assert!(!sweeper.due(SWEEP_ABOVE), "small maps are never swept");
-        assert!(sweeper.due(SWEEP_ABOVE + 1));
-        for _ in 0..1000 {
-            assert!(!sweeper.due(SWEEP_ABOVE + 1), "swept twice within a second");
         }
     }
 }

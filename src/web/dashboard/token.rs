@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use super::activity::{entry_kind, event_label, via};
 use super::tokens::MintedPage;
-use super::{checked_form, current, error_page, field_errors, refused};
-use crate::http::AppState;
+use super::pages::{error_page, field_errors, refused};
+use super::session::{checked_form, current};
+use crate::web::AppState;
 use crate::service::catalog;
 use crate::service::op::Input;
 
@@ -30,7 +31,7 @@ struct Row {
 #[derive(Template, WebTemplate)]
 #[template(path = "token.html")]
 struct TokenPage {
-    nav: Option<super::Nav>,
+    nav: Option<super::pages::Nav>,
     id: String,
     name: String,
     abilities: Vec<String>,
@@ -42,7 +43,7 @@ struct TokenPage {
 
 pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    let ctx = crate::http::extract::request_ctx(&parts, s.http.behind_proxy);
+    let ctx = crate::web::extract::request_ctx(&parts, s.http.behind_proxy);
     let Some((_, session)) = current(&s, &headers).await else {
         return Redirect::to("/login").into_response();
     };
@@ -80,7 +81,7 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: He
         .collect();
     let revoked = token.revoked_at.is_some();
     TokenPage {
-        nav: super::Nav::of(&s, &session, "tokens").await,
+        nav: super::pages::Nav::of(&s, &session, "tokens").await,
         abilities: token.ability_names(),
         state: if revoked { "revoked" } else { "active" },
         revoked,
@@ -113,7 +114,7 @@ pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Req
         replaces: Some(old.id.clone()),
     };
     let actor = crate::service::tokens::Actor::person(p, &ctx);
-    let nav = super::Nav::of(&s, &session, "tokens").await;
+    let nav = super::pages::Nav::of(&s, &session, "tokens").await;
     match s.service.mint_token(&actor, request).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         // The role no longer holds one of the old token's abilities: the state forbids it.

@@ -12,10 +12,10 @@ use rmcp::model::ClientJsonRpcMessage;
 use serde_json::{Value, json};
 
 use crate::domain::audit::redact_token_runs;
-use crate::domain::error::Error;
+use crate::domain::error::{Error, ErrorCode};
 use crate::domain::token::contains_token;
-use crate::http::error::ApiError;
-use crate::http::rest::MAX_BODY_BYTES;
+use crate::web::error::{ApiError, current_docs_base, current_request_id};
+use crate::web::limits::MAX_BODY_BYTES;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -27,7 +27,7 @@ pub async fn checked_body(parts: &Parts, body: Body) -> Result<Body, Response> {
         return Ok(body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return Err(super::guard::refusal(
+        return Err(refusal(
             ApiError::from(Error::PayloadTooLarge),
             Value::Null,
         ));
@@ -139,3 +139,27 @@ fn is_json(headers: &HeaderMap) -> bool {
                 .eq_ignore_ascii_case("application/json")
         })
 }
+
+/// The JSON-RPC error code of every refusal at the HTTP layer (SPEC §6).
+const REFUSED: i64 = -32001;
+
+/// A refusal at the HTTP layer as SPEC §6 has it: JSON-RPC error `-32001`, the §4 object in
+/// `data`, the status and headers of its code.
+pub(super) fn refusal(error: ApiError, id: Value) -> Response {
+    let envelope = error.body.envelope(&current_request_id(), &current_docs_base());
+    let message = format!("{}: {}", error.body.code.as_str(), error.body.message);
+    let rpc =
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": REFUSED, "message": message, "data": envelope["error"]}});
+    let status = StatusCode::from_u16(error.body.code.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut res = (status, axum::Json(rpc)).into_response();
+    if error.body.code == ErrorCode::AuthenticationRequired {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(secs) = error.retry_after_secs {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+

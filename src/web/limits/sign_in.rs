@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 
-use super::limits::{Sweeper, Wait, micros_to_seconds, whole_seconds};
+use super::bucket::{Sweeper, Wait, micros_to_seconds, whole_seconds};
 use crate::store::limits as shared;
 
 /// An address may fail this many times as often as it may fail for one account: a few people

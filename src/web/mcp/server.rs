@@ -1,73 +1,31 @@
-//! The MCP surface (SPEC §6): Streamable HTTP at `/mcp` with the official Rust SDK, stateless
-//! with JSON responses so any replica serves any request. Every tool is an operation of the
-//! catalog, called through the same [`Service::call`] as REST: no MCP-specific operation code.
-//!
-//! The HTTP guard ([`guard`]) runs before any JSON-RPC: token, `mcp:full`, the `mcp` bucket,
-//! `Host` and `Origin`. Its refusals are JSON-RPC error bodies with the §4 object in `data`.
+//! The MCP server rmcp runs for each request: the tool list filtered by the caller, each tool
+//! call through the service's one call path, the resources. The caller is the one the guard
+//! authenticated, read from the request.
 
-pub mod clients;
-mod framing;
-mod guard;
-pub mod tools;
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::middleware;
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
     ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::domain::audit::RequestCtx;
 use crate::domain::text;
-use crate::http::AppState;
+use super::guard::Caller;
 use crate::service::op::Input;
-use crate::service::{Principal, Service, catalog};
-
-/// Who is calling and from where, put in the request by the guard for the handler to read.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub principal: Principal,
-    pub ctx: RequestCtx,
-    /// `<public URL>/docs`, for the envelope's `docs_url`.
-    pub docs_base: Arc<str>,
-}
-
-/// `/mcp`: the guard, then rmcp's Streamable HTTP service.
-pub fn router(state: &AppState, allowed_hosts: Vec<String>) -> Router<AppState> {
-    let service = state.service.clone();
-    let config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true)
-        .with_sse_keep_alive(None)
-        // The guard has already checked Host and Origin against the same lists, with
-        // answers a client can show; rmcp's own checks stay on as a second line.
-        .with_allowed_hosts(allowed_hosts)
-        .with_max_request_body_bytes(crate::http::rest::MAX_BODY_BYTES);
-    let mcp = StreamableHttpService::new(
-        move || {
-            Ok(McpServer {
-                service: service.clone(),
-            })
-        },
-        Arc::new(NeverSessionManager::default()),
-        config,
-    );
-    Router::new()
-        .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
-}
+use crate::service::{Service, catalog};
 
 #[derive(Clone)]
 pub struct McpServer {
     service: Service,
+}
+
+impl McpServer {
+    pub(super) fn new(service: Service) -> Self {
+        McpServer { service }
+    }
 }
 
 fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
@@ -115,7 +73,7 @@ impl ServerHandler for McpServer {
         let caller = caller(&context)?;
         let tools = catalog::all()
             .filter(|op| op.spec().ability.is_none_or(|a| caller.principal.can(a)))
-            .map(tools::tool)
+            .map(super::tools::tool)
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);
         // The list depends on the token: never cache it for anyone else.
@@ -145,11 +103,11 @@ impl ServerHandler for McpServer {
                 CallToolResult::structured(output)
             }
             Err(e) => {
-                let body = crate::http::error::ApiError::from(e).body;
+                let body = crate::web::error::ApiError::from(e).body;
                 let request_id = ctx.request_id.clone().unwrap_or_default();
                 let envelope = body.envelope(&request_id, &caller.docs_base);
                 let mut result = CallToolResult::structured_error(envelope);
-                result.content.push(ContentBlock::text(tools::relayable(&body)));
+                result.content.push(ContentBlock::text(super::tools::relayable(&body)));
                 result
             }
         };
@@ -161,7 +119,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let resources = tools::RESOURCES
+        let resources = super::tools::RESOURCES
             .iter()
             .map(|(uri, name, _)| {
                 let mut r = Resource::new(*uri, *name);
@@ -177,7 +135,7 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let Some((uri, _, content)) = tools::RESOURCES.iter().find(|(uri, _, _)| *uri == request.uri) else {
+        let Some((uri, _, content)) = super::tools::RESOURCES.iter().find(|(uri, _, _)| *uri == request.uri) else {
             return Err(McpError::resource_not_found(
                 "no such resource",
                 Some(json!({"uri": request.uri})),

@@ -6,21 +6,19 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{
-    all_of, checked_form, cookie_secret, current, error_page, form, internal_error, refused, same_origin,
-    session_cookie,
-};
+use super::pages::{error_page, internal_error, refused};
+use super::session::{all_of, checked_form, cookie_secret, current, form, same_origin, session_cookie};
 use crate::domain::audit::RequestCtx;
 use crate::domain::error::Error;
-use crate::http::AppState;
-use crate::http::extract::request_ctx;
-use crate::http::limits::Wait;
+use crate::web::AppState;
+use crate::web::extract::request_ctx;
+use crate::web::limits::Wait;
 use crate::service::sessions::SESSION_TTL_MS;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 pub(super) struct LoginPage {
-    nav: Option<super::Nav>,
+    nav: Option<super::pages::Nav>,
     error: Option<&'static str>,
     email: String,
 }

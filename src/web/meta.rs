@@ -18,7 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/abilities.json", get(|| async { Json(ability::catalog_json()) }))
         .route(
             "/mcp-tools.json",
-            get(|| async { Json(crate::mcp::tools::catalog_json()) }),
+            get(|| async { Json(crate::web::mcp::tools::catalog_json()) }),
         )
         .route("/error-codes.json", get(|| async { Json(error::catalog_json()) }))
         .route("/docs/errors", get(error_docs))

@@ -7,22 +7,28 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Caller, framing};
+use super::framing::{self, refusal};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::{Error, ErrorBody, ErrorCode};
-use crate::http::AppState;
-use crate::http::error::{ApiError, current_docs_base, current_request_id};
-use crate::http::extract::request_ctx;
+use crate::web::AppState;
+use crate::web::error::ApiError;
+use crate::web::extract::request_ctx;
 use crate::service::Principal;
 
-/// The JSON-RPC error code of every refusal at the HTTP layer (SPEC §6).
-const REFUSED: i64 = -32001;
+/// Who is calling and from where, put in the request by the guard for the handler to read.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub ctx: RequestCtx,
+    /// `<public URL>/docs`, for the envelope's `docs_url`.
+    pub docs_base: Arc<str>,
+}
 
 pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
@@ -82,7 +88,7 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
 /// bucket ([`crate::service::op::Spec::metered`]), and the body to pass on (read here, at most
 /// the size rmcp accepts; a larger one is passed on empty and refused later).
 async fn unmetered_call(parts: &axum::http::request::Parts, body: Body) -> (bool, Body) {
-    let Ok(bytes) = axum::body::to_bytes(body, crate::http::rest::MAX_BODY_BYTES).await else {
+    let Ok(bytes) = axum::body::to_bytes(body, crate::web::limits::MAX_BODY_BYTES).await else {
         return (false, Body::empty());
     };
     let message: Value = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -103,25 +109,6 @@ async fn refuse(error: ApiError, body: Body) -> Response {
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .map_or(Value::Null, |v| framing::echoable_id(v.get("id")));
     refusal(error, id)
-}
-
-/// A refusal at the HTTP layer as SPEC §6 has it: JSON-RPC error `-32001`, the §4 object in
-/// `data`, the status and headers of its code.
-pub(super) fn refusal(error: ApiError, id: Value) -> Response {
-    let envelope = error.body.envelope(&current_request_id(), &current_docs_base());
-    let message = format!("{}: {}", error.body.code.as_str(), error.body.message);
-    let rpc =
-        json!({"jsonrpc": "2.0", "id": id, "error": {"code": REFUSED, "message": message, "data": envelope["error"]}});
-    let status = StatusCode::from_u16(error.body.code.http_status()).unwrap_or(StatusCode::FORBIDDEN);
-    let mut res = (status, axum::Json(rpc)).into_response();
-    if error.body.code == ErrorCode::AuthenticationRequired {
-        res.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    if let Some(secs) = error.retry_after_secs {
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    res
 }
 
 async fn audit_refusal(s: &AppState, p: &Principal, ctx: &RequestCtx, body: &ErrorBody, reason: &str) {
@@ -189,6 +176,7 @@ fn origin_of(text: &str) -> Option<url::Origin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn the_host_comes_from_the_header_or_the_http2_authority() {

@@ -1,0 +1,121 @@
+//! What the stores' queries share: the team-scoped load, optional filters, constraint errors.
+
+use super::db::Conn;
+
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+/// One row of `table` by id, only when it belongs to `team_id`: every scoped load starts here.
+pub async fn find_in_team<T>(
+    conn: &mut Conn,
+    table: &str,
+    columns: &str,
+    team_id: &str,
+    id: &str,
+) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM {table} WHERE id = $1 AND team_id = $2"
+    )))
+    .bind(id)
+    .bind(team_id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// A `WHERE` clause of text conditions with `$N` placeholders, for lists with optional filters.
+#[derive(Default)]
+pub struct Filter {
+    sql: String,
+    binds: Vec<String>,
+}
+
+impl Filter {
+    pub fn eq(mut self, col: &str, value: impl Into<String>) -> Self {
+        self.binds.push(value.into());
+        self.sql.push_str(&format!(" AND {col} = ${}", self.binds.len()));
+        self
+    }
+
+    pub fn eq_opt(self, col: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.eq(col, v),
+            None => self,
+        }
+    }
+
+    /// Case-insensitive substring match on any of `cols`.
+    pub fn contains_any(mut self, cols: &[&str], needle: &str) -> Self {
+        let escaped = needle
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        self.binds.push(format!("%{escaped}%"));
+        let n = self.binds.len();
+        let ors: Vec<String> = cols
+            .iter()
+            .map(|c| format!("LOWER({c}) LIKE ${n} ESCAPE '\\'"))
+            .collect();
+        self.sql.push_str(&format!(" AND ({})", ors.join(" OR ")));
+        self
+    }
+
+    /// `AND col IN (…)` when `values` is given (an empty list matches nothing).
+    pub fn in_list(mut self, col: &str, values: Option<&[String]>) -> Self {
+        let Some(values) = values else { return self };
+        if values.is_empty() {
+            self.sql.push_str(" AND 1 = 0");
+            return self;
+        }
+        let mut slots = Vec::with_capacity(values.len());
+        for v in values {
+            self.binds.push(v.clone());
+            slots.push(format!("${}", self.binds.len()));
+        }
+        self.sql.push_str(&format!(" AND {col} IN ({})", slots.join(", ")));
+        self
+    }
+
+    /// `WHERE 1 = 1 AND …`
+    pub fn clause(&self) -> String {
+        format!("WHERE 1 = 1{}", self.sql)
+    }
+
+    /// One page of `SELECT {columns} FROM {from} WHERE … ORDER BY {order}`, and the total count.
+    pub async fn page<T>(
+        &self,
+        conn: &mut Conn,
+        columns: &str,
+        from: &str,
+        order: &str,
+        limit: i64,
+        offset: i64,
+    ) -> sqlx::Result<(Vec<T>, i64)>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {from} {}",
+            self.clause()
+        )));
+        for b in &self.binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(&mut *conn).await?;
+        let n = self.binds.len() + 1;
+        let mut rows = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(format!(
+            "SELECT {columns} FROM {from} {} ORDER BY {order} LIMIT ${n} OFFSET ${}",
+            self.clause(),
+            n + 1
+        )));
+        for b in &self.binds {
+            rows = rows.bind(b);
+        }
+        let rows = rows.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
+        Ok((rows, total))
+    }
+}

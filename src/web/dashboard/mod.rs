@@ -1,0 +1,56 @@
+//! The dashboard (SPEC §9): server-rendered pages for people. A session is a principal like a
+//! token (the user's live role, actor `human`, no token), and every action goes through the
+//! same service calls as REST and MCP.
+//!
+//! Cookies are `HttpOnly`, `SameSite=Strict`, and under TLS `Secure` with the `__Host-` prefix.
+//! Every state-changing form carries the session's CSRF token and must come from this origin
+//! (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
+
+mod activity;
+mod assets;
+mod codes;
+mod pages;
+mod session;
+mod sign_in;
+mod token;
+mod tokens;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::get;
+
+use crate::web::AppState;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/login", get(sign_in::login_page).post(sign_in::login))
+        .route("/logout", axum::routing::post(sign_in::logout))
+        .route("/session/team", axum::routing::post(sign_in::switch_team))
+        .route("/settings/tokens", get(tokens::tokens_page).post(tokens::mint))
+        .route("/settings/tokens/{token_id}", get(token::page))
+        .route(
+            "/settings/tokens/{token_id}/replace",
+            axum::routing::post(token::replace),
+        )
+        .route(
+            "/settings/tokens/{token_id}/revoke",
+            get(tokens::revoke_page).post(tokens::revoke),
+        )
+        .route(
+            "/settings/tokens/{token_id}/rotate",
+            axum::routing::post(tokens::rotate),
+        )
+        .route(
+            "/settings/notifications/{id}/dismiss",
+            axum::routing::post(tokens::dismiss),
+        )
+        .route("/settings/activity", get(activity::page))
+        .route("/settings/access-codes", get(codes::access_codes_page))
+        .route(
+            "/settings/access-codes/{job_id}/download",
+            axum::routing::post(codes::download_codes),
+        )
+        .route("/assets/app.css", get(assets::stylesheet))
+        .route("/assets/app.js", get(assets::script))
+        .layer(middleware::from_fn_with_state(state.clone(), assets::page_headers))
+}
