@@ -501,7 +501,10 @@ async fn a_live_and_an_unknown_token_handed_in_are_answered_in_the_same_time() {
     // and an unknown one's 1.1 ms, medians in a debug build.)
     let floor = memberpass::service::leaks::HAND_IN_ANSWER_AFTER.as_secs_f64() * 1000.0;
     let earliest = live_ms.iter().chain(&unknown_ms).copied().fold(f64::INFINITY, f64::min);
-    assert!(earliest >= floor, "an answer came after {earliest:.2} ms, before the {floor} ms floor");
+    assert!(
+        earliest >= floor,
+        "an answer came after {earliest:.2} ms, before the {floor} ms floor"
+    );
     // And the work never outlasts the floor, which would show again: the answers cluster at it.
     // (The bound is the scheduling noise of a loaded machine, not the work's cost.)
     let (live, unknown) = (median(&mut live_ms), median(&mut unknown_ms));
