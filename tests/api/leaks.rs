@@ -496,12 +496,21 @@ async fn a_live_and_an_unknown_token_handed_in_are_answered_in_the_same_time() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    // No answer comes before the floor, whatever the token was: the revocation's work (a few
+    // milliseconds) is hidden under it. (Before the floor, a live token's answer took 4.8 ms
+    // and an unknown one's 1.1 ms, medians in a debug build.)
+    let floor = memberpass::service::leaks::HAND_IN_ANSWER_AFTER.as_secs_f64() * 1000.0;
+    let earliest = live_ms.iter().chain(&unknown_ms).copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        earliest >= floor,
+        "an answer came after {earliest:.2} ms, before the {floor} ms floor"
+    );
+    // And the work never outlasts the floor, which would show again: the answers cluster at it.
+    // (The bound is the scheduling noise of a loaded machine, not the work's cost.)
     let (live, unknown) = (median(&mut live_ms), median(&mut unknown_ms));
     eprintln!("hand-in medians: live {live:.2} ms, unknown {unknown:.2} ms");
-    let floor = memberpass::service::leaks::HAND_IN_ANSWER_AFTER.as_secs_f64() * 1000.0;
-    assert!(unknown >= floor && live >= floor, "medians {live:.2} / {unknown:.2} ms");
     assert!(
-        (live - unknown).abs() < 2.0,
+        (live - unknown).abs() < 20.0 && live < floor + 20.0,
         "a live token answered in {live:.2} ms, an unknown one in {unknown:.2} ms (medians)"
     );
 }
