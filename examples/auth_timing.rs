@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use memberpass::app::{Application, ServeConfig};
 use memberpass::domain::token::{TokenEnv, TokenId, TokenSecret};
-use memberpass::service::tokens::{Actor, MintRequest};
+use memberpass::service::accounts::tokens::{Actor, MintRequest};
 
 fn args() -> (usize, Option<String>) {
     let (mut requests, mut url) = (1500, None);

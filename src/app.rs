@@ -10,10 +10,10 @@ use anyhow::{Context, bail};
 use hyper_util::rt::TokioTimer;
 
 use crate::domain::token::TokenEnv;
-use crate::web::limits::{Limits, PerMinute};
-use crate::web::{AppState, HttpConfig, make_service, router};
 use crate::service::{Service, ServiceConfig};
 use crate::store::{Backend, Db};
+use crate::web::limits::{Limits, PerMinute};
+use crate::web::{AppState, HttpConfig, make_service, router};
 
 #[derive(Clone, Debug)]
 pub enum Tls {

@@ -27,7 +27,7 @@ use memberpass::app::{Application, ServeConfig};
 use memberpass::domain::ability::Ability;
 use memberpass::domain::token::{TokenEnv, TokenSecret};
 use memberpass::service::Service;
-use memberpass::service::tokens::{Actor, MintRequest};
+use memberpass::service::accounts::tokens::{Actor, MintRequest};
 
 struct Args {
     seconds: u64,

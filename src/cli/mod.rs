@@ -14,7 +14,7 @@ pub use args::{AuditCmd, Cli, Command, Global, ProjectCmd, ScanArgs, ServeArgs, 
 
 use crate::app::{Application, ServeConfig, Tls};
 use crate::domain::error::Error;
-use crate::service::tokens::{Actor, MintRequest, parse_duration_ms};
+use crate::service::accounts::tokens::{Actor, MintRequest, parse_duration_ms};
 use crate::service::{Service, ServiceConfig};
 use crate::store::Db;
 

@@ -13,8 +13,8 @@ use super::file::scan_file;
 use super::places::default_roots;
 use super::redact::{Redacted, redact_file};
 use super::report::{Finding, Report, warn};
-use super::shown::shown;
 use super::revoke::{self, Handed};
+use super::shown::shown;
 use super::walk::{Trail, file_key, walk};
 use crate::domain::token::TokenSecret;
 

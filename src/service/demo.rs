@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::Service;
-use super::tokens::{Actor, MintRequest, Minted};
+use super::accounts::tokens::{Actor, MintRequest, Minted};
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};

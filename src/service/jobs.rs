@@ -1,17 +1,12 @@
 //! Background jobs: `get_job_status`, and the worker that claims and runs them. A worker calls
 //! [`Service::try_run_one_job`] in a loop; tests call it directly instead of sleeping.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::access_codes::{DOWNLOAD_TTL_MS, GenerateInput, mask};
-use super::op::{Op, Operation, Output, Spec};
-use super::{Call, Service};
+use super::Service;
+use super::ops::access_codes::{DOWNLOAD_TTL_MS, GenerateInput, mask};
 use crate::domain::audit::AuditDraft;
-use crate::domain::error::{Error, Result};
-use crate::domain::ids::JobId;
 use crate::domain::kinds::JobStatus;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::random_base62;
@@ -19,48 +14,12 @@ use crate::store::access_codes::{self, NewCode};
 use crate::store::jobs::{self as store, Job};
 use crate::store::{audit, now_ms};
 
-pub static OPS: &[&dyn Op] = &[&GetJobStatus];
-
 /// How long a claimed job may go without news from its worker before another worker may take it
 /// over (a replica killed mid-job): the worker renews it with every chunk it commits.
 const LEASE_MS: i64 = 15_000;
 const MAX_ATTEMPTS: i64 = 3;
 /// Codes inserted per transaction.
 const CHUNK: i64 = 200;
-
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JobRef {
-    pub job_id: JobId,
-}
-
-pub struct GetJobStatus;
-impl Operation for GetJobStatus {
-    type Args = JobRef;
-    const SPEC: Spec = Spec {
-        name: "get_job_status",
-        event: "get_job_status",
-        path: "/v1/jobs/{job_id}",
-        subject_type: "job",
-        subject_arg: Some("job_id"),
-        summary: "A background job started by the caller.",
-        ..Spec::READ
-    };
-
-    /// A job is visible to the user who started it, in the team it was started in.
-    async fn run(c: &mut Call, args: JobRef) -> Result<Output> {
-        let job = store::find(c.conn(), args.job_id.as_str())
-            .await?
-            .ok_or(Error::NotFound)?;
-        if job.team_id != c.principal.team_id || job.created_by_user_id != c.principal.user_id {
-            return Err(Error::NotFound);
-        }
-        if let Some(pid) = &job.project_id {
-            c.check_project(pid)?;
-        }
-        Output::one(job.to_json())
-    }
-}
 
 /// How a claimed job's run ended, when it did not fail.
 enum Ran {

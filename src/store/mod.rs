@@ -21,7 +21,7 @@ pub mod teams;
 pub mod tokens;
 pub mod users;
 
-pub use db::{Backend, Conn, Db, Synchronous, Tx, drop_database_blocking};
 /// Milliseconds since the Unix epoch: the one time representation on disk.
 pub use crate::domain::time::now_ms;
+pub use db::{Backend, Conn, Db, Synchronous, Tx, drop_database_blocking};
 pub use query::{Filter, find_in_team, is_unique_violation};

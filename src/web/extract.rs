@@ -12,7 +12,7 @@ use super::limits::Kind;
 use crate::domain::audit::{ActorKind, RequestCtx};
 use crate::domain::error::Error;
 use crate::service::Principal;
-use crate::service::auth::AuthError;
+use crate::service::core::auth::AuthError;
 
 /// The client's IP: the peer address, or behind a TLS proxy the hop the proxy appended last.
 /// Every `X-Forwarded-For` line counts (a client can send its own lines before the proxy's); a
@@ -79,7 +79,7 @@ impl AppState {
     }
 
     /// [`AppState::authenticate`], taking from the token's bucket only when `metered` (see
-    /// [`crate::service::op::Spec::metered`]); the address's lock-out applies either way.
+    /// [`crate::service::core::op::Spec::metered`]); the address's lock-out applies either way.
     pub async fn authenticate_for(
         &self,
         headers: &HeaderMap,

@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::request_ctx;
 use super::limits::Kind;
 use crate::domain::error::{Error, ErrorCode};
-use crate::service::leaks::AlertRejected;
+use crate::service::accounts::leaks::AlertRejected;
 
 /// Largest alert body read (GitHub batches up to a few hundred items).
 const MAX_ALERT_BYTES: usize = 1024 * 1024;

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::error::ErrorCode;
-use crate::service::catalog;
-use crate::service::op::{Op, Verb};
+use crate::service::core::op::{Op, Verb};
+use crate::service::ops::catalog;
 
 pub fn openapi_json(public_url: &str) -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -65,7 +65,7 @@ fn leak_reports(paths: &mut Map<String, Value>) {
                 {"name": "Github-Public-Key-Signature", "in": "header", "required": true, "schema": {"type": "string"}}
             ],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                "type": "array", "maxItems": crate::service::leaks::MAX_ALERT_ITEMS,
+                "type": "array", "maxItems": crate::service::accounts::leaks::MAX_ALERT_ITEMS,
                 "items": {"type": "object", "required": ["token", "type"], "properties": {
                     "token": {"type": "string"}, "type": {"type": "string"},
                     "url": {"type": "string"}, "source": {"type": "string"}

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::extract::request_ctx;
 use crate::domain::audit::ActorKind;
 use crate::domain::error::{Error, Result};
-use crate::service::op::{Done, Input, Op, Spec, Verb};
+use crate::service::core::op::{Done, Input, Op, Spec, Verb};
 
 pub use super::limits::MAX_BODY_BYTES;
 

@@ -21,7 +21,7 @@ pub fn router(state: AppState) -> Router {
         requests: state.requests.clone(),
     };
     Router::new()
-        .merge(rest::routes(crate::service::catalog::all()))
+        .merge(rest::routes(crate::service::ops::catalog::all()))
         .merge(mcp::router(&state, state.http.mcp_hosts.clone()))
         .merge(dashboard::router(&state))
         .merge(meta::router())

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use memberpass::service::catalog;
+use memberpass::service::ops::catalog;
 use reqwest::Method;
 
 use crate::helpers::spawn_app;

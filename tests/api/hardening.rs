@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use memberpass::domain::ability::Ability;
 use memberpass::domain::token::{TokenEnv, TokenId, TokenSecret};
-use memberpass::service::catalog;
+use memberpass::service::ops::catalog;
 use reqwest::Method;
 use serde_json::{Value, json};
 

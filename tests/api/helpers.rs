@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use memberpass::app::{Application, ServeConfig};
 use memberpass::domain::ability::Ability;
 use memberpass::service::Service;
-use memberpass::service::tokens::{Actor, MintRequest};
+use memberpass::service::accounts::tokens::{Actor, MintRequest};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use sqlx::{AnyPool, Connection, Executor};

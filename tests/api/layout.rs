@@ -129,7 +129,10 @@ fn paths_of(name: &str, m: &Module) -> Vec<String> {
             a if a.starts_with("crate") => Vec::new(),
             a => {
                 let ups = a.matches("super").count();
-                here[..here.len().saturating_sub(ups)].iter().map(|s| s.to_string()).collect()
+                here[..here.len().saturating_sub(ups)]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
             }
         };
         found.push((anchor.end() + 2, base));
@@ -301,10 +304,16 @@ fn the_import_graph_of_src_has_no_circle() {
 fn the_checker_sees_the_uses_a_circle_is_made_of() {
     let m = |src: &str| parse(src);
     let mut modules = BTreeMap::new();
-    modules.insert("a".to_owned(), m("pub mod b;\npub use b::Thing;\nuse crate::c::{self, d::{E, F}};\n"));
+    modules.insert(
+        "a".to_owned(),
+        m("pub mod b;\npub use b::Thing;\nuse crate::c::{self, d::{E, F}};\n"),
+    );
     modules.insert("a::b".to_owned(), m("pub struct Thing;\n// use crate::c::ignored;\n"));
     modules.insert("c".to_owned(), m("pub mod d;\nfn f() { crate::a::Thing; }\n"));
-    modules.insert("c::d".to_owned(), m("use super::super::a::b::Thing;\n#[cfg(test)]\nmod tests { use crate::c; }\n"));
+    modules.insert(
+        "c::d".to_owned(),
+        m("use super::super::a::b::Thing;\n#[cfg(test)]\nmod tests { use crate::c; }\n"),
+    );
     let edges = |name: &str| -> BTreeSet<String> {
         paths_of(name, &modules[name])
             .iter()
@@ -314,7 +323,11 @@ fn the_checker_sees_the_uses_a_circle_is_made_of() {
     };
     assert_eq!(edges("a"), BTreeSet::from(["c".to_owned(), "c::d".to_owned()]));
     assert_eq!(edges("a::b"), BTreeSet::new(), "comments are not uses");
-    assert_eq!(edges("c"), BTreeSet::from(["a::b".to_owned()]), "a re-export is followed");
+    assert_eq!(
+        edges("c"),
+        BTreeSet::from(["a::b".to_owned()]),
+        "a re-export is followed"
+    );
     assert_eq!(edges("c::d"), BTreeSet::from(["a::b".to_owned()]), "tests are not uses");
     let graph: BTreeMap<String, BTreeSet<String>> = modules.keys().map(|k| (k.clone(), edges(k))).collect();
     assert!(circles(&graph).is_empty());
@@ -346,5 +359,8 @@ fn the_readme_architecture_names_every_folder_of_src() {
             }
         }
     }
-    assert!(missing.is_empty(), "folders the README's Architecture does not name: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "folders the README's Architecture does not name: {missing:?}"
+    );
 }

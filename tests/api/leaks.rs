@@ -499,7 +499,7 @@ async fn a_live_and_an_unknown_token_handed_in_are_answered_in_the_same_time() {
     // No answer comes before the floor, whatever the token was: the revocation's work (a few
     // milliseconds) is hidden under it. (Before the floor, a live token's answer took 4.8 ms
     // and an unknown one's 1.1 ms, medians in a debug build.)
-    let floor = memberpass::service::leaks::HAND_IN_ANSWER_AFTER.as_secs_f64() * 1000.0;
+    let floor = memberpass::service::accounts::leaks::HAND_IN_ANSWER_AFTER.as_secs_f64() * 1000.0;
     let earliest = live_ms.iter().chain(&unknown_ms).copied().fold(f64::INFINITY, f64::min);
     assert!(
         earliest >= floor,

@@ -3,8 +3,8 @@
 //! the catalog is in these tables without anyone adding it.
 
 use memberpass::domain::ability::Ability;
-use memberpass::service::catalog;
-use memberpass::service::op::{Op, Spec, Verb};
+use memberpass::service::core::op::{Op, Spec, Verb};
+use memberpass::service::ops::catalog;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 //! matrix of every operation called as a tool.
 
 use memberpass::domain::ability::Ability;
-use memberpass::service::catalog;
+use memberpass::service::ops::catalog;
 use serde_json::{Value, json};
 
 use crate::helpers::{OWNER_A, OWNER_B, Reply, TestApp, spawn_app, spawn_with, token_id};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use memberpass::domain::ability::Ability;
-use memberpass::service::catalog;
+use memberpass::service::ops::catalog;
 use reqwest::Method;
 use serde_json::{Value, json};
 

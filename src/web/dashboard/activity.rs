@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value};
 
 use super::pages::{error_page, field_errors, internal_error};
-use super::session::{current};
+use super::session::current;
 use crate::domain::error::Error;
+use crate::service::core::op::Input;
+use crate::service::ops::catalog;
 use crate::web::AppState;
 use crate::web::extract::request_ctx;
-use crate::service::catalog;
-use crate::service::op::Input;
 
 /// The filters of SPEC §7: argument name and label; the two closed sets are offered as choices.
 const FILTERS: &[(&str, &str)] = &[

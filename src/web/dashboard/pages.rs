@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::service::sessions::Session;
+use crate::service::accounts::sessions::Session;
 use crate::web::AppState;
 
 /// How a page answers a service call it could not complete: the status and a sentence for the

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::error_page;
 use crate::domain::audit::RequestCtx;
-use crate::service::sessions::Session;
+use crate::service::accounts::sessions::Session;
 use crate::web::AppState;
 use crate::web::extract::request_ctx;
 

@@ -10,10 +10,10 @@ use super::pages::{error_page, internal_error, refused};
 use super::session::{all_of, checked_form, cookie_secret, current, form, same_origin, session_cookie};
 use crate::domain::audit::RequestCtx;
 use crate::domain::error::Error;
+use crate::service::accounts::sessions::SESSION_TTL_MS;
 use crate::web::AppState;
 use crate::web::extract::request_ctx;
 use crate::web::limits::Wait;
-use crate::service::sessions::SESSION_TTL_MS;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]

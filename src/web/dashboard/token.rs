@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::activity::{entry_kind, event_label, via};
-use super::tokens::MintedPage;
 use super::pages::{error_page, field_errors, refused};
 use super::session::{checked_form, current};
+use super::tokens::MintedPage;
+use crate::service::core::op::Input;
+use crate::service::ops::catalog;
 use crate::web::AppState;
-use crate::service::catalog;
-use crate::service::op::Input;
 
 struct Row {
     created_at: String,
@@ -104,7 +104,7 @@ pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Req
         Ok(t) => t,
         Err(e) => return refused(e, "No such token."),
     };
-    let request = crate::service::tokens::MintRequest {
+    let request = crate::service::accounts::tokens::MintRequest {
         team_id: p.team_id.clone(),
         user_email: p.user_email.clone(),
         name: old.name.clone(),
@@ -113,7 +113,7 @@ pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Req
         expires_in_ms: old.expires_at.map(|e| e - old.created_at),
         replaces: Some(old.id.clone()),
     };
-    let actor = crate::service::tokens::Actor::person(p, &ctx);
+    let actor = crate::service::accounts::tokens::Actor::person(p, &ctx);
     let nav = super::pages::Nav::of(&s, &session, "tokens").await;
     match s.service.mint_token(&actor, request).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),

@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use super::pages::{Nav, error_page, field_errors, internal_error, refused};
 use super::session::{all_of, checked_form, current};
 use crate::domain::audit::RequestCtx;
+use crate::service::accounts::sessions::Session;
+use crate::service::core::op::Input;
+use crate::service::ops::catalog;
 use crate::web::AppState;
 use crate::web::extract::request_ctx;
 use crate::web::mcp::clients;
-use crate::service::catalog;
-use crate::service::op::Input;
-use crate::service::sessions::Session;
 
 /// One row of the tokens page.
 pub(super) struct TokenView {
@@ -56,7 +56,7 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
     let name = p["token_name"].as_str().unwrap_or("a token");
     let at = crate::domain::time::rfc3339(n.created_at);
     let text = match n.kind.as_str() {
-        crate::service::leaks::LEAKED => format!(
+        crate::service::accounts::leaks::LEAKED => format!(
             "“{name}” was found in public by a secret scanner{}{} and revoked at {at}. Check what it did, then mint a replacement.",
             p["url"].as_str().map(|u| format!(" at {u}")).unwrap_or_default(),
             p["source"].as_str().map(|s| format!(" ({s})")).unwrap_or_default(),
@@ -139,7 +139,7 @@ impl MintedPage {
         s: &AppState,
         heading: &'static str,
         nav: Option<Nav>,
-        minted: &crate::service::tokens::Minted,
+        minted: &crate::service::accounts::tokens::Minted,
     ) -> Self {
         let token = minted.secret.expose_secret().to_owned();
         let url = s.http.public_url.trim_end_matches('/').to_owned();
@@ -173,10 +173,10 @@ pub(super) async fn mint(State(s): State<AppState>, req: Request) -> Response {
     };
     let p = &session.principal;
     let expires = all_of(&fields, "expires").first().cloned().unwrap_or_default();
-    let actor = crate::service::tokens::Actor::person(p, &ctx);
-    let minted = match crate::service::tokens::lifetime_of_days(&expires) {
+    let actor = crate::service::accounts::tokens::Actor::person(p, &ctx);
+    let minted = match crate::service::accounts::tokens::lifetime_of_days(&expires) {
         Ok(expires_in_ms) => {
-            let request = crate::service::tokens::MintRequest {
+            let request = crate::service::accounts::tokens::MintRequest {
                 team_id: p.team_id.clone(),
                 user_email: p.user_email.clone(),
                 name: all_of(&fields, "name").first().cloned().unwrap_or_default(),

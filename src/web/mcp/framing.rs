@@ -27,10 +27,7 @@ pub async fn checked_body(parts: &Parts, body: Body) -> Result<Body, Response> {
         return Ok(body);
     }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return Err(refusal(
-            ApiError::from(Error::PayloadTooLarge),
-            Value::Null,
-        ));
+        return Err(refusal(ApiError::from(Error::PayloadTooLarge), Value::Null));
     };
     // The same type rmcp reads the body into, so what passes here is what rmcp accepts.
     if serde_json::from_slice::<ClientJsonRpcMessage>(&bytes).is_ok() {
@@ -161,5 +158,3 @@ pub(super) fn refusal(error: ApiError, id: Value) -> Response {
     }
     res
 }
-
-

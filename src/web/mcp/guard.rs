@@ -16,10 +16,10 @@ use super::framing::{self, refusal};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::{Error, ErrorBody, ErrorCode};
+use crate::service::Principal;
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::web::extract::request_ctx;
-use crate::service::Principal;
 
 /// Who is calling and from where, put in the request by the guard for the handler to read.
 #[derive(Clone, Debug)]
@@ -85,7 +85,7 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
 }
 
 /// Whether the request is one `tools/call` of an operation that takes nothing from the token's
-/// bucket ([`crate::service::op::Spec::metered`]), and the body to pass on (read here, at most
+/// bucket ([`crate::service::core::op::Spec::metered`]), and the body to pass on (read here, at most
 /// the size rmcp accepts; a larger one is passed on empty and refused later).
 async fn unmetered_call(parts: &axum::http::request::Parts, body: Body) -> (bool, Body) {
     let Ok(bytes) = axum::body::to_bytes(body, crate::web::limits::MAX_BODY_BYTES).await else {
@@ -96,7 +96,7 @@ async fn unmetered_call(parts: &axum::http::request::Parts, body: Body) -> (bool
         && message["method"] == "tools/call"
         && message["params"]["name"]
             .as_str()
-            .and_then(crate::service::catalog::find)
+            .and_then(crate::service::ops::catalog::find)
             .is_some_and(|op| !op.spec().metered);
     (unmetered, Body::from(bytes))
 }

@@ -33,9 +33,7 @@ pub fn router(state: &AppState, allowed_hosts: Vec<String>) -> Router<AppState> 
         .with_allowed_hosts(allowed_hosts)
         .with_max_request_body_bytes(crate::web::limits::MAX_BODY_BYTES);
     let mcp = StreamableHttpService::new(
-        move || {
-            Ok(McpServer::new(service.clone()))
-        },
+        move || Ok(McpServer::new(service.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
     );

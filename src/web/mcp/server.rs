@@ -2,7 +2,6 @@
 //! call through the service's one call path, the resources. The caller is the one the guard
 //! authenticated, read from the request.
 
-
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
@@ -12,10 +11,11 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::domain::text;
 use super::guard::Caller;
-use crate::service::op::Input;
-use crate::service::{Service, catalog};
+use crate::domain::text;
+use crate::service::Service;
+use crate::service::core::op::Input;
+use crate::service::ops::catalog;
 
 #[derive(Clone)]
 pub struct McpServer {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::domain::error::{ErrorBody, ErrorCode};
 use crate::domain::kinds::{MemberStatus, SubscriptionStatus};
-use crate::service::catalog;
-use crate::service::op::{Effect, Op};
+use crate::service::core::op::{Effect, Op};
+use crate::service::ops::catalog;
 
 /// "list_projects" → "List projects".
 fn title(name: &str) -> String {

@@ -5,8 +5,8 @@
 //! no answer), a refused tool call carries the §4 envelope, nothing changes unless a write tool
 //! succeeded, and no token's secret comes back.
 
-use memberpass::service::catalog;
-use memberpass::service::op::Op;
+use memberpass::service::core::op::Op;
+use memberpass::service::ops::catalog;
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use proptest::test_runner::TestCaseResult;

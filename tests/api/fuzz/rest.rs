@@ -4,8 +4,8 @@
 //! refuses, with nothing changed when it refuses (or when it only reads), and never with a
 //! token's secret.
 
-use memberpass::service::catalog;
-use memberpass::service::op::{Op, Spec, Verb};
+use memberpass::service::core::op::{Op, Spec, Verb};
+use memberpass::service::ops::catalog;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use proptest::test_runner::TestCaseResult;

@@ -9,8 +9,8 @@
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::Service;
 use super::principal::{Principal, TokenGrant};
+use super::service::Service;
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::{Error, ErrorCode};

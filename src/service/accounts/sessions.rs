@@ -10,13 +10,13 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::Service;
-use super::principal::Principal;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::random_base62;
+use crate::service::Service;
+use crate::service::core::principal::Principal;
 use crate::store::sessions::{self as store, NewSession};
 use crate::store::{audit, now_ms};
 

@@ -4,13 +4,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Call;
-use super::op::{Op, Operation, Output, Spec};
 use super::projects::{ProjectPage, project_in_scope, validate_name};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PlanId, ProjectId};
 use crate::domain::kinds::BillingInterval;
+use crate::service::Call;
+use crate::service::core::op::{Op, Operation, Output, Spec};
 use crate::store::plans::{self as store, NewPlan, Plan};
 use crate::store::{is_unique_violation, now_ms};
 

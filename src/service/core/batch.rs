@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::op::{BoxFuture, Done};
+use super::output::{BoxFuture, Done};
 use super::principal::Principal;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
@@ -284,7 +284,7 @@ async fn commit(
             // and the entry says so.
             entry.properties["abandoned"] = json!(true);
             let e = Error::Internal(anyhow::anyhow!("abandoned before it ran"));
-            super::call::mark_refused(&mut entry, &e);
+            super::authz::mark_refused(&mut entry, &e);
             Written {
                 entry,
                 answer: Err(e),
@@ -329,7 +329,7 @@ fn refusal(principal: &Principal, ability: Option<Ability>, state: Checked, entr
     if let Some(reason) = reason {
         entry.properties = json!({ "reason": reason });
     }
-    super::call::mark_refused(entry, &e);
+    super::authz::mark_refused(entry, &e);
     Err(e)
 }
 
@@ -343,7 +343,7 @@ enum Checked {
 }
 
 async fn check_caller(tx: &mut Tx, p: &Principal) -> std::result::Result<Checked, Error> {
-    match super::call::current_role(tx, p).await {
+    match super::authz::current_role(tx, p).await {
         Ok(role) => Ok(Checked::Role(role)),
         Err((Error::AuthenticationRequired, Some(reason))) => Ok(Checked::Refused(reason)),
         Err((e, _)) => Err(e),
@@ -353,7 +353,7 @@ async fn check_caller(tx: &mut Tx, p: &Principal) -> std::result::Result<Checked
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::op::Output;
+    use crate::service::core::op::Output;
     use sqlx::{Connection, Executor};
 
     /// A fresh database, removed when dropped: a SQLite file, or a new PostgreSQL database when
@@ -434,7 +434,7 @@ mod tests {
                     replayed: false,
                 });
                 if let Err(e) = &answer {
-                    super::super::call::mark_refused(&mut entry, e);
+                    super::super::authz::mark_refused(&mut entry, e);
                 }
                 (
                     tx,

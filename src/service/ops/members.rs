@@ -5,15 +5,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Call;
-use super::args::{Limit, PageNo};
-use super::op::{Effect, Op, Operation, Output, Spec};
-use super::page::Page;
 use super::projects::{project_in_scope, validate_name};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{MemberId, ProjectId};
 use crate::domain::kinds::MemberStatus;
+use crate::service::Call;
+use crate::service::core::args::{Limit, PageNo};
+use crate::service::core::op::{Effect, Op, Operation, Output, Spec};
+use crate::service::core::page::Page;
 use crate::store::members::{self as store, Member};
 use crate::store::{now_ms, subscriptions};
 
@@ -98,8 +98,8 @@ impl Operation for GetMember {
     async fn run(c: &mut Call, args: MemberRef) -> Result<Output> {
         let member = member_in_scope(c, args.member_id.as_str()).await?;
         let subs = subscriptions::of_member(c.conn(), &member.id).await?;
-        let mut v = super::to_value(&member)?;
-        v["subscriptions"] = super::to_value(subs)?;
+        let mut v = crate::service::core::op::to_value(&member)?;
+        v["subscriptions"] = crate::service::core::op::to_value(subs)?;
         Output::one(v)
     }
 }

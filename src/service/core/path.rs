@@ -3,96 +3,17 @@
 
 use serde_json::{Value, json};
 
-use super::Service;
 use super::args::from_json;
+use super::authz::{mark_refused, still_allowed};
 use super::batch::Written;
+use super::call::Call;
 use super::idempotency::{self, IdempotencyKey};
 use super::op::{Done, Input, Operation, Spec};
 use super::principal::Principal;
-use crate::domain::ability::Ability;
+use super::service::Service;
 use crate::domain::audit::{AuditDraft, Outcome, RequestCtx};
 use crate::domain::error::{Error, Result};
-use crate::domain::role::Role;
-use crate::store::teams as store_teams;
-use crate::store::tokens as store_tokens;
-use crate::store::{Conn, Tx, audit};
-
-/// One operation in flight: its transaction and what its audit entry will say. Only the call
-/// path builds one, after the ability check, so holding a `Call` is the proof a write was
-/// permitted.
-pub struct Call {
-    tx: Tx,
-    pub principal: Principal,
-    config: std::sync::Arc<super::ServiceConfig>,
-    subject_id: Option<String>,
-    project_id: Option<String>,
-    changes: Option<Value>,
-    wakes_jobs: bool,
-}
-
-impl Call {
-    fn new(tx: Tx, principal: Principal, config: std::sync::Arc<super::ServiceConfig>, entry: &AuditDraft) -> Call {
-        Call {
-            tx,
-            principal,
-            config,
-            subject_id: entry.subject_id.clone(),
-            project_id: None,
-            changes: None,
-            wakes_jobs: false,
-        }
-    }
-
-    pub fn conn(&mut self) -> &mut Conn {
-        &mut self.tx
-    }
-
-    pub fn config(&self) -> &super::ServiceConfig {
-        &self.config
-    }
-
-    /// Names the entity acted on (a creation names what it created).
-    pub fn subject(&mut self, id: &str) {
-        self.subject_id = Some(id.to_owned());
-    }
-
-    pub fn in_project(&mut self, project_id: &str) {
-        self.project_id = Some(project_id.to_owned());
-    }
-
-    /// `changes: {field: {from, to}}` for the audit entry.
-    pub fn changes(&mut self, changes: Value) {
-        self.changes = Some(changes);
-    }
-
-    pub fn team_id(&self) -> String {
-        self.principal.team_id.clone()
-    }
-
-    /// The process's job worker is woken once this call commits.
-    pub fn wake_jobs(&mut self) {
-        self.wakes_jobs = true;
-    }
-
-    /// Checks an ability beyond the operation's own (e.g. scope rules); audit says denied.
-    pub fn require(&self, ability: Ability) -> Result<()> {
-        if self.principal.can(ability) {
-            Ok(())
-        } else {
-            Err(Error::missing(ability))
-        }
-    }
-
-    /// Refuses anything outside the caller's projects; a project it cannot see does not exist.
-    pub fn check_project(&mut self, project_id: &str) -> Result<()> {
-        if self.principal.sees_project(project_id) {
-            self.in_project(project_id);
-            Ok(())
-        } else {
-            Err(Error::NotFound)
-        }
-    }
-}
+use crate::store::{Tx, audit};
 
 impl Service {
     /// Calls an operation with JSON arguments, as every surface does: the ability is checked
@@ -104,7 +25,7 @@ impl Service {
 
     /// Calls an operation with typed arguments, for in-process callers.
     pub async fn invoke<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, args: O::Args) -> Result<Done> {
-        let value = super::to_value(&args)?;
+        let value = super::op::to_value(&args)?;
         let entry = draft(p, ctx, &O::SPEC, Some(&value));
         let entry = self.check_ability(&O::SPEC, p, entry, Some(&value)).await?;
         self.run::<O>(p, args, entry, None).await
@@ -163,7 +84,7 @@ impl Service {
         key: Option<IdempotencyKey>,
     ) -> Result<Done> {
         // What the entry records is the arguments as the operation read them.
-        entry.properties = super::to_value(&args)?;
+        entry.properties = super::op::to_value(&args)?;
         if !O::SPEC.is_write() && key.is_none() {
             return self.run_read::<O>(p, args, entry).await;
         }
@@ -240,7 +161,7 @@ impl Service {
 async fn run_write<O: Operation>(
     mut tx: Tx,
     p: Principal,
-    config: std::sync::Arc<super::ServiceConfig>,
+    config: std::sync::Arc<super::service::ServiceConfig>,
     args: O::Args,
     mut entry: AuditDraft,
     key: Option<IdempotencyKey>,
@@ -317,58 +238,6 @@ async fn run_write<O: Operation>(
             wakes_jobs,
         },
     )
-}
-
-/// Re-reads, inside a write transaction, what authentication read before it: the token is still
-/// live, its owner still in the team, and the role they hold now still grants the operation's
-/// ability. A refusal carries the reason for the audit entry.
-pub(super) async fn still_allowed(
-    tx: &mut Tx,
-    p: &Principal,
-    ability: Option<Ability>,
-) -> Result<(), (Error, Option<&'static str>)> {
-    let role = current_role(tx, p).await?;
-    if let Some(ability) = ability
-        && !p.can_as(role, ability)
-    {
-        return Err((Error::missing(ability), None));
-    }
-    Ok(())
-}
-
-/// The role the caller holds now, if their token is still live and they are still in the team.
-pub(super) async fn current_role(tx: &mut Tx, p: &Principal) -> Result<Role, (Error, Option<&'static str>)> {
-    let internal = |e: sqlx::Error| (Error::from(e), None);
-    let role = match &p.token {
-        Some(token) => {
-            let state = store_tokens::state_and_role(tx, &token.id, &p.team_id, &p.user_id)
-                .await
-                .map_err(internal)?;
-            let (revoked, expires, role) = state.ok_or((Error::AuthenticationRequired, Some("unknown_id")))?;
-            if revoked.is_some() {
-                return Err((Error::AuthenticationRequired, Some("revoked")));
-            }
-            if expires.is_some_and(|e| e <= crate::store::now_ms()) {
-                return Err((Error::AuthenticationRequired, Some("expired")));
-            }
-            role
-        }
-        None => store_teams::role_of(tx, &p.team_id, &p.user_id)
-            .await
-            .map_err(internal)?,
-    };
-    role.ok_or((Error::AuthenticationRequired, Some("owner_not_in_team")))?
-        .parse()
-        .map_err(|e: String| (Error::Internal(anyhow::anyhow!("corrupt role: {e}")), None))
-}
-
-/// What a refused or failed call's entry says about why.
-pub(super) fn mark_refused(entry: &mut AuditDraft, e: &Error) {
-    entry.outcome = e.outcome();
-    entry.error_code = Some(e.code().as_str());
-    if let Error::MissingAbility(a, _) = e {
-        entry.properties["required_ability"] = json!(a.as_str());
-    }
 }
 
 /// The entry a call starts with: who, through which surface, which operation, with what.

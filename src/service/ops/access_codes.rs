@@ -5,10 +5,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Call;
-use super::args::{Bounded, Limit, PageNo};
-use super::op::{Op, Operation, Output, Spec};
-use super::page::Page;
 use super::plans::plan_in_scope;
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
@@ -16,6 +12,10 @@ use crate::domain::ids::{PlanId, new_id};
 use crate::domain::kinds::AccessCodeStatus;
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
+use crate::service::Call;
+use crate::service::core::args::{Bounded, Limit, PageNo};
+use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::page::Page;
 use crate::store::access_codes as store;
 use crate::store::{jobs, now_ms};
 

@@ -3,13 +3,13 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Call;
-use super::op::{Op, Operation, Output, Spec};
 use super::projects::{ProjectPage, project_in_scope, validate_name};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{ProjectId, ResourceId};
 use crate::domain::kinds::ResourceKind;
+use crate::service::Call;
+use crate::service::core::op::{Op, Operation, Output, Spec};
 use crate::store::now_ms;
 use crate::store::resources::{self as store, NewResource, Resource};
 

@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
-use super::Service;
-use super::projects::{CreateProjectArgs, create_in, validate_name};
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{new_id, parse_id};
 use crate::domain::role::Role;
+use crate::service::Service;
+use crate::service::ops::projects::{CreateProjectArgs, create_in, validate_name};
 use crate::store::users::{self, NewUser};
 use crate::store::{audit, is_unique_violation, now_ms, teams, tokens};
 

@@ -3,21 +3,19 @@
 //! body. Every surface reaches it through [`Op`], the same object the catalog lists.
 
 use std::future::Future;
-use std::pin::Pin;
 
 use schemars::JsonSchema;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::call::Call;
+pub use super::output::{BoxFuture, Done, Output, to_value};
 use super::principal::Principal;
-use super::{Service, to_value};
+use super::service::Service;
 use crate::domain::ability::Ability;
 use crate::domain::audit::RequestCtx;
 use crate::domain::error::Result;
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The REST method of an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -160,38 +158,6 @@ pub trait Operation: Send + Sync + 'static {
     const SPEC: Spec;
 
     fn run(c: &mut Call, args: Self::Args) -> impl Future<Output = Result<Output>> + Send;
-}
-
-/// What an operation returns on success: the `data` of the response, and `meta` for lists.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Output {
-    pub data: Value,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub meta: Option<Value>,
-}
-
-impl Output {
-    pub fn one<T: Serialize>(v: T) -> Result<Output> {
-        Ok(Output {
-            data: to_value(v)?,
-            meta: None,
-        })
-    }
-
-    pub fn list<T: Serialize>(items: Vec<T>, meta: Value) -> Result<Output> {
-        Ok(Output {
-            data: to_value(items)?,
-            meta: Some(meta),
-        })
-    }
-}
-
-/// The result of a call as a surface sees it.
-#[derive(Debug)]
-pub struct Done {
-    pub output: Output,
-    /// The output of an earlier call with the same `Idempotency-Key`, replayed.
-    pub replayed: bool,
 }
 
 /// A call's input as a surface could read it: its arguments as JSON, or why they could not be

@@ -4,13 +4,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Call;
-use super::args::Bounded;
-use super::op::{Op, Operation, Output, Spec};
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, Outcome};
 use crate::domain::error::{Error, Result};
 use crate::domain::time::parse_rfc3339;
+use crate::service::Call;
+use crate::service::core::args::Bounded;
+use crate::service::core::op::{Op, Operation, Output, Spec};
 use crate::store::audit::{self, AuditFilter};
 
 pub static OPS: &[&dyn Op] = &[&GetActivityLog];

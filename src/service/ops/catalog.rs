@@ -2,8 +2,8 @@
 //! define them. REST routes, `/openapi.json`, the MCP tools and the test matrix all come from
 //! this list, so an operation cannot exist on one surface and be missing from another.
 
-use super::op::Op;
 use super::{access_codes, activity, jobs, members, plans, projects, resources, subscriptions, teams, tokens};
+use crate::service::core::op::Op;
 
 /// Each resource module's operations, in the order the catalog lists them.
 const MODULES: &[&[&dyn Op]] = &[

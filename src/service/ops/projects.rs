@@ -4,13 +4,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::args::{Limit, PageNo};
-use super::op::{Effect, Op, Operation, Output, Spec, Verb};
-use super::page::Page;
-use super::{Call, args::PageArgs};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::ProjectId;
+use crate::service::Call;
+use crate::service::core::args::PageArgs;
+use crate::service::core::args::{Limit, PageNo};
+use crate::service::core::op::{Effect, Op, Operation, Output, Spec, Verb};
+use crate::service::core::page::Page;
 use crate::store::projects::{self as store, NewProject, Project};
 use crate::store::{is_unique_violation, now_ms};
 

@@ -4,15 +4,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Call;
-use super::args::{Limit, PageNo};
-use super::op::{Effect, Op, Operation, Output, Spec};
-use super::page::Page;
 use super::projects::project_in_scope;
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{ProjectId, SubscriptionId};
 use crate::domain::kinds::{PaymentStatus, SubscriptionStatus};
+use crate::service::Call;
+use crate::service::core::args::{Limit, PageNo};
+use crate::service::core::op::{Effect, Op, Operation, Output, Spec};
+use crate::service::core::page::Page;
 use crate::store::now_ms;
 use crate::store::subscriptions as store;
 

@@ -4,14 +4,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::Call;
-use super::args::{Limit, NoArgs, PageArgs, PageNo};
-use super::op::{Op, Operation, Output, Spec};
-use super::page::Page;
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::TeamId;
 use crate::domain::role::Role;
+use crate::service::Call;
+use crate::service::core::args::{Limit, NoArgs, PageArgs, PageNo};
+use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::page::Page;
 use crate::store::teams::{self as store, Team};
 
 pub static OPS: &[&dyn Op] = &[&ListTeams, &GetTeam, &ListTeamMembers, &ListRoles];

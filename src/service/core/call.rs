@@ -1,0 +1,88 @@
+//! The handle an operation's body gets: its transaction, the caller, and what its audit entry
+//! will say. Only the call path builds one, after the ability check.
+
+use serde_json::Value;
+
+use super::principal::Principal;
+use super::service::ServiceConfig;
+use crate::domain::ability::Ability;
+use crate::domain::audit::AuditDraft;
+use crate::domain::error::{Error, Result};
+use crate::store::{Conn, Tx};
+
+/// One operation in flight: its transaction and what its audit entry will say. Only the call
+/// path builds one, after the ability check, so holding a `Call` is the proof a write was
+/// permitted.
+pub struct Call {
+    pub(super) tx: Tx,
+    pub principal: Principal,
+    config: std::sync::Arc<ServiceConfig>,
+    pub(super) subject_id: Option<String>,
+    pub(super) project_id: Option<String>,
+    pub(super) changes: Option<Value>,
+    pub(super) wakes_jobs: bool,
+}
+
+impl Call {
+    pub(super) fn new(tx: Tx, principal: Principal, config: std::sync::Arc<ServiceConfig>, entry: &AuditDraft) -> Call {
+        Call {
+            tx,
+            principal,
+            config,
+            subject_id: entry.subject_id.clone(),
+            project_id: None,
+            changes: None,
+            wakes_jobs: false,
+        }
+    }
+
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Names the entity acted on (a creation names what it created).
+    pub fn subject(&mut self, id: &str) {
+        self.subject_id = Some(id.to_owned());
+    }
+
+    pub fn in_project(&mut self, project_id: &str) {
+        self.project_id = Some(project_id.to_owned());
+    }
+
+    /// `changes: {field: {from, to}}` for the audit entry.
+    pub fn changes(&mut self, changes: Value) {
+        self.changes = Some(changes);
+    }
+
+    pub fn team_id(&self) -> String {
+        self.principal.team_id.clone()
+    }
+
+    /// The process's job worker is woken once this call commits.
+    pub fn wake_jobs(&mut self) {
+        self.wakes_jobs = true;
+    }
+
+    /// Checks an ability beyond the operation's own (e.g. scope rules); audit says denied.
+    pub fn require(&self, ability: Ability) -> Result<()> {
+        if self.principal.can(ability) {
+            Ok(())
+        } else {
+            Err(Error::missing(ability))
+        }
+    }
+
+    /// Refuses anything outside the caller's projects; a project it cannot see does not exist.
+    pub fn check_project(&mut self, project_id: &str) -> Result<()> {
+        if self.principal.sees_project(project_id) {
+            self.in_project(project_id);
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+}

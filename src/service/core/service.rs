@@ -1,0 +1,70 @@
+//! The service layer's state, shared by every call: the database, the settings, this process's
+//! audit writer and its queues and caches. One pointer, cloned per request.
+
+use std::sync::Arc;
+
+use super::batch::Batcher;
+use super::partner_keys::PartnerKeys;
+use crate::domain::audit::AuditDraft;
+use crate::domain::token::TokenEnv;
+use crate::store::Db;
+
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    pub env: TokenEnv,
+    /// Where the portal and docs links point.
+    pub public_url: String,
+    /// GitHub's secret-scanning public keys (a JSON key document).
+    pub secret_scanning_keys_url: String,
+}
+
+/// GitHub's published secret-scanning keys.
+pub const GITHUB_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";
+
+/// The service layer, shared: one pointer, so a clone per request costs one atomic increment.
+#[derive(Clone, Debug)]
+pub struct Service(pub(in crate::service) Arc<Inner>);
+
+impl std::ops::Deref for Service {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Inner {
+    pub(in crate::service) db: Db,
+    pub(in crate::service) config: Arc<ServiceConfig>,
+    /// Wakes this process's job worker when a job is queued here (others poll).
+    pub(in crate::service) jobs_waiting: Arc<tokio::sync::Notify>,
+    /// Refused authentications on their way to the `auth.failed` writer.
+    pub(in crate::service) auth_failures: tokio::sync::mpsc::Sender<Option<AuditDraft>>,
+    /// The secret-scanning partner's keys, cached.
+    pub(in crate::service) partner_keys: Arc<PartnerKeys>,
+    /// This process's group-commit writer of audit entries.
+    pub(in crate::service) batch: Batcher,
+    /// A token ID that exists, looked up instead of an unknown one (see [`super::auth`]).
+    pub(in crate::service) decoy_token: std::sync::OnceLock<String>,
+    /// Password verifications running at once (see `accounts::sessions`).
+    pub(in crate::service) password_checks: Arc<tokio::sync::Semaphore>,
+}
+
+impl Service {
+    /// Batches and entries committed by the group-commit writer so far.
+    pub fn batch_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.batch.stats.batches.load(Ordering::Relaxed),
+            self.batch.stats.entries.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+}

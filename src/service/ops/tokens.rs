@@ -1,0 +1,104 @@
+//! The operations on the calling token: what it is, the caller's tokens, and a token revoking
+//! itself. (Minting, rotation and the other revocations are account lifecycle:
+//! [`crate::service::accounts::tokens`].)
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::domain::error::{Error, Result};
+use crate::domain::role::Role;
+use crate::service::Call;
+use crate::service::core::args::{NoArgs, PageArgs};
+use crate::service::core::op::{Effect, Op, Operation, Output, Spec, Verb};
+use crate::store::tokens::{self as store, TokenRow};
+
+#[derive(Serialize)]
+/// The token's owner, as `get_token_info` shows it.
+struct Owner<'a> {
+    id: &'a str,
+    email: &'a str,
+    name: &'a str,
+    role: Role,
+}
+
+pub static OPS: &[&dyn Op] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
+
+/// The token a call was made with; a call without one (the dashboard) has none to show.
+fn own_token_id(c: &Call) -> Result<String> {
+    c.principal.token_id().map(str::to_owned).ok_or(Error::NotFound)
+}
+
+pub struct GetTokenInfo;
+impl Operation for GetTokenInfo {
+    type Args = NoArgs;
+    const SPEC: Spec = Spec {
+        name: "get_token_info",
+        event: "get_token_info",
+        path: "/v1/me",
+        subject_type: "token",
+        summary: "The calling token's id, name, abilities, scopes and owner.",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, _: NoArgs) -> Result<Output> {
+        let id = own_token_id(c)?;
+        c.subject(&id);
+        let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
+        let p = &c.principal;
+        let mut v = row.to_json();
+        v["owner"] = crate::service::core::op::to_value(Owner {
+            id: &p.user_id,
+            email: &p.user_email,
+            name: &p.user_name,
+            role: p.role,
+        })?;
+        v["effective_abilities"] = json!(p.effective_abilities());
+        Output::one(v)
+    }
+}
+
+pub struct ListTokens;
+impl Operation for ListTokens {
+    type Args = PageArgs;
+    const SPEC: Spec = Spec {
+        name: "list_tokens",
+        event: "list_tokens",
+        path: "/v1/tokens",
+        subject_type: "token",
+        summary: "The owner's tokens in this team (metadata only, never secrets).",
+        ..Spec::READ
+    };
+
+    async fn run(c: &mut Call, args: PageArgs) -> Result<Output> {
+        let page = args.page();
+        let (team, user) = (c.principal.team_id.clone(), c.principal.user_id.clone());
+        let (rows, total) = store::page_of_owner(c.conn(), &team, &user, page.limit, page.offset()).await?;
+        Output::list(rows.iter().map(TokenRow::to_json).collect(), page.meta(total))
+    }
+}
+
+/// `DELETE /v1/tokens/current`: a token revoking itself.
+pub struct RevokeCurrentToken;
+impl Operation for RevokeCurrentToken {
+    type Args = NoArgs;
+    const SPEC: Spec = Spec {
+        name: "revoke_current_token",
+        event: "token.revoked",
+        method: Verb::Delete,
+        path: "/v1/tokens/current",
+        subject_type: "token",
+        effect: Effect::Destructive,
+        replayable: false,
+        summary: "Revoke the calling token.",
+        metered: false,
+        ..Spec::WRITE
+    };
+
+    async fn run(c: &mut Call, _: NoArgs) -> Result<Output> {
+        let id = own_token_id(c)?;
+        c.subject(&id);
+        store::revoke(c.conn(), &id, "revoked by its own holder").await?;
+        let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
+        Output::one(row.to_json())
+    }
+}
