@@ -46,6 +46,7 @@ pub struct AuditRow {
 
 impl AuditRow {
     /// SHA-256 over the previous hash and every field but `hash` itself.
+    #[allow(clippy::expect_used, reason = "a struct of strings and integers always serialises")]
     pub fn compute_hash(&self) -> String {
         let body = serde_json::to_string(self).expect("audit rows serialise");
         let mut h = Sha256::new();
@@ -88,7 +89,8 @@ const COLUMNS: &str = "seq, id, created_at, team_id, project_id, actor_kind, cau
 pub async fn append(conn: &mut Conn, draft: AuditDraft) -> sqlx::Result<AuditRow> {
     let head = lock_head(conn).await?;
     let mut rows = append_after(conn, head, vec![draft]).await?;
-    Ok(rows.pop().expect("one row per draft"))
+    rows.pop()
+        .ok_or_else(|| sqlx::Error::Protocol("the append returned no row".into()))
 }
 
 /// The chain's tip: the last entry's `seq`, `hash` and `created_at`.

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::error::ErrorCode;
-use crate::service::core::op::{Op, Verb};
+use crate::service::core::op::{DynOp, Verb};
 use crate::service::ops::catalog;
 
 pub fn openapi_json(public_url: &str) -> Value {
@@ -84,7 +84,7 @@ fn leak_reports(paths: &mut Map<String, Value>) {
     );
 }
 
-fn operation(op: &dyn Op) -> Value {
+fn operation(op: &dyn DynOp) -> Value {
     let spec = op.spec();
     let schema = op.args_schema();
     let path_params = spec.path_params();

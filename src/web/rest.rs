@@ -17,12 +17,12 @@ use super::error::ApiError;
 use super::extract::request_ctx;
 use crate::domain::audit::ActorKind;
 use crate::domain::error::{Error, Result};
-use crate::service::core::op::{Done, Input, Op, Spec, Verb};
+use crate::service::core::op::{Done, DynOp, Input, Spec, Verb};
 
 pub use super::limits::MAX_BODY_BYTES;
 
 /// One route per operation, each answered by [`handle`].
-pub fn routes(ops: impl IntoIterator<Item = &'static dyn Op>) -> Router<AppState> {
+pub fn routes(ops: impl IntoIterator<Item = &'static dyn DynOp>) -> Router<AppState> {
     let mut router = Router::new();
     for op in ops {
         let spec = op.spec();
@@ -42,7 +42,7 @@ pub fn routes(ops: impl IntoIterator<Item = &'static dyn Op>) -> Router<AppState
     router
 }
 
-async fn handle(op: &'static dyn Op, schema: &Value, s: AppState, req: Request) -> Response {
+async fn handle(op: &'static dyn DynOp, schema: &Value, s: AppState, req: Request) -> Response {
     let spec = op.spec();
     let (mut parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);

@@ -3,7 +3,7 @@
 //! the catalog is in these tables without anyone adding it.
 
 use memberpass::domain::ability::Ability;
-use memberpass::service::core::op::{Op, Spec, Verb};
+use memberpass::service::core::op::{DynOp, Spec, Verb};
 use memberpass::service::ops::catalog;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ pub struct Case {
     pub args: Value,
 }
 
-pub fn case(op: &dyn Op, w: &World, job: &str) -> Case {
+pub fn case(op: &dyn DynOp, w: &World, job: &str) -> Case {
     let spec = op.spec();
     let mut path = spec.path.to_owned();
     let mut path_id = None;

@@ -1,6 +1,6 @@
 //! What an operation is. Each operation of SPEC §5 is one type implementing [`Operation`]: its
 //! row of the catalog ([`Spec`]), its argument type (which is also its published schema) and its
-//! body. Every surface reaches it through [`Op`], the same object the catalog lists.
+//! body. Every surface reaches it through [`DynOp`], the same object the catalog lists.
 
 use std::future::Future;
 
@@ -179,7 +179,7 @@ impl Input {
 }
 
 /// An operation as every surface holds it: the catalog is a list of these.
-pub trait Op: Send + Sync {
+pub trait DynOp: Send + Sync {
     fn spec(&self) -> Spec;
 
     /// The JSON Schema of the arguments, subschemas inlined.
@@ -196,7 +196,7 @@ pub trait Op: Send + Sync {
     ) -> BoxFuture<'a, Result<Done>>;
 }
 
-impl<O: Operation> Op for O {
+impl<O: Operation> DynOp for O {
     fn spec(&self) -> Spec {
         O::SPEC
     }

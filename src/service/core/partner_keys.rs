@@ -3,7 +3,7 @@
 //! failures — when an alert names a key we do not know.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -77,7 +77,11 @@ impl PartnerKeys {
     }
 
     fn cached(&self, id: &str) -> Option<P256Key> {
-        self.keys.read().expect("keys lock").get(id).cloned()
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     /// The key with this identifier, chosen by identifier (never by position in the document).
@@ -99,10 +103,10 @@ impl PartnerKeys {
         let etag = fetching
             .etag
             .clone()
-            .filter(|_| !self.keys.read().expect("keys lock").is_empty());
+            .filter(|_| !self.keys.read().unwrap_or_else(PoisonError::into_inner).is_empty());
         match self.fetch(etag.as_deref()).await {
             Ok(Some((keys, etag))) => {
-                *self.keys.write().expect("keys lock") = keys;
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
                 fetching.etag = etag;
                 fetching.gap = self.gap;
             }

@@ -19,7 +19,7 @@ impl Service {
     /// Calls an operation with JSON arguments, as every surface does: the ability is checked
     /// first (whatever the arguments), then the arguments are read into the operation's type,
     /// then it runs. Every outcome, refusals included, leaves one audit entry.
-    pub async fn call(&self, op: &dyn super::op::Op, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
+    pub async fn call(&self, op: &dyn super::op::DynOp, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
         op.call(self, p, ctx, input).await
     }
 

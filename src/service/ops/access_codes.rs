@@ -14,12 +14,12 @@ use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::service::Call;
 use crate::service::core::args::{Bounded, Limit, PageNo};
-use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Operation, Output, Spec};
 use crate::service::core::page::Page;
 use crate::store::access_codes as store;
 use crate::store::{jobs, now_ms};
 
-pub static OPS: &[&dyn Op] = &[&ListAccessCodes, &BulkGenerateAccessCodes];
+pub static OPS: &[&dyn DynOp] = &[&ListAccessCodes, &BulkGenerateAccessCodes];
 
 /// The most codes one request may ask for.
 pub const MAX_QUANTITY: i64 = 1_000;

@@ -10,10 +10,10 @@ use crate::domain::error::{Error, Result};
 use crate::domain::time::parse_rfc3339;
 use crate::service::Call;
 use crate::service::core::args::Bounded;
-use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Operation, Output, Spec};
 use crate::store::audit::{self, AuditFilter};
 
-pub static OPS: &[&dyn Op] = &[&GetActivityLog];
+pub static OPS: &[&dyn DynOp] = &[&GetActivityLog];
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

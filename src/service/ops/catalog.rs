@@ -3,10 +3,10 @@
 //! this list, so an operation cannot exist on one surface and be missing from another.
 
 use super::{access_codes, activity, jobs, members, plans, projects, resources, subscriptions, teams, tokens};
-use crate::service::core::op::Op;
+use crate::service::core::op::DynOp;
 
 /// Each resource module's operations, in the order the catalog lists them.
-const MODULES: &[&[&dyn Op]] = &[
+const MODULES: &[&[&dyn DynOp]] = &[
     tokens::OPS,
     teams::OPS,
     projects::OPS,
@@ -20,12 +20,12 @@ const MODULES: &[&[&dyn Op]] = &[
 ];
 
 /// Every operation.
-pub fn all() -> impl Iterator<Item = &'static dyn Op> {
+pub fn all() -> impl Iterator<Item = &'static dyn DynOp> {
     MODULES.iter().flat_map(|ops| ops.iter().copied())
 }
 
 /// The operation of this name, if any.
-pub fn find(name: &str) -> Option<&'static dyn Op> {
+pub fn find(name: &str) -> Option<&'static dyn DynOp> {
     all().find(|op| op.spec().name == name)
 }
 

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::JobId;
 use crate::service::Call;
-use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Operation, Output, Spec};
 use crate::store::jobs as store;
 
-pub static OPS: &[&dyn Op] = &[&GetJobStatus];
+pub static OPS: &[&dyn DynOp] = &[&GetJobStatus];
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

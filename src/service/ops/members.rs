@@ -12,12 +12,12 @@ use crate::domain::ids::{MemberId, ProjectId};
 use crate::domain::kinds::MemberStatus;
 use crate::service::Call;
 use crate::service::core::args::{Limit, PageNo};
-use crate::service::core::op::{Effect, Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec};
 use crate::service::core::page::Page;
 use crate::store::members::{self as store, Member};
 use crate::store::{now_ms, subscriptions};
 
-pub static OPS: &[&dyn Op] = &[&ListSubscribers, &GetMember, &BanMember, &UnbanMember, &KickMember];
+pub static OPS: &[&dyn DynOp] = &[&ListSubscribers, &GetMember, &BanMember, &UnbanMember, &KickMember];
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

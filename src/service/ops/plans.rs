@@ -10,11 +10,11 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PlanId, ProjectId};
 use crate::domain::kinds::BillingInterval;
 use crate::service::Call;
-use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Operation, Output, Spec};
 use crate::store::plans::{self as store, NewPlan, Plan};
 use crate::store::{is_unique_violation, now_ms};
 
-pub static OPS: &[&dyn Op] = &[&ListPlans, &GetPlan, &CreatePlan, &PublishPlan];
+pub static OPS: &[&dyn DynOp] = &[&ListPlans, &GetPlan, &CreatePlan, &PublishPlan];
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -10,12 +10,12 @@ use crate::domain::ids::ProjectId;
 use crate::service::Call;
 use crate::service::core::args::PageArgs;
 use crate::service::core::args::{Limit, PageNo};
-use crate::service::core::op::{Effect, Op, Operation, Output, Spec, Verb};
+use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec, Verb};
 use crate::service::core::page::Page;
 use crate::store::projects::{self as store, NewProject, Project};
 use crate::store::{is_unique_violation, now_ms};
 
-pub static OPS: &[&dyn Op] = &[
+pub static OPS: &[&dyn DynOp] = &[
     &ListProjects,
     &GetProject,
     &CreateProject,

@@ -9,11 +9,11 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{ProjectId, ResourceId};
 use crate::domain::kinds::ResourceKind;
 use crate::service::Call;
-use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Operation, Output, Spec};
 use crate::store::now_ms;
 use crate::store::resources::{self as store, NewResource, Resource};
 
-pub static OPS: &[&dyn Op] = &[&ListResources, &GetResource, &CreateResource];
+pub static OPS: &[&dyn DynOp] = &[&ListResources, &GetResource, &CreateResource];
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

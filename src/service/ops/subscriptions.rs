@@ -11,12 +11,12 @@ use crate::domain::ids::{ProjectId, SubscriptionId};
 use crate::domain::kinds::{PaymentStatus, SubscriptionStatus};
 use crate::service::Call;
 use crate::service::core::args::{Limit, PageNo};
-use crate::service::core::op::{Effect, Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec};
 use crate::service::core::page::Page;
 use crate::store::now_ms;
 use crate::store::subscriptions as store;
 
-pub static OPS: &[&dyn Op] = &[&CancelSubscription, &ListRecentPayments];
+pub static OPS: &[&dyn DynOp] = &[&CancelSubscription, &ListRecentPayments];
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

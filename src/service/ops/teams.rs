@@ -10,11 +10,11 @@ use crate::domain::ids::TeamId;
 use crate::domain::role::Role;
 use crate::service::Call;
 use crate::service::core::args::{Limit, NoArgs, PageArgs, PageNo};
-use crate::service::core::op::{Op, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Operation, Output, Spec};
 use crate::service::core::page::Page;
 use crate::store::teams::{self as store, Team};
 
-pub static OPS: &[&dyn Op] = &[&ListTeams, &GetTeam, &ListTeamMembers, &ListRoles];
+pub static OPS: &[&dyn DynOp] = &[&ListTeams, &GetTeam, &ListTeamMembers, &ListRoles];
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::role::Role;
 use crate::service::Call;
 use crate::service::core::args::{NoArgs, PageArgs};
-use crate::service::core::op::{Effect, Op, Operation, Output, Spec, Verb};
+use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec, Verb};
 use crate::store::tokens::{self as store, TokenRow};
 
 #[derive(Serialize)]
@@ -21,7 +21,7 @@ struct Owner<'a> {
     role: Role,
 }
 
-pub static OPS: &[&dyn Op] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
+pub static OPS: &[&dyn DynOp] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
 
 /// The token a call was made with; a call without one (the dashboard) has none to show.
 fn own_token_id(c: &Call) -> Result<String> {

@@ -5,10 +5,11 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value};
 
+use super::export;
 use super::pages::{error_page, field_errors, internal_error};
 use super::session::current;
 use crate::domain::error::Error;
@@ -119,22 +120,6 @@ pub(super) fn via(e: &Value) -> String {
     }
 }
 
-fn csv_field(v: &Value) -> String {
-    let s = match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    // Quoted, and a leading formula character defused for spreadsheets (OWASP's list: a TAB or
-    // CR before the `=` makes some spreadsheets read a formula too; LF for good measure).
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']) {
-        format!("'{s}")
-    } else {
-        s
-    };
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 pub async fn page(State(s): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
@@ -202,48 +187,8 @@ pub async fn page(State(s): State<AppState>, req: Request) -> Response {
         }
     }
     match format.as_deref() {
-        Some("ndjson") => {
-            let body: String = collected.iter().map(|e| format!("{e}\n")).collect();
-            (
-                [
-                    (header::CONTENT_TYPE, "application/x-ndjson"),
-                    (header::CONTENT_DISPOSITION, "attachment; filename=\"activity.ndjson\""),
-                ],
-                body,
-            )
-                .into_response()
-        }
-        Some("csv") => {
-            let columns = [
-                "created_at",
-                "team_id",
-                "actor_kind",
-                "causer_id",
-                "token_id",
-                "event",
-                "subject_type",
-                "subject_id",
-                "outcome",
-                "error_code",
-                "request_id",
-                "ip",
-                "client",
-            ];
-            let mut body = columns.join(",") + "\n";
-            for e in &collected {
-                let row: Vec<String> = columns.iter().map(|c| csv_field(&e[*c])).collect();
-                body.push_str(&row.join(","));
-                body.push('\n');
-            }
-            (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                    (header::CONTENT_DISPOSITION, "attachment; filename=\"activity.csv\""),
-                ],
-                body,
-            )
-                .into_response()
-        }
+        Some("ndjson") => export::ndjson(&collected),
+        Some("csv") => export::csv(&collected),
         _ => {
             if let Some(c) = cursor {
                 let mut q = url::form_urlencoded::Serializer::new(filter_query.clone());
@@ -273,21 +218,5 @@ pub async fn page(State(s): State<AppState>, req: Request) -> Response {
             };
             (status, page).into_response()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn cells_a_spreadsheet_would_read_as_formulas_are_defused() {
-        for lead in ["=", "+", "-", "@", "\t", "\r", "\n"] {
-            let cell = csv_field(&json!(format!("{lead}HYPERLINK(\"x\")")));
-            assert!(cell.starts_with("\"'"), "{cell:?}");
-        }
-        assert_eq!(csv_field(&json!("plain \"q\"")), "\"plain \"\"q\"\"\"");
-        assert_eq!(csv_field(&Value::Null), "\"\"");
     }
 }

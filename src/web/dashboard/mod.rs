@@ -9,6 +9,7 @@
 mod activity;
 mod assets;
 mod codes;
+mod export;
 mod pages;
 mod session;
 mod sign_in;

@@ -2,7 +2,7 @@
 //! in memory on SQLite or in PostgreSQL shared by every replica.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
@@ -165,7 +165,7 @@ impl Limits {
                 let Some(wait) = buckets[Kind::AuthFailures as usize].check(key) else {
                     return Ok(None);
                 };
-                let mut blocked = blocked.lock().expect("lock");
+                let mut blocked = blocked.lock().unwrap_or_else(PoisonError::into_inner);
                 if blocked_sweeper.due(blocked.len()) {
                     let now = Instant::now();
                     blocked.retain(|_, until| *until > now);
@@ -190,7 +190,7 @@ impl Limits {
 }
 
 fn memory_blocked(blocked: &Mutex<HashMap<String, Instant>>, key: &str) -> Option<Wait> {
-    let mut blocked = blocked.lock().expect("lock");
+    let mut blocked = blocked.lock().unwrap_or_else(PoisonError::into_inner);
     let until = *blocked.get(key)?;
     let now = Instant::now();
     if until > now {

@@ -8,7 +8,7 @@
 //! every replica) otherwise. Unlike `governor`'s, a memory bucket here can give a call back.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -44,7 +44,7 @@ impl Gcra {
         let quota = self.quota?;
         let (interval, burst) = (micros(quota.interval_us), micros(quota.burst_us));
         let now = Instant::now();
-        let mut tats = self.tats.lock().expect("lock");
+        let mut tats = self.tats.lock().unwrap_or_else(PoisonError::into_inner);
         if self.sweeper.due(tats.len()) {
             tats.retain(|_, tat| *tat > now);
         }
@@ -58,7 +58,7 @@ impl Gcra {
 
     fn give_back(&self, key: &str) {
         let Some(quota) = self.quota else { return };
-        if let Some(tat) = self.tats.lock().expect("lock").get_mut(key) {
+        if let Some(tat) = self.tats.lock().unwrap_or_else(PoisonError::into_inner).get_mut(key) {
             *tat = tat.checked_sub(micros(quota.interval_us)).unwrap_or(*tat);
         }
     }

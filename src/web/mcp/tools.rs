@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::domain::error::{ErrorBody, ErrorCode};
 use crate::domain::kinds::{MemberStatus, SubscriptionStatus};
-use crate::service::core::op::{Effect, Op};
+use crate::service::core::op::{DynOp, Effect};
 use crate::service::ops::catalog;
 
 /// "list_projects" → "List projects".
@@ -23,7 +23,7 @@ fn title(name: &str) -> String {
 }
 
 /// What an agent reads before calling: what it does, the ability it needs, and how it behaves.
-fn description(op: &dyn Op) -> String {
+fn description(op: &dyn DynOp) -> String {
     let spec = op.spec();
     let needs = match spec.ability {
         Some(a) => format!("Requires the ability `{a}`."),
@@ -41,7 +41,7 @@ fn description(op: &dyn Op) -> String {
 }
 
 /// The MCP tool of an operation.
-pub fn tool(op: &dyn Op) -> Tool {
+pub fn tool(op: &dyn DynOp) -> Tool {
     let spec = op.spec();
     let mut schema = op.args_schema();
     if let Some(m) = schema.as_object_mut() {

@@ -5,7 +5,7 @@
 //! no answer), a refused tool call carries the §4 envelope, nothing changes unless a write tool
 //! succeeded, and no token's secret comes back.
 
-use memberpass::service::core::op::Op;
+use memberpass::service::core::op::DynOp;
 use memberpass::service::ops::catalog;
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
@@ -41,7 +41,7 @@ const METHODS: &[&str] = &[
 const VERSIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
 /// Every tool but the one that revokes the calling token (which would end the run).
-fn tools() -> Vec<&'static dyn Op> {
+fn tools() -> Vec<&'static dyn DynOp> {
     catalog::all()
         .filter(|op| op.spec().name != "revoke_current_token")
         .collect()

@@ -4,7 +4,7 @@
 //! refuses, with nothing changed when it refuses (or when it only reads), and never with a
 //! token's secret.
 
-use memberpass::service::core::op::{Op, Spec, Verb};
+use memberpass::service::core::op::{DynOp, Spec, Verb};
 use memberpass::service::ops::catalog;
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
@@ -20,7 +20,7 @@ use crate::matrix::case;
 const CASES: u32 = 96;
 
 /// Every operation but the one that revokes the calling token (which would end the run).
-fn ops() -> impl Iterator<Item = &'static dyn Op> {
+fn ops() -> impl Iterator<Item = &'static dyn DynOp> {
     catalog::all().filter(|op| op.spec().name != "revoke_current_token")
 }
 

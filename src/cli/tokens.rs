@@ -1,0 +1,79 @@
+//! `token mint`, `token list`, `token revoke`, `token rotate`: the lifecycle, as the system.
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::args::{Global, TokenCmd};
+use super::common::{print, service};
+use crate::service::accounts::tokens::{Actor, MintRequest, parse_duration_ms};
+
+pub(super) async fn token(g: &Global, actor: &Actor, cmd: TokenCmd) -> anyhow::Result<()> {
+    let s = service(g).await?;
+    match cmd {
+        TokenCmd::Mint {
+            team,
+            user,
+            name,
+            abilities,
+            projects,
+            expires_in,
+        } => {
+            let expires_in_ms = match expires_in.as_deref() {
+                Some(d) => Some(parse_duration_ms(d).context("--expires-in must look like 30d, 12h or 45m")?),
+                None => None,
+            };
+            let req = MintRequest {
+                team_id: team,
+                user_email: user,
+                name,
+                abilities,
+                project_ids: projects,
+                expires_in_ms,
+                replaces: None,
+            };
+            let minted = s.mint_token(actor, req).await?;
+            print(g.json, minted.to_json(), || {
+                format!(
+                    "{}\n\nThis is the only time the token is shown. Its ID is {} (safe to share with support).",
+                    minted.secret.expose_secret(),
+                    minted.row.id
+                )
+            });
+        }
+        TokenCmd::Rotate { token_id } => {
+            let minted = s.rotate_token(actor, &token_id).await?;
+            print(g.json, minted.to_json(), || {
+                format!(
+                    "{}\n\nReplaces {token_id} (now revoked). New ID: {}. Shown once.",
+                    minted.secret.expose_secret(),
+                    minted.row.id
+                )
+            });
+        }
+        TokenCmd::List { user, team } => {
+            let rows = s.list_tokens_admin(user.as_deref(), team.as_deref()).await?;
+            let data: Vec<Value> = rows.iter().map(|r| r.to_json()).collect();
+            print(g.json, json!({"data": data}), || {
+                rows.iter()
+                    .map(|r| {
+                        let state = if r.revoked_at.is_some() { "revoked" } else { "active" };
+                        format!("{}  {:<8} {}  [{}]", r.id, state, r.name, r.ability_names().join(", "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        TokenCmd::Show { token_id } => {
+            let row = s.show_token(&token_id).await?;
+            let v = row.to_json();
+            print(g.json, v.clone(), || {
+                serde_json::to_string_pretty(&v).unwrap_or_default()
+            });
+        }
+        TokenCmd::Revoke { token_id, reason } => {
+            let row = s.revoke_token(actor, &token_id, reason.as_deref()).await?;
+            print(g.json, row.to_json(), || format!("token {token_id} revoked"));
+        }
+    }
+    Ok(())
+}
