@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::request_ctx;
+use super::extract::Ctx;
 use super::limits::Kind;
 use crate::domain::error::{Error, ErrorCode};
 use crate::service::accounts::leaks::AlertRejected;
@@ -51,9 +51,12 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     values.next().is_none().then(|| first.to_str().ok()).flatten()
 }
 
-async fn github_alert(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let ctx = request_ctx(&parts, s.http.behind_proxy);
+async fn github_alert(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let limited = s
         .limits
         .take(Kind::PartnerAlerts, ctx.ip.as_deref().unwrap_or_default())
@@ -63,8 +66,8 @@ async fn github_alert(State(s): State<AppState>, req: Request) -> Result<Respons
         return Err(ApiError::rate_limited(wait));
     }
     let body = body_of(body, MAX_ALERT_BYTES).await?;
-    let key_id = single(&parts.headers, "github-public-key-identifier");
-    let signature = single(&parts.headers, "github-public-key-signature");
+    let key_id = single(&headers, "github-public-key-identifier");
+    let signature = single(&headers, "github-public-key-signature");
     match s.service.github_alert(key_id, signature, &body, &ctx).await {
         Ok(Ok(feedback)) => Ok((StatusCode::OK, axum::Json(feedback)).into_response()),
         Ok(Err(e)) => Err(e.into()),
@@ -89,9 +92,7 @@ async fn github_alert(State(s): State<AppState>, req: Request) -> Result<Respons
     }
 }
 
-async fn revoke_by_possession(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let ctx = request_ctx(&parts, s.http.behind_proxy);
+async fn revoke_by_possession(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<Response, ApiError> {
     let limited = s
         .limits
         .take(Kind::RevokeReports, ctx.ip.as_deref().unwrap_or_default())

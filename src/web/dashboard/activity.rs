@@ -4,19 +4,20 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::export;
 use super::pages::{error_page, field_errors, internal_error};
-use super::session::current;
+use super::session::SignedIn;
 use crate::domain::error::Error;
 use crate::service::core::op::Input;
 use crate::service::ops::catalog;
 use crate::web::AppState;
-use crate::web::extract::request_ctx;
+use crate::web::extract::Ctx;
+use axum::extract::RawQuery;
 
 /// The filters of SPEC §7: argument name and label; the two closed sets are offered as choices.
 const FILTERS: &[(&str, &str)] = &[
@@ -120,13 +121,13 @@ pub(super) fn via(e: &Value) -> String {
     }
 }
 
-pub async fn page(State(s): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    let ctx = request_ctx(&parts, s.http.behind_proxy);
-    let Some((_, session)) = current(&s, &parts.headers).await else {
-        return Redirect::to("/login").into_response();
-    };
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+pub async fn page(
+    State(s): State<AppState>,
+    SignedIn { session, .. }: SignedIn,
+    Ctx(ctx): Ctx,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
     let given = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.trim().to_owned());

@@ -2,12 +2,12 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::pages::{error_page, internal_error, refused};
-use super::session::{checked_form, current};
+use super::session::{CsrfForm, SignedIn};
 use crate::web::AppState;
 
 #[derive(Template, WebTemplate)]
@@ -19,10 +19,7 @@ pub(super) struct AccessCodesPage {
     batches: Vec<(String, i64, String, String)>,
 }
 
-pub(super) async fn access_codes_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((_, session)) = current(&s, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
+pub(super) async fn access_codes_page(State(s): State<AppState>, SignedIn { session, .. }: SignedIn) -> Response {
     match s.service.pending_batches(&session.principal).await {
         Ok(batches) => AccessCodesPage {
             nav: super::pages::Nav::of(&s, &session, "access-codes").await,
@@ -50,12 +47,8 @@ pub(super) async fn access_codes_page(State(s): State<AppState>, headers: Header
 pub(super) async fn download_codes(
     State(s): State<AppState>,
     axum::extract::Path(job_id): axum::extract::Path<String>,
-    req: Request,
+    CsrfForm { session, ctx, .. }: CsrfForm,
 ) -> Response {
-    let (session, ctx, _) = match checked_form(&s, req).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
     match s.service.download_batch(&session.principal, &ctx, &job_id).await {
         Ok(codes) => {
             let body: String = std::iter::once("code".to_owned())

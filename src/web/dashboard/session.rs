@@ -2,7 +2,8 @@
 //! state-changing form that must come from this origin with the session's CSRF token.
 
 use axum::body::Bytes;
-use axum::extract::Request;
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -69,29 +70,65 @@ pub(super) async fn current(s: &AppState, headers: &HeaderMap) -> Option<(String
     }
 }
 
-/// A state-changing form: signed in, from this origin, with the session's CSRF token.
-pub(super) async fn checked_form(
-    s: &AppState,
-    req: Request,
-) -> Result<(Session, RequestCtx, Vec<(String, String)>), Response> {
-    let (parts, body) = req.into_parts();
-    let ctx = request_ctx(&parts, s.http.behind_proxy);
-    let Some((_, session)) = current(s, &parts.headers).await else {
-        return Err(Redirect::to("/login").into_response());
-    };
-    let body = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
-    let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let csrf_ok = fields
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .is_some_and(|(_, c)| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), session.csrf.as_bytes()).into());
-    if !same_origin(s, &parts.headers) || !csrf_ok {
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            "This form is missing its CSRF token or comes from another site.",
-        ));
+/// A signed-in person, as a handler's argument: their live session and its cookie secret.
+/// Without one the request is answered with a redirect to the sign-in page.
+pub(super) struct SignedIn {
+    pub(super) secret: String,
+    pub(super) session: Session,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        match current(s, &parts.headers).await {
+            Some((secret, session)) => Ok(SignedIn { secret, session }),
+            None => Err(Redirect::to("/login")),
+        }
     }
-    Ok((session, ctx, fields))
+}
+
+impl OptionalFromRequestParts<AppState> for SignedIn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        Ok(current(s, &parts.headers)
+            .await
+            .map(|(secret, session)| SignedIn { secret, session }))
+    }
+}
+
+/// A state-changing form, as a handler's (last) argument: signed in, from this origin, with the
+/// session's CSRF token (compared in constant time), at most 16 KiB.
+pub(super) struct CsrfForm {
+    pub(super) session: Session,
+    pub(super) ctx: RequestCtx,
+    pub(super) fields: Vec<(String, String)>,
+}
+
+impl FromRequest<AppState> for CsrfForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, s: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let ctx = request_ctx(&parts, s.http.behind_proxy);
+        let Some((_, session)) = current(s, &parts.headers).await else {
+            return Err(Redirect::to("/login").into_response());
+        };
+        let body = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+        let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+        let csrf_ok = fields
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .is_some_and(|(_, c)| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), session.csrf.as_bytes()).into());
+        if !same_origin(s, &parts.headers) || !csrf_ok {
+            return Err(error_page(
+                StatusCode::FORBIDDEN,
+                "This form is missing its CSRF token or comes from another site.",
+            ));
+        }
+        Ok(CsrfForm { session, ctx, fields })
+    }
 }
 
 pub(super) fn all_of(fields: &[(String, String)], name: &str) -> Vec<String> {

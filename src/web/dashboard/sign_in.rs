@@ -2,17 +2,18 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Request, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{error_page, internal_error, refused};
-use super::session::{all_of, checked_form, cookie_secret, current, form, same_origin, session_cookie};
+use super::session::{CsrfForm, SignedIn, all_of, form, same_origin, session_cookie};
 use crate::domain::audit::RequestCtx;
 use crate::domain::error::Error;
 use crate::service::accounts::sessions::SESSION_TTL_MS;
 use crate::web::AppState;
-use crate::web::extract::request_ctx;
+use crate::web::extract::Ctx;
 use crate::web::limits::Wait;
 
 #[derive(Template, WebTemplate)]
@@ -23,8 +24,8 @@ pub(super) struct LoginPage {
     email: String,
 }
 
-pub(super) async fn login_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if current(&s, &headers).await.is_some() {
+pub(super) async fn login_page(signed_in: Option<SignedIn>) -> Response {
+    if signed_in.is_some() {
         return Redirect::to("/settings/tokens").into_response();
     }
     LoginPage {
@@ -57,10 +58,8 @@ fn unavailable(e: sqlx::Error) -> Response {
     )
 }
 
-pub(super) async fn login(State(s): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let ctx = request_ctx(&parts, s.http.behind_proxy);
-    if !same_origin(&s, &parts.headers) {
+pub(super) async fn login(State(s): State<AppState>, Ctx(ctx): Ctx, headers: HeaderMap, body: Body) -> Response {
+    if !same_origin(&s, &headers) {
         return error_page(
             StatusCode::FORBIDDEN,
             "This form must be sent from the MemberPass sign-in page.",
@@ -130,22 +129,11 @@ async fn attempt(s: &AppState, email: &str, password: &str, ctx: &RequestCtx) ->
     }
 }
 
-pub(super) async fn logout(State(s): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let ctx = request_ctx(&parts, s.http.behind_proxy);
-    let Some((secret, session)) = current(&s, &parts.headers).await else {
-        return Redirect::to("/login").into_response();
-    };
-    let body = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
-    let csrf_ok = form(&body)
-        .get("csrf")
-        .is_some_and(|c| subtle::ConstantTimeEq::ct_eq(c.as_bytes(), session.csrf.as_bytes()).into());
-    if !same_origin(&s, &parts.headers) || !csrf_ok {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form is missing its CSRF token or comes from another site.",
-        );
-    }
+pub(super) async fn logout(
+    State(s): State<AppState>,
+    SignedIn { secret, .. }: SignedIn,
+    CsrfForm { session, ctx, .. }: CsrfForm,
+) -> Response {
     if let Err(e) = s.service.sign_out(&secret, &session, &ctx).await {
         tracing::error!(error = ?e, "sign-out failed");
         return internal_error();
@@ -155,15 +143,11 @@ pub(super) async fn logout(State(s): State<AppState>, req: Request) -> Response 
     res
 }
 
-pub(super) async fn switch_team(State(s): State<AppState>, req: Request) -> Response {
-    let secret = cookie_secret(&s, req.headers());
-    let (session, ctx, fields) = match checked_form(&s, req).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
-    let Some(secret) = secret else {
-        return Redirect::to("/login").into_response();
-    };
+pub(super) async fn switch_team(
+    State(s): State<AppState>,
+    SignedIn { secret, .. }: SignedIn,
+    CsrfForm { session, ctx, fields }: CsrfForm,
+) -> Response {
     let team = all_of(&fields, "team").first().cloned().unwrap_or_default();
     match s.service.switch_team(&secret, &session, &team, &ctx).await {
         Ok(()) => Redirect::to("/settings/tokens").into_response(),

@@ -5,18 +5,19 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::activity::{entry_kind, event_label, via};
 use super::pages::{error_page, field_errors, refused};
-use super::session::{checked_form, current};
+use super::session::{CsrfForm, SignedIn};
 use super::tokens::MintedPage;
 use crate::service::core::op::Input;
 use crate::service::ops::catalog;
 use crate::web::AppState;
+use crate::web::extract::Ctx;
 
 struct Row {
     created_at: String,
@@ -41,12 +42,12 @@ struct TokenPage {
     entries: Vec<Row>,
 }
 
-pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    let ctx = crate::web::extract::request_ctx(&parts, s.http.behind_proxy);
-    let Some((_, session)) = current(&s, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
+pub async fn page(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    SignedIn { session, .. }: SignedIn,
+    Ctx(ctx): Ctx,
+) -> Response {
     let p = &session.principal;
     let token = match s.service.own_token(p, &id).await {
         Ok(t) => t,
@@ -94,11 +95,11 @@ pub async fn page(State(s): State<AppState>, Path(id): Path<String>, headers: He
 }
 
 /// Step 3: a new token with the same name, abilities and projects (and the same lifetime).
-pub async fn replace(State(s): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
-    let (session, ctx, _) = match checked_form(&s, req).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
+pub async fn replace(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm { session, ctx, .. }: CsrfForm,
+) -> Response {
     let p = &session.principal;
     let old = match s.service.own_token(p, &id).await {
         Ok(t) => t,

@@ -2,19 +2,19 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::pages::{Nav, error_page, field_errors, internal_error, refused};
-use super::session::{all_of, checked_form, current};
+use super::session::{CsrfForm, SignedIn, all_of};
 use crate::domain::audit::RequestCtx;
 use crate::service::accounts::sessions::Session;
 use crate::service::core::op::Input;
 use crate::service::ops::catalog;
 use crate::web::AppState;
-use crate::web::extract::request_ctx;
+use crate::web::extract::Ctx;
 use crate::web::mcp::clients;
 
 /// One row of the tokens page.
@@ -76,12 +76,8 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
 pub(super) async fn dismiss(
     State(s): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    req: Request,
+    CsrfForm { session, ctx, .. }: CsrfForm,
 ) -> Response {
-    let (session, ctx, _) = match checked_form(&s, req).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
     match s.service.dismiss_notification(&session.principal, &ctx, &id).await {
         Ok(()) => Redirect::to("/settings/tokens").into_response(),
         Err(e) => refused(e, "No such notification."),
@@ -166,11 +162,7 @@ pub(super) struct RevokePage {
     csrf: String,
 }
 
-pub(super) async fn mint(State(s): State<AppState>, req: Request) -> Response {
-    let (session, ctx, fields) = match checked_form(&s, req).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
+pub(super) async fn mint(State(s): State<AppState>, CsrfForm { session, ctx, fields }: CsrfForm) -> Response {
     let p = &session.principal;
     let expires = all_of(&fields, "expires").first().cloned().unwrap_or_default();
     let actor = crate::service::accounts::tokens::Actor::person(p, &ctx);
@@ -209,11 +201,8 @@ pub(super) async fn mint(State(s): State<AppState>, req: Request) -> Response {
 pub(super) async fn revoke_page(
     State(s): State<AppState>,
     axum::extract::Path(token_id): axum::extract::Path<String>,
-    headers: HeaderMap,
+    SignedIn { session, .. }: SignedIn,
 ) -> Response {
-    let Some((_, session)) = current(&s, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     match s.service.own_token(&session.principal, &token_id).await {
         Ok(t) if t.revoked_at.is_none() => RevokePage {
             nav: Nav::of(&s, &session, "tokens").await,
@@ -230,12 +219,8 @@ pub(super) async fn revoke_page(
 pub(super) async fn revoke(
     State(s): State<AppState>,
     axum::extract::Path(token_id): axum::extract::Path<String>,
-    req: Request,
+    CsrfForm { session, ctx, .. }: CsrfForm,
 ) -> Response {
-    let (session, ctx, _) = match checked_form(&s, req).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
     match s.service.revoke_own_token(&session.principal, &ctx, &token_id).await {
         Ok(row) => Redirect::to(&format!("/settings/tokens/{}#playbook", row.id)).into_response(),
         Err(e) => refused(e, "No such token."),
@@ -245,12 +230,8 @@ pub(super) async fn revoke(
 pub(super) async fn rotate(
     State(s): State<AppState>,
     axum::extract::Path(token_id): axum::extract::Path<String>,
-    req: Request,
+    CsrfForm { session, ctx, .. }: CsrfForm,
 ) -> Response {
-    let (session, ctx, _) = match checked_form(&s, req).await {
-        Ok(v) => v,
-        Err(res) => return res,
-    };
     let nav = Nav::of(&s, &session, "tokens").await;
     match s.service.rotate_own_token(&session.principal, &ctx, &token_id).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
@@ -266,12 +247,11 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-pub(super) async fn tokens_page(State(s): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    let ctx: RequestCtx = request_ctx(&parts, s.http.behind_proxy);
-    let Some((_, session)) = current(&s, &parts.headers).await else {
-        return Redirect::to("/login").into_response();
-    };
+pub(super) async fn tokens_page(
+    State(s): State<AppState>,
+    SignedIn { session, .. }: SignedIn,
+    Ctx(ctx): Ctx,
+) -> Response {
     tokens_view(&s, &session, &ctx, None).await
 }
 
