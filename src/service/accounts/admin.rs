@@ -9,7 +9,7 @@ use crate::domain::role::Role;
 use crate::service::Service;
 use crate::service::ops::projects::{CreateProjectArgs, create_in, validate_name};
 use crate::store::users::{self, NewUser};
-use crate::store::{audit, is_unique_violation, now_ms, teams, tokens};
+use crate::store::{is_unique_violation, now_ms, teams, tokens};
 
 /// The revocation reason of the tokens of someone removed from a team.
 pub const MEMBER_REMOVED: &str = "member_removed";
@@ -49,7 +49,7 @@ impl Service {
             None => None,
         };
         let id = new_id();
-        let mut tx = self.db.begin_write().await?;
+        let mut w = self.audited().await?;
         let new = NewUser {
             id: &id,
             email: &email,
@@ -57,18 +57,16 @@ impl Service {
             password_hash: hash.as_deref(),
             created_at: now_ms(),
         };
-        match users::insert(&mut tx, &new).await {
+        match users::insert(w.conn(), &new).await {
             Err(e) if is_unique_violation(&e) => return Err(Error::Conflict("a user with this email exists".into())),
             other => other?,
         };
-        audit::append(
-            &mut tx,
+        w.record(
             AuditDraft::system("user.created", None)
                 .subject("user", &id)
                 .properties(json!({"email": email})),
-        )
-        .await?;
-        tx.commit().await?;
+        );
+        w.commit().await?;
         Ok(id)
     }
 
@@ -80,18 +78,16 @@ impl Service {
             return Err(Error::field("password", "must be at least 12 characters"));
         }
         let hash = hash_password(password)?;
-        let mut tx = self.db.begin_write().await?;
-        let user_id = self.user_id_by_email(&mut tx, email).await?;
-        users::set_password_hash(&mut tx, &user_id, &hash).await?;
-        let ended = crate::store::sessions::revoke_all_of(&mut tx, &user_id, now_ms()).await?;
-        audit::append(
-            &mut tx,
+        let mut w = self.audited().await?;
+        let user_id = self.user_id_by_email(w.conn(), email).await?;
+        users::set_password_hash(w.conn(), &user_id, &hash).await?;
+        let ended = crate::store::sessions::revoke_all_of(w.conn(), &user_id, now_ms()).await?;
+        w.record(
             AuditDraft::system("user.password_changed", None)
                 .subject("user", &user_id)
                 .properties(json!({"sessions_ended": ended})),
-        )
-        .await?;
-        tx.commit().await?;
+        );
+        w.commit().await?;
         Ok(ended)
     }
 
@@ -114,65 +110,63 @@ impl Service {
     /// Creates a team with its first owner.
     pub async fn create_team(&self, name: &str, owner_email: &str) -> Result<String> {
         let name = validate_name("name", name, 100)?;
-        let mut tx = self.db.begin_write().await?;
-        let owner = self.user_id_by_email(&mut tx, owner_email).await?;
+        let mut w = self.audited().await?;
+        let owner = self.user_id_by_email(w.conn(), owner_email).await?;
         let (id, now) = (new_id(), now_ms());
-        teams::insert(&mut tx, &id, &name, now).await?;
-        teams::add_member(&mut tx, &id, &owner, Role::Owner, now).await?;
+        teams::insert(w.conn(), &id, &name, now).await?;
+        teams::add_member(w.conn(), &id, &owner, Role::Owner, now).await?;
         let entry = AuditDraft::system("team.created", Some(id.clone()))
             .subject("team", &id)
             .properties(json!({"name": name, "owner_id": owner}));
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(id)
     }
 
     /// Adds a person to a team, or changes their role if they are already in it.
     pub async fn set_member_role(&self, team_id: &str, email: &str, role: Role) -> Result<()> {
-        let mut tx = self.db.begin_write().await?;
-        let team = self.team_exists(&mut tx, team_id).await?;
-        let user = self.user_id_by_email(&mut tx, email).await?;
-        let before = teams::role_of(&mut tx, &team, &user).await?;
+        let mut w = self.audited().await?;
+        let team = self.team_exists(w.conn(), team_id).await?;
+        let user = self.user_id_by_email(w.conn(), email).await?;
+        let before = teams::role_of(w.conn(), &team, &user).await?;
         let event = if before.is_some() {
-            teams::set_role(&mut tx, &team, &user, role).await?;
+            teams::set_role(w.conn(), &team, &user, role).await?;
             "team.member_role_changed"
         } else {
-            teams::add_member(&mut tx, &team, &user, role, now_ms()).await?;
+            teams::add_member(w.conn(), &team, &user, role, now_ms()).await?;
             "team.member_added"
         };
         let entry = AuditDraft::system(event, Some(team.clone()))
             .subject("user", &user)
             .properties(json!({"changes": {"role": {"from": before, "to": role.as_str()}}}));
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(())
     }
 
     /// Removes a person from a team; their tokens for it stop working at the next request.
     pub async fn remove_member(&self, team_id: &str, email: &str) -> Result<()> {
-        let mut tx = self.db.begin_write().await?;
-        let team = self.team_exists(&mut tx, team_id).await?;
-        let user = self.user_id_by_email(&mut tx, email).await?;
-        if !teams::remove_member(&mut tx, &team, &user).await? {
+        let mut w = self.audited().await?;
+        let team = self.team_exists(w.conn(), team_id).await?;
+        let user = self.user_id_by_email(w.conn(), email).await?;
+        if !teams::remove_member(w.conn(), &team, &user).await? {
             return Err(Error::field("email", "this user is not in the team"));
         }
         // Their tokens for this team die with the membership: adding them back later must not
         // bring an old, possibly leaked, token back to life.
-        let revoked = tokens::revoke_all_of_member(&mut tx, &team, &user, MEMBER_REMOVED).await?;
-        audit::append(
-            &mut tx,
+        let revoked = tokens::revoke_all_of_member(w.conn(), &team, &user, MEMBER_REMOVED).await?;
+        w.record(
             AuditDraft::system("team.member_removed", Some(team.clone()))
                 .subject("user", &user)
                 .properties(json!({"tokens_revoked": revoked.len()})),
-        )
-        .await?;
+        );
         for id in revoked {
             let entry = AuditDraft::system("token.revoked", Some(team.clone()))
                 .subject("token", &id)
                 .properties(json!({"reason": MEMBER_REMOVED, "owner_id": user}));
-            audit::append(&mut tx, entry).await?;
+            w.record(entry);
         }
-        tx.commit().await?;
+        w.commit().await?;
         Ok(())
     }
 
@@ -183,15 +177,15 @@ impl Service {
             handle: handle.map(str::to_owned),
             description: None,
         };
-        let mut tx = self.db.begin_write().await?;
-        let team = self.team_exists(&mut tx, team_id).await?;
-        let project = create_in(&mut tx, &team, &args).await?;
+        let mut w = self.audited().await?;
+        let team = self.team_exists(w.conn(), team_id).await?;
+        let project = create_in(w.conn(), &team, &args).await?;
         let mut entry = AuditDraft::system("create_project", Some(team.clone()))
             .subject("project", &project.id)
             .properties(json!({"name": project.name, "handle": project.handle}));
         entry.project_id = Some(project.id.clone());
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(project.id)
     }
 }

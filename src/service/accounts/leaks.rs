@@ -14,8 +14,8 @@ use crate::domain::ids::new_id;
 use crate::domain::token::{TokenDigest, TokenSecret};
 use crate::service::Service;
 use crate::store::notifications::{self, NewNotification, NotificationRow};
+use crate::store::now_ms;
 use crate::store::tokens::{self, TokenRow};
-use crate::store::{audit, now_ms};
 
 /// The revocation reason of a token a secret-scanning partner found.
 pub const LEAKED: &str = "leaked";
@@ -147,8 +147,8 @@ impl Service {
         let Ok(secret) = TokenSecret::parse(plaintext) else {
             return Ok(Held::NotOurs);
         };
-        let mut tx = self.db.begin_write().await?;
-        let row = tokens::find(&mut tx, secret.id().as_str()).await?;
+        let mut w = self.audited().await?;
+        let row = tokens::find(w.conn(), secret.id().as_str()).await?;
         let stored = row
             .as_ref()
             .map(|r| TokenDigest::from_stored(r.digest.clone()))
@@ -157,7 +157,7 @@ impl Service {
         let Some(row) = row.filter(|_| matches) else {
             return Ok(Held::NotOurs);
         };
-        if row.revoked_at.is_some() || !tokens::revoke(&mut tx, &row.id, reason).await? {
+        if row.revoked_at.is_some() || !tokens::revoke(w.conn(), &row.id, reason).await? {
             return Ok(Held::AlreadyRevoked);
         }
         let entry = |event: &str, properties: Value| {
@@ -169,14 +169,14 @@ impl Service {
         };
         let mut revoked = json!({"reason": reason});
         merge(&mut revoked, &details);
-        audit::append(&mut tx, entry("token.revoked", revoked)).await?;
+        w.record(entry("token.revoked", revoked));
         if reason == LEAKED {
-            audit::append(&mut tx, entry("token.leaked", details.clone())).await?;
+            w.record(entry("token.leaked", details.clone()));
         }
         let mut told = json!({"reason": reason, "token_name": row.name});
         merge(&mut told, &details);
-        notify(&mut tx, &row, reason, &told).await?;
-        tx.commit().await?;
+        notify(w.conn(), &row, reason, &told).await?;
+        w.commit().await?;
         tracing::warn!(token_id = %row.id, reason, "token revoked on report");
         Ok(Held::RevokedNow)
     }
@@ -189,8 +189,8 @@ impl Service {
 
     /// Dismisses one of the person's notifications (audited); anything else is not found.
     pub async fn dismiss_notification(&self, p: &crate::service::Principal, ctx: &RequestCtx, id: &str) -> Result<()> {
-        let mut tx = self.db.begin_write().await?;
-        if !notifications::dismiss(&mut tx, id, &p.team_id, &p.user_id, now_ms()).await? {
+        let mut w = self.audited().await?;
+        if !notifications::dismiss(w.conn(), id, &p.team_id, &p.user_id, now_ms()).await? {
             return Err(Error::NotFound);
         }
         let actor = super::tokens::Actor::person(p, ctx);
@@ -199,8 +199,8 @@ impl Service {
         draft.actor_kind = actor.kind;
         draft.causer_id = actor.user_id;
         draft.ctx = actor.ctx;
-        audit::append(&mut tx, draft).await?;
-        tx.commit().await?;
+        w.record(draft);
+        w.commit().await?;
         Ok(())
     }
 }

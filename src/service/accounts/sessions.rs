@@ -17,8 +17,8 @@ use crate::domain::time::DAY_MS;
 use crate::domain::token::random_base62;
 use crate::service::Service;
 use crate::service::core::principal::Principal;
+use crate::store::now_ms;
 use crate::store::sessions::{self as store, NewSession};
-use crate::store::{audit, now_ms};
 
 /// How long a session lasts after sign-in.
 pub const SESSION_TTL_MS: i64 = DAY_MS / 2;
@@ -83,7 +83,7 @@ impl Service {
         let secret = random_base62(43);
         let csrf = random_base62(32);
         let now = now_ms();
-        let mut tx = self.db.begin_write().await?;
+        let mut w = self.audited().await?;
         let new = NewSession {
             id_digest: &digest(&secret),
             user_id: &user_id,
@@ -92,13 +92,13 @@ impl Service {
             created_at: now,
             expires_at: now + SESSION_TTL_MS,
         };
-        store::insert(&mut tx, &new).await?;
+        store::insert(w.conn(), &new).await?;
         let mut entry = AuditDraft::system("session.login", Some(team_id.clone())).subject("user", &user_id);
         entry.actor_kind = ActorKind::Human;
         entry.causer_id = Some(user_id.clone());
         entry.ctx = ctx.clone();
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         let session = self.session(&secret).await?.ok_or(Error::AuthenticationRequired)?;
         Ok((secret, session))
     }
@@ -176,33 +176,33 @@ impl Service {
     pub async fn switch_team(&self, secret: &str, session: &Session, team_id: &str, ctx: &RequestCtx) -> Result<()> {
         let p = &session.principal;
         let team_id = crate::domain::ids::parse_id(team_id)?;
-        let mut tx = self.db.begin_write().await?;
-        if store::member(&mut tx, &team_id, &p.user_id).await?.is_none() {
+        let mut w = self.audited().await?;
+        if store::member(w.conn(), &team_id, &p.user_id).await?.is_none() {
             return Err(Error::NotFound);
         }
-        store::set_team(&mut tx, &digest(secret), &team_id).await?;
+        store::set_team(w.conn(), &digest(secret), &team_id).await?;
         let mut entry = AuditDraft::system("session.team_switched", Some(team_id.clone())).subject("user", &p.user_id);
         entry.actor_kind = ActorKind::Human;
         entry.causer_id = Some(p.user_id.clone());
         entry.ctx = ctx.clone();
         entry.properties = json!({"from": p.team_id});
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(())
     }
 
     /// Ends a session (`session.logout`).
     pub async fn sign_out(&self, secret: &str, session: &Session, ctx: &RequestCtx) -> Result<()> {
-        let mut tx = self.db.begin_write().await?;
-        store::revoke(&mut tx, &digest(secret), now_ms()).await?;
+        let mut w = self.audited().await?;
+        store::revoke(w.conn(), &digest(secret), now_ms()).await?;
         let p = &session.principal;
         let mut entry = AuditDraft::system("session.logout", Some(p.team_id.clone())).subject("user", &p.user_id);
         entry.actor_kind = ActorKind::Human;
         entry.causer_id = Some(p.user_id.clone());
         entry.ctx = ctx.clone();
         entry.properties = json!({});
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(())
     }
 }

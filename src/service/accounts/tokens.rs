@@ -11,7 +11,7 @@ use crate::domain::time::DAY_MS;
 use crate::domain::token::{TokenEnv, TokenId, TokenSecret};
 use crate::service::{Principal, Service};
 use crate::store::tokens::{self as store, TokenRow};
-use crate::store::{audit, now_ms, projects, teams};
+use crate::store::{now_ms, projects, teams};
 
 /// The longest lifetime a token can be minted with: ten years.
 pub const MAX_LIFETIME_MS: i64 = 3650 * DAY_MS;
@@ -84,9 +84,9 @@ impl Actor {
 impl Service {
     /// Mints a token (CLI and dashboard). Nobody can mint beyond their role.
     pub async fn mint_token(&self, actor: &Actor, req: MintRequest) -> Result<Minted> {
-        let mut tx = self.db.begin_write().await?;
+        let mut w = self.audited().await?;
         let team_id = parse_id(&req.team_id).map_err(|_| Error::field("team", "no such team"))?;
-        let owner = teams::member_by_email(&mut tx, &team_id, &req.user_email.trim().to_lowercase()).await?;
+        let owner = teams::member_by_email(w.conn(), &team_id, &req.user_email.trim().to_lowercase()).await?;
         let (user_id, role) = owner.ok_or_else(|| Error::field("user", "no such user in this team"))?;
         let role: Role = role.parse().map_err(|e: String| Error::Internal(anyhow::anyhow!(e)))?;
         let name = req.name.trim();
@@ -112,7 +112,7 @@ impl Service {
         let mut projects = Vec::new();
         for pid in &req.project_ids {
             let pid = parse_id(pid).map_err(|_| Error::field("projects", "no such project in this team"))?;
-            projects::find_in_team(&mut tx, &team_id, &pid)
+            projects::find_in_team(w.conn(), &team_id, &pid)
                 .await?
                 .ok_or_else(|| Error::field("projects", "no such project in this team"))?;
             if !projects.contains(&pid) {
@@ -143,16 +143,16 @@ impl Service {
             revoked_reason: None,
             replaced_by: None,
         };
-        store::insert(&mut tx, &row).await?;
+        store::insert(w.conn(), &row).await?;
         if let Some(old) = &req.replaces {
-            let old = store::find(&mut tx, old)
+            let old = store::find(w.conn(), old)
                 .await?
                 .filter(|t| t.team_id == team_id && t.user_id == row.user_id)
                 .ok_or(Error::NotFound)?;
             if let Some(by) = old.replaced_by {
                 return Err(Error::Conflict(format!("this token was already replaced by {by}")));
             }
-            store::set_replaced_by(&mut tx, &old.id, &row.id).await?;
+            store::set_replaced_by(w.conn(), &old.id, &row.id).await?;
         }
         let entry = actor
             .draft("token.minted", &team_id)
@@ -161,28 +161,28 @@ impl Service {
                 "name": row.name, "owner_id": row.user_id, "abilities": abilities, "project_ids": projects,
                 "expires_at": row.expires_at.map(crate::domain::time::rfc3339), "replaces": req.replaces,
             }));
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(Minted { secret, row })
     }
 
     /// Revokes by ID (CLI, dashboard). Revoking a revoked token is a conflict.
     pub async fn revoke_token(&self, actor: &Actor, token_id: &str, reason: Option<&str>) -> Result<TokenRow> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
-        let mut tx = self.db.begin_write().await?;
-        let row = store::find(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        let mut w = self.audited().await?;
+        let row = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
         if row.revoked_at.is_some() {
             return Err(Error::Conflict("this token is already revoked".into()));
         }
         let reason = reason.unwrap_or("revoked");
-        store::revoke(&mut tx, id.as_str(), reason).await?;
+        store::revoke(w.conn(), id.as_str(), reason).await?;
         let entry = actor
             .draft("token.revoked", &row.team_id)
             .subject("token", id.as_str())
             .properties(json!({"reason": reason}));
-        audit::append(&mut tx, entry).await?;
-        let row = store::find(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
-        tx.commit().await?;
+        w.record(entry);
+        let row = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
+        w.commit().await?;
         Ok(row)
     }
 
@@ -190,8 +190,8 @@ impl Service {
     /// in one transaction.
     pub async fn rotate_token(&self, actor: &Actor, token_id: &str) -> Result<Minted> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
-        let mut tx = self.db.begin_write().await?;
-        let old = store::find(&mut tx, id.as_str()).await?.ok_or(Error::NotFound)?;
+        let mut w = self.audited().await?;
+        let old = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
         if old.revoked_at.is_some() {
             return Err(Error::Conflict(
                 "a revoked token cannot be rotated; mint a new one".into(),
@@ -209,7 +209,7 @@ impl Service {
             .env
             .parse()
             .map_err(|e: String| Error::Internal(anyhow::anyhow!("corrupt token environment: {e}")))?;
-        let role = teams::role_of(&mut tx, &old.team_id, &old.user_id).await?;
+        let role = teams::role_of(w.conn(), &old.team_id, &old.user_id).await?;
         let role: Role = role
             .ok_or_else(|| Error::Conflict("the token's owner is no longer in its team".into()))?
             .parse()
@@ -236,15 +236,15 @@ impl Service {
             replaced_by: None,
             ..old.clone()
         };
-        store::insert(&mut tx, &row).await?;
-        store::revoke(&mut tx, &old.id, "rotated").await?;
-        store::set_replaced_by(&mut tx, &old.id, &row.id).await?;
+        store::insert(w.conn(), &row).await?;
+        store::revoke(w.conn(), &old.id, "rotated").await?;
+        store::set_replaced_by(w.conn(), &old.id, &row.id).await?;
         let entry = actor
             .draft("token.rotated", &old.team_id)
             .subject("token", &old.id)
             .properties(json!({"replaced_by": row.id, "name": row.name}));
-        audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(Minted { secret, row })
     }
 

@@ -1,6 +1,7 @@
 //! The machinery every operation runs on (see the service layer's module doc).
 
 pub mod args;
+pub mod audited;
 pub mod auth;
 pub mod authz;
 pub mod batch;
