@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::error::ErrorCode;
-use crate::service::core::op::{DynOp, Verb};
+use crate::service::core::op::{DynOp, Verb, published_schema};
 use crate::service::ops::catalog;
 
 pub fn openapi_json(public_url: &str) -> Value {
@@ -96,7 +96,7 @@ fn operation(op: &dyn DynOp) -> Value {
         .collect();
     let error = json!({"$ref": "#/components/responses/Error"});
     let mut responses = json!({
-        spec.success_status.to_string(): {"description": "Success", "content": {"application/json": {"schema": {"type": "object", "required": ["data"]}}}},
+        spec.success_status.to_string(): {"description": "Success", "content": {"application/json": {"schema": published_schema(op.output_schema())}}},
         "401": error, "404": error, "422": error, "429": error, "500": error,
     });
     if spec.ability.is_some() {

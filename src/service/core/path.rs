@@ -8,7 +8,7 @@ use super::authz::{mark_refused, still_allowed};
 use super::batch::Written;
 use super::call::Call;
 use super::idempotency::{self, IdempotencyKey};
-use super::op::{Done, Input, Operation, Spec};
+use super::op::{Done, Input, JsonOutput, Operation, Spec};
 use super::principal::Principal;
 use super::service::Service;
 use crate::domain::audit::{AuditDraft, Outcome, RequestCtx};
@@ -104,7 +104,7 @@ impl Service {
     /// waits for the commit that holds its entry.
     async fn run_read<O: Operation>(&self, p: &Principal, args: O::Args, mut entry: AuditDraft) -> Result<Done> {
         let mut call = self.new_call(self.db.begin_read().await?, p, &entry);
-        let result = O::run(&mut call, args).await;
+        let result = O::run(&mut call, args).await.and_then(|o| JsonOutput::of(&o));
         let Call {
             tx,
             subject_id,
@@ -203,7 +203,7 @@ async fn run_write<O: Operation>(
         }
     }
     let mut call = Call::new(tx, p, config, &entry);
-    let result = O::run(&mut call, args).await;
+    let result = O::run(&mut call, args).await.and_then(|o| JsonOutput::of(&o));
     let Call {
         mut tx,
         subject_id,
