@@ -49,7 +49,13 @@ fn leak_reports(paths: &mut Map<String, Value>) {
                 }
             }}}},
             "responses": {
-                "202": {"description": "Accepted", "content": {"application/json": {"schema": {"type": "object", "required": ["data"]}}}},
+                "202": {"description": "Accepted", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["data"], "properties": {"data": {
+                        "type": "object", "required": ["status", "message"], "properties": {
+                            "status": {"type": "string", "const": "accepted"}, "message": {"type": "string"}
+                        }
+                    }}
+                }}}},
                 "413": error, "422": error, "429": error, "500": error
             }
         }}),

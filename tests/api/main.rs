@@ -19,7 +19,7 @@ mod layout;
 mod leaks;
 mod matrix;
 mod mcp;
-mod mcp_output;
+mod output_schemas;
 mod replicas;
 mod requests;
 mod review;

@@ -1,6 +1,8 @@
-//! Every MCP tool publishes an `outputSchema`, and what it answers conforms to it: a real call
-//! of every tool of the catalog, over real HTTP, its `structuredContent` checked against the
-//! schema `tools/list` published (strictly: no field the schema does not declare).
+//! Every operation publishes the schema of what it answers, and what it answers conforms to it:
+//! a real call of every operation of the catalog, over real HTTP, as an MCP tool (its
+//! `structuredContent` against the `outputSchema` `tools/list` published) and through REST (its
+//! body against the success response of `/openapi.json`), strictly: no field the schema does not
+//! declare.
 
 use memberpass::domain::ability::Ability;
 use memberpass::service::ops::catalog;
@@ -8,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::OWNER_A;
 use crate::json_schema::violations;
-use crate::matrix::{case, setup};
+use crate::matrix::{case, send, setup};
 use crate::mcp::{call_tool, rpc};
 
 #[tokio::test]
@@ -45,4 +47,23 @@ async fn every_tool_answers_what_its_output_schema_says() {
         checked += 1;
     }
     assert_eq!(checked, catalog::all().count());
+}
+
+#[tokio::test]
+async fn every_operation_answers_what_openapi_says() {
+    let (app, w, job) = setup().await;
+    let openapi = app.call(reqwest::Method::GET, "/openapi.json", None, None).await.body;
+    for op in catalog::all() {
+        let c = case(op, &w, &job);
+        let name = c.op.name;
+        let status = c.op.success_status.to_string();
+        let schema = &openapi["paths"][c.op.path][c.op.method.as_str().to_ascii_lowercase()]["responses"][&status]["content"]
+            ["application/json"]["schema"];
+        assert!(schema["properties"]["data"].is_object(), "{name}: {schema:#}");
+        let token = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[]).await;
+        let reply = send(&app, &c, &token).await;
+        assert_eq!(reply.status.as_str(), status, "{name}: {:#}", reply.body);
+        let wrong = violations(schema, &reply.body);
+        assert!(wrong.is_empty(), "{name}: {wrong:#?}\n{:#}", reply.body);
+    }
 }
