@@ -1,5 +1,6 @@
 //! `/openapi.json`, generated from the catalog: each operation's path, query and body come from
-//! its argument type's schema, its success status and required ability from its spec.
+//! its argument type's schema, its success body from its output type's, its success status and
+//! required ability from its spec.
 
 use serde_json::{Map, Value, json};
 

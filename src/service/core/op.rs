@@ -1,6 +1,6 @@
 //! What an operation is. Each operation of SPEC §5 is one type implementing [`Operation`]: its
-//! row of the catalog ([`Spec`]), its argument type (which is also its published schema) and its
-//! body. Every surface reaches it through [`DynOp`], the same object the catalog lists.
+//! row of the catalog ([`Spec`]), its argument type (which is also its published schema), its
+//! output type (the published schema of a success) and its body. Every surface reaches it through [`DynOp`], the same object the catalog lists.
 
 use std::future::Future;
 

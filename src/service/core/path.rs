@@ -40,8 +40,13 @@ impl Service {
     }
 
     /// Calls an operation with JSON arguments read exactly as a surface's are (so a caller that
-    /// passes on what a person typed gets the same refusals), and answers its typed output.
+    /// passes on what a person typed gets the same refusals), and answers its typed output. No
+    /// `Idempotency-Key`: a replay would answer saved JSON, not a typed output.
     pub async fn invoke_json<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<O::Output> {
+        let input = Input {
+            idempotency_key: None,
+            ..input
+        };
         let (keep, kept) = oneshot::channel();
         self.call_keeping::<O>(p, ctx, input, Some(keep)).await?;
         typed(kept).await

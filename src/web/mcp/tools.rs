@@ -1,6 +1,6 @@
 //! Tools and resources from the catalog: each operation's MCP tool (name, title, description
-//! naming its ability, annotations from its effect, input schema from its `Args`), the
-//! `memberpass://enums/…` resources, and `/mcp-tools.json`.
+//! naming its ability, annotations from its effect, input schema from its `Args`, output schema
+//! from its `Output`), the `memberpass://enums/…` resources, and `/mcp-tools.json`.
 
 use std::sync::Arc;
 
