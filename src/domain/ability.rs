@@ -102,6 +102,22 @@ impl<'de> Deserialize<'de> for Ability {
     }
 }
 
+/// An ability's name, one of the catalog's.
+impl schemars::JsonSchema for Ability {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Ability".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Ability::ALL.iter().map(|a| a.as_str()).collect();
+        schemars::json_schema!({"type": "string", "enum": names})
+    }
+}
+
 pub type AbilitySet = BTreeSet<Ability>;
 
 /// `/abilities.json`: the catalog with descriptions and whether each permits writes.

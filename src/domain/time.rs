@@ -22,6 +22,24 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
+/// How a timestamp's JSON Schema reads (`#[schemars(with = "Rfc3339Time")]` on a field that
+/// serialises through [`ser_ts`] or [`rfc3339`]).
+pub struct Rfc3339Time;
+
+impl schemars::JsonSchema for Rfc3339Time {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc3339Time".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time"})
+    }
+}
+
 pub fn ser_ts<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339(*ms))
 }

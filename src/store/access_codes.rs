@@ -11,7 +11,7 @@ use crate::domain::time::{ser_opt_ts, ser_ts};
 
 pub const COLUMNS: &str = "id, plan_id, job_id, code_masked, status, expires_at, redeemed_at, created_at";
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct AccessCode {
     pub id: String,
     pub plan_id: String,
@@ -21,10 +21,13 @@ pub struct AccessCode {
     #[sqlx(try_from = "String")]
     pub status: AccessCodeStatus,
     #[serde(serialize_with = "ser_opt_ts")]
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
     pub expires_at: Option<i64>,
     #[serde(serialize_with = "ser_opt_ts")]
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
     pub redeemed_at: Option<i64>,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
 }
 

@@ -57,28 +57,60 @@ impl AuditRow {
     }
 
     /// The API shape of SPEC §7.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "created_at": crate::domain::time::rfc3339(self.created_at),
-            "team_id": self.team_id,
-            "project_id": self.project_id,
-            "actor_kind": self.actor_kind,
-            "causer_type": self.causer_type,
-            "causer_id": self.causer_id,
-            "token_id": self.token_id,
-            "event": self.event,
-            "subject_type": self.subject_type,
-            "subject_id": self.subject_id,
-            "properties": serde_json::from_str::<Value>(&self.properties).unwrap_or(Value::Null),
-            "outcome": self.outcome,
-            "error_code": self.error_code,
-            "request_id": self.request_id,
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "client": self.client,
-        })
+    pub fn view(&self) -> AuditView {
+        AuditView {
+            id: self.id.clone(),
+            created_at: crate::domain::time::rfc3339(self.created_at),
+            team_id: self.team_id.clone(),
+            project_id: self.project_id.clone(),
+            actor_kind: self.actor_kind.clone(),
+            causer_type: self.causer_type.clone(),
+            causer_id: self.causer_id.clone(),
+            token_id: self.token_id.clone(),
+            event: self.event.clone(),
+            subject_type: self.subject_type.clone(),
+            subject_id: self.subject_id.clone(),
+            properties: serde_json::from_str::<Value>(&self.properties).unwrap_or(Value::Null),
+            outcome: self.outcome.clone(),
+            error_code: self.error_code.clone(),
+            request_id: self.request_id.clone(),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            client: self.client.clone(),
+        }
     }
+
+    /// [`AuditRow::view`] as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.view()).unwrap_or_default()
+    }
+}
+
+/// An entry as the API shows it (SPEC §7): no chain fields.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct AuditView {
+    pub id: String,
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
+    pub created_at: String,
+    pub team_id: Option<String>,
+    pub project_id: Option<String>,
+    #[schemars(with = "crate::domain::kinds::ActorKind")]
+    pub actor_kind: String,
+    pub causer_type: Option<String>,
+    pub causer_id: Option<String>,
+    pub token_id: Option<String>,
+    pub event: String,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    /// What the entry records about the call (its arguments, changes, reasons).
+    pub properties: Value,
+    #[schemars(with = "crate::domain::kinds::Outcome")]
+    pub outcome: String,
+    pub error_code: Option<String>,
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub client: Option<String>,
 }
 
 const COLUMNS: &str = "seq, id, created_at, team_id, project_id, actor_kind, causer_type, causer_id, \

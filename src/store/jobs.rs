@@ -27,17 +27,35 @@ pub struct Job {
     pub updated_at: i64,
 }
 
+/// A job as the API shows it.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct JobView {
+    pub id: String,
+    pub kind: String,
+    pub status: JobStatus,
+    /// What the job produced, once it has.
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
+    pub created_at: String,
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
+    pub updated_at: String,
+}
+
 impl Job {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            "result": self.result.as_deref().and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
-            "error": self.error,
-            "created_at": crate::domain::time::rfc3339(self.created_at),
-            "updated_at": crate::domain::time::rfc3339(self.updated_at),
-        })
+    pub fn view(&self) -> JobView {
+        JobView {
+            id: self.id.clone(),
+            kind: self.kind.clone(),
+            status: self.status,
+            result: self
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok()),
+            error: self.error.clone(),
+            created_at: crate::domain::time::rfc3339(self.created_at),
+            updated_at: crate::domain::time::rfc3339(self.updated_at),
+        }
     }
 }
 

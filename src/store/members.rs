@@ -10,7 +10,7 @@ use crate::domain::time::ser_ts;
 pub const COLUMNS: &str =
     "id, project_id, telegram_user_id, username, display_name, status, status_reason, created_at, updated_at";
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Member {
     pub id: String,
     pub project_id: String,
@@ -21,8 +21,10 @@ pub struct Member {
     pub status: MemberStatus,
     pub status_reason: Option<String>,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub updated_at: i64,
 }
 

@@ -11,7 +11,7 @@ use crate::domain::time::{ser_bool, ser_ts};
 pub const COLUMNS: &str =
     "id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at";
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     pub id: String,
     pub project_id: String,
@@ -21,10 +21,13 @@ pub struct Plan {
     #[sqlx(try_from = "String")]
     pub billing_interval: BillingInterval,
     #[serde(serialize_with = "ser_bool")]
+    #[schemars(with = "bool")]
     pub active: i64,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub updated_at: i64,
 }
 

@@ -9,7 +9,7 @@ use crate::domain::time::{ser_bool, ser_ts};
 
 pub const COLUMNS: &str = "id, team_id, name, handle, description, active, created_at, updated_at";
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Project {
     pub id: String,
     pub team_id: String,
@@ -17,10 +17,13 @@ pub struct Project {
     pub handle: String,
     pub description: Option<String>,
     #[serde(serialize_with = "ser_bool")]
+    #[schemars(with = "bool")]
     pub active: i64,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub updated_at: i64,
 }
 

@@ -10,7 +10,7 @@ use crate::domain::time::ser_ts;
 
 pub const COLUMNS: &str = "id, project_id, kind, title, telegram_chat_id, created_at";
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Resource {
     pub id: String,
     pub project_id: String,
@@ -19,6 +19,7 @@ pub struct Resource {
     pub title: String,
     pub telegram_chat_id: String,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
 }
 

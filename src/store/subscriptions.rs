@@ -11,7 +11,7 @@ pub const COLUMNS: &str = "id, project_id, member_id, plan_id, status, started_a
 pub const PAYMENT_COLUMNS: &str =
     "id, project_id, member_id, subscription_id, amount_cents, currency, status, created_at";
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Subscription {
     pub id: String,
     pub project_id: String,
@@ -20,14 +20,17 @@ pub struct Subscription {
     #[sqlx(try_from = "String")]
     pub status: SubscriptionStatus,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub started_at: i64,
     #[serde(serialize_with = "ser_opt_ts")]
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
     pub current_period_end: Option<i64>,
     #[serde(serialize_with = "ser_opt_ts")]
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
     pub canceled_at: Option<i64>,
 }
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Payment {
     pub id: String,
     pub project_id: String,
@@ -38,6 +41,7 @@ pub struct Payment {
     #[sqlx(try_from = "String")]
     pub status: PaymentStatus,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
 }
 

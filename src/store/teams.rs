@@ -7,21 +7,23 @@ use super::Conn;
 use crate::domain::role::Role;
 use crate::domain::time::ser_ts;
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Team {
     pub id: String,
     pub name: String,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
 }
 
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct TeamMember {
     pub user_id: String,
     pub email: String,
     pub name: String,
     pub role: String,
     #[serde(serialize_with = "ser_ts")]
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
     pub created_at: i64,
 }
 

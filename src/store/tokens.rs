@@ -1,8 +1,37 @@
 //! `tokens`: metadata and the digest of each token; the plaintext is never here.
 
+use schemars::JsonSchema;
+use serde::Serialize;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::{Conn, now_ms};
+
+/// A token as the API shows it: everything but the digest.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    /// `live` or `test`.
+    pub env: String,
+    pub team_id: String,
+    pub user_id: String,
+    pub abilities: Vec<String>,
+    /// The projects it is limited to; `null`: the whole team.
+    pub project_ids: Option<Vec<String>>,
+    /// `scope:team:<id>`, then `scope:project:<id>` for each project.
+    pub scopes: Vec<String>,
+    #[schemars(with = "crate::domain::time::Rfc3339Time")]
+    pub created_at: String,
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
+    pub expires_at: Option<String>,
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
+    pub last_used_at: Option<String>,
+    pub last_used_ip: Option<String>,
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+    pub replaced_by: Option<String>,
+}
 
 /// A stored token: metadata and the digest; the plaintext is never here.
 #[derive(Clone, Debug, FromRow)]
@@ -35,30 +64,35 @@ impl TokenRow {
     }
 
     /// The public view: everything but the digest.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn view(&self) -> TokenView {
         use crate::domain::time::rfc3339;
         let projects = self.project_id_list().unwrap_or_default();
         let mut scopes = vec![format!("scope:team:{}", self.team_id)];
         for p in projects.iter().flatten() {
             scopes.push(format!("scope:project:{p}"));
         }
-        serde_json::json!({
-            "id": self.id,
-            "name": self.name,
-            "env": self.env,
-            "team_id": self.team_id,
-            "user_id": self.user_id,
-            "abilities": self.ability_names(),
-            "project_ids": projects,
-            "scopes": scopes,
-            "created_at": rfc3339(self.created_at),
-            "expires_at": self.expires_at.map(rfc3339),
-            "last_used_at": self.last_used_at.map(rfc3339),
-            "last_used_ip": self.last_used_ip,
-            "revoked_at": self.revoked_at.map(rfc3339),
-            "revoked_reason": self.revoked_reason,
-            "replaced_by": self.replaced_by,
-        })
+        TokenView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            env: self.env.clone(),
+            team_id: self.team_id.clone(),
+            user_id: self.user_id.clone(),
+            abilities: self.ability_names(),
+            project_ids: projects,
+            scopes,
+            created_at: rfc3339(self.created_at),
+            expires_at: self.expires_at.map(rfc3339),
+            last_used_at: self.last_used_at.map(rfc3339),
+            last_used_ip: self.last_used_ip.clone(),
+            revoked_at: self.revoked_at.map(rfc3339),
+            revoked_reason: self.revoked_reason.clone(),
+            replaced_by: self.replaced_by.clone(),
+        }
+    }
+
+    /// [`TokenRow::view`] as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.view()).unwrap_or_default()
     }
 }
 

@@ -1,10 +1,11 @@
 //! `/openapi.json`, generated from the catalog: each operation's path, query and body come from
-//! its argument type's schema, its success status and required ability from its spec.
+//! its argument type's schema, its success body from its output type's, its success status and
+//! required ability from its spec.
 
 use serde_json::{Map, Value, json};
 
 use crate::domain::error::ErrorCode;
-use crate::service::core::op::{DynOp, Verb};
+use crate::service::core::op::{DynOp, Verb, published_schema};
 use crate::service::ops::catalog;
 
 pub fn openapi_json(public_url: &str) -> Value {
@@ -49,7 +50,13 @@ fn leak_reports(paths: &mut Map<String, Value>) {
                 }
             }}}},
             "responses": {
-                "202": {"description": "Accepted", "content": {"application/json": {"schema": {"type": "object", "required": ["data"]}}}},
+                "202": {"description": "Accepted", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["data"], "properties": {"data": {
+                        "type": "object", "required": ["status", "message"], "properties": {
+                            "status": {"type": "string", "const": "accepted"}, "message": {"type": "string"}
+                        }
+                    }}
+                }}}},
                 "413": error, "422": error, "429": error, "500": error
             }
         }}),
@@ -96,7 +103,7 @@ fn operation(op: &dyn DynOp) -> Value {
         .collect();
     let error = json!({"$ref": "#/components/responses/Error"});
     let mut responses = json!({
-        spec.success_status.to_string(): {"description": "Success", "content": {"application/json": {"schema": {"type": "object", "required": ["data"]}}}},
+        spec.success_status.to_string(): {"description": "Success", "content": {"application/json": {"schema": published_schema(op.output_schema())}}},
         "401": error, "404": error, "422": error, "429": error, "500": error,
     });
     if spec.ability.is_some() {

@@ -95,7 +95,7 @@ pub async fn setup() -> (TestApp, World, String) {
     panic!("the setup job did not complete");
 }
 
-async fn send(app: &TestApp, c: &Case, token: &str) -> crate::helpers::Reply {
+pub async fn send(app: &TestApp, c: &Case, token: &str) -> crate::helpers::Reply {
     app.call(c.method.clone(), &c.path, Some(token), c.body.clone()).await
 }
 

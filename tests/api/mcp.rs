@@ -10,7 +10,7 @@ use crate::helpers::{OWNER_A, OWNER_B, Reply, TestApp, spawn_app, spawn_with, to
 use crate::matrix::{case, setup};
 
 /// One JSON-RPC request to `/mcp` (protocol 2025-11-25, stateless, JSON answers).
-async fn rpc(app: &TestApp, token: Option<&str>, method: &str, params: Value) -> Reply {
+pub async fn rpc(app: &TestApp, token: Option<&str>, method: &str, params: Value) -> Reply {
     rpc_with(app, token, method, params, &[]).await
 }
 
@@ -41,7 +41,7 @@ pub async fn rpc_with(
     Reply::from_response(req.send().await.unwrap()).await
 }
 
-async fn call_tool(app: &TestApp, token: &str, name: &str, args: Value) -> Value {
+pub async fn call_tool(app: &TestApp, token: &str, name: &str, args: Value) -> Value {
     let reply = rpc(app, Some(token), "tools/call", json!({"name": name, "arguments": args})).await;
     assert_eq!(reply.status, 200, "{name}: {:#}", reply.body);
     reply.body["result"].clone()

@@ -21,6 +21,11 @@ pub struct NoArgs {}
 pub struct Bounded<const MIN: i64, const MAX: i64>(i64);
 
 impl<const MIN: i64, const MAX: i64> Bounded<MIN, MAX> {
+    /// The largest value allowed (a caller asking for as much as it may).
+    pub const fn max() -> Self {
+        Bounded(MAX)
+    }
+
     pub fn get(self) -> i64 {
         self.0
     }

@@ -353,7 +353,7 @@ async fn check_caller(tx: &mut Tx, p: &Principal) -> std::result::Result<Checked
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::core::op::Output;
+    use crate::service::core::op::JsonOutput;
     use sqlx::{Connection, Executor};
 
     /// A fresh database, removed when dropped: a SQLite file, or a new PostgreSQL database when
@@ -427,7 +427,7 @@ mod tests {
                 };
                 let mut entry = entry;
                 let answer = result.map(|()| Done {
-                    output: Output {
+                    output: JsonOutput {
                         data: json!(email),
                         meta: None,
                     },

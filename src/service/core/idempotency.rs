@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::op::{Output, Spec};
+use super::op::{JsonOutput, Spec};
 use crate::domain::error::{Error, Result};
 use crate::domain::time::DAY_MS;
 use crate::store::idempotency as store;
@@ -35,7 +35,7 @@ impl IdempotencyKey {
 }
 
 /// The saved output for this key, if any; a key reused with other arguments is refused.
-pub async fn saved(tx: &mut Tx, k: &IdempotencyKey) -> Result<Option<Output>> {
+pub async fn saved(tx: &mut Tx, k: &IdempotencyKey) -> Result<Option<JsonOutput>> {
     store::forget_older(tx, &k.owner, &k.key, now_ms() - TTL_MS).await?;
     match store::find(tx, &k.owner, &k.key).await? {
         None => Ok(None),
@@ -47,7 +47,7 @@ pub async fn saved(tx: &mut Tx, k: &IdempotencyKey) -> Result<Option<Output>> {
 }
 
 /// Saves an output under its key, in the transaction that produced it.
-pub async fn save(tx: &mut Tx, k: &IdempotencyKey, status: u16, output: &Output) -> Result<()> {
+pub async fn save(tx: &mut Tx, k: &IdempotencyKey, status: u16, output: &JsonOutput) -> Result<()> {
     let body = serde_json::to_string(output).map_err(|e| Error::Internal(e.into()))?;
     let new = store::NewKey {
         owner: &k.owner,

@@ -1,6 +1,6 @@
 //! What an operation is. Each operation of SPEC §5 is one type implementing [`Operation`]: its
-//! row of the catalog ([`Spec`]), its argument type (which is also its published schema) and its
-//! body. Every surface reaches it through [`DynOp`], the same object the catalog lists.
+//! row of the catalog ([`Spec`]), its argument type (which is also its published schema), its
+//! output type (the published schema of a success) and its body. Every surface reaches it through [`DynOp`], the same object the catalog lists.
 
 use std::future::Future;
 
@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::call::Call;
-pub use super::output::{BoxFuture, Done, Output, to_value};
+pub use super::output::{BoxFuture, Done, JsonOutput, One, PageMeta, Paged, to_value};
 use super::principal::Principal;
 use super::service::Service;
 use crate::domain::ability::Ability;
@@ -155,9 +155,13 @@ pub trait Operation: Send + Sync + 'static {
     /// source of the operation's published JSON Schema.
     type Args: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
 
+    /// What a success answers ([`One`] object or a [`Paged`] list): the source of the published
+    /// schema of its `data` (and `meta`). Only the surfaces see it erased, as [`JsonOutput`].
+    type Output: Serialize + JsonSchema + Send + 'static;
+
     const SPEC: Spec;
 
-    fn run(c: &mut Call, args: Self::Args) -> impl Future<Output = Result<Output>> + Send;
+    fn run(c: &mut Call, args: Self::Args) -> impl Future<Output = Result<Self::Output>> + Send;
 }
 
 /// A call's input as a surface could read it: its arguments as JSON, or why they could not be
@@ -185,6 +189,9 @@ pub trait DynOp: Send + Sync {
     /// The JSON Schema of the arguments, subschemas inlined.
     fn args_schema(&self) -> Value;
 
+    /// The JSON Schema of a success's body (`data`, and `meta` for lists), subschemas inlined.
+    fn output_schema(&self) -> Value;
+
     /// Runs the operation for `p`: ability check, then the arguments, then the body, with its
     /// audit entry. See [`Service::call`].
     fn call<'a>(
@@ -205,6 +212,12 @@ impl<O: Operation> DynOp for O {
         schema_of::<O::Args>()
     }
 
+    fn output_schema(&self) -> Value {
+        let mut schema = schema_of::<O::Output>();
+        every_field_required(&mut schema);
+        schema
+    }
+
     fn call<'a>(
         &'a self,
         service: &'a Service,
@@ -213,6 +226,39 @@ impl<O: Operation> DynOp for O {
         input: Input,
     ) -> BoxFuture<'a, Result<Done>> {
         Box::pin(service.call_json::<O>(p, ctx, input))
+    }
+}
+
+/// Marks every property of every object schema in `schema` required. An output's fields are
+/// always there (`null` when empty: no output skips one), and the schema says so, which
+/// schemars does not for `Option` fields.
+fn every_field_required(schema: &mut Value) {
+    let Value::Object(m) = schema else { return };
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        props.values_mut().for_each(every_field_required);
+        let names = props.keys().cloned().map(Value::String).collect();
+        m.insert("required".into(), Value::Array(names));
+    }
+    for (key, sub) in m.iter_mut() {
+        match (key.as_str(), sub) {
+            ("items" | "additionalProperties", sub) => every_field_required(sub),
+            ("anyOf" | "oneOf" | "allOf", Value::Array(subs)) => subs.iter_mut().for_each(every_field_required),
+            ("$defs", Value::Object(defs)) => defs.values_mut().for_each(every_field_required),
+            _ => {}
+        }
+    }
+}
+
+/// A schema as it is published inside another document (an OpenAPI response, an MCP tool):
+/// without its `$schema` and generated `title`, an object.
+pub fn published_schema(mut schema: Value) -> serde_json::Map<String, Value> {
+    if let Some(m) = schema.as_object_mut() {
+        m.remove("$schema");
+        m.remove("title");
+    }
+    match schema {
+        Value::Object(m) => m,
+        _ => Default::default(),
     }
 }
 

@@ -1,8 +1,7 @@
 //! `?page=` (from 1) and `?limit=` (1–100, default 25), and the list `meta`.
 
-use serde_json::{Value, json};
-
 use super::args::{Limit, PageArgs, PageNo};
+use super::output::PageMeta;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
@@ -35,12 +34,12 @@ impl Page {
         (self.page - 1) * self.limit
     }
 
-    pub fn meta(&self, total: i64) -> Value {
-        json!({
-            "page": self.page,
-            "limit": self.limit,
-            "total": total,
-            "has_more": self.offset() + self.limit < total,
-        })
+    pub fn meta(&self, total: i64) -> PageMeta {
+        PageMeta {
+            page: self.page,
+            limit: self.limit,
+            total,
+            has_more: self.offset() + self.limit < total,
+        }
     }
 }

@@ -2,13 +2,14 @@
 //! → commit. A refusal at any step is answered and audited here, so no surface can forget it.
 
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
 use super::args::from_json;
 use super::authz::{mark_refused, still_allowed};
 use super::batch::Written;
 use super::call::Call;
 use super::idempotency::{self, IdempotencyKey};
-use super::op::{Done, Input, Operation, Spec};
+use super::op::{Done, Input, JsonOutput, Operation, Spec};
 use super::principal::Principal;
 use super::service::Service;
 use crate::domain::audit::{AuditDraft, Outcome, RequestCtx};
@@ -23,15 +24,46 @@ impl Service {
         op.call(self, p, ctx, input).await
     }
 
-    /// Calls an operation with typed arguments, for in-process callers.
-    pub async fn invoke<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, args: O::Args) -> Result<Done> {
-        let value = super::op::to_value(&args)?;
+    /// Calls an operation with typed arguments, for in-process callers, and answers its typed
+    /// output. The same path as [`Service::call`]: ability, body, audit entry, commit.
+    pub async fn invoke<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, args: O::Args) -> Result<O::Output> {
+        let mut value = super::op::to_value(&args)?;
+        // An argument left out is `null` in its type, and no argument the caller gave.
+        if let Some(m) = value.as_object_mut() {
+            m.retain(|_, v| !v.is_null());
+        }
         let entry = draft(p, ctx, &O::SPEC, Some(&value));
         let entry = self.check_ability(&O::SPEC, p, entry, Some(&value)).await?;
-        self.run::<O>(p, args, entry, None).await
+        let (keep, kept) = oneshot::channel();
+        self.run::<O>(p, args, entry, None, Some(keep)).await?;
+        typed(kept).await
+    }
+
+    /// Calls an operation with JSON arguments read exactly as a surface's are (so a caller that
+    /// passes on what a person typed gets the same refusals), and answers its typed output. No
+    /// `Idempotency-Key`: a replay would answer saved JSON, not a typed output.
+    pub async fn invoke_json<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<O::Output> {
+        let input = Input {
+            idempotency_key: None,
+            ..input
+        };
+        let (keep, kept) = oneshot::channel();
+        self.call_keeping::<O>(p, ctx, input, Some(keep)).await?;
+        typed(kept).await
     }
 
     pub(super) async fn call_json<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
+        self.call_keeping::<O>(p, ctx, input, None).await
+    }
+
+    /// The JSON path; `keep`, when given, receives the typed output of a success.
+    async fn call_keeping<O: Operation>(
+        &self,
+        p: &Principal,
+        ctx: &RequestCtx,
+        input: Input,
+        keep: Option<Keep<O>>,
+    ) -> Result<Done> {
         let spec = O::SPEC;
         let raw = input.args.as_ref().ok();
         let entry = draft(p, ctx, &spec, raw);
@@ -49,7 +81,7 @@ impl Service {
             Ok((from_json::<O::Args>(value)?, key))
         });
         match read {
-            Ok((args, key)) => self.run::<O>(p, args, entry, key).await,
+            Ok((args, key)) => self.run::<O>(p, args, entry, key, keep).await,
             Err(e) => Err(self.record_refused_input(entry, e).await),
         }
     }
@@ -82,16 +114,17 @@ impl Service {
         args: O::Args,
         mut entry: AuditDraft,
         key: Option<IdempotencyKey>,
+        keep: Option<Keep<O>>,
     ) -> Result<Done> {
         // What the entry records is the arguments as the operation read them.
         entry.properties = super::op::to_value(&args)?;
         if !O::SPEC.is_write() && key.is_none() {
-            return self.run_read::<O>(p, args, entry).await;
+            return self.run_read::<O>(p, args, entry, keep).await;
         }
         let p = p.clone();
         let config = self.config.clone();
         let job: super::batch::WriteJob =
-            Box::new(move |tx, entry| Box::pin(run_write::<O>(tx, p, config, args, entry, key)));
+            Box::new(move |tx, entry| Box::pin(run_write::<O>(tx, p, config, args, entry, key, keep)));
         self.batch.write(entry, job).await
     }
 
@@ -102,9 +135,15 @@ impl Service {
     /// A read: the body in a read transaction of its own, then the entry through the batch
     /// writer (group commit), which re-checks the caller under the chain's lock. The answer
     /// waits for the commit that holds its entry.
-    async fn run_read<O: Operation>(&self, p: &Principal, args: O::Args, mut entry: AuditDraft) -> Result<Done> {
+    async fn run_read<O: Operation>(
+        &self,
+        p: &Principal,
+        args: O::Args,
+        mut entry: AuditDraft,
+        keep: Option<Keep<O>>,
+    ) -> Result<Done> {
         let mut call = self.new_call(self.db.begin_read().await?, p, &entry);
-        let result = O::run(&mut call, args).await;
+        let result = O::run(&mut call, args).await.and_then(|o| erase(o, keep));
         let Call {
             tx,
             subject_id,
@@ -165,6 +204,7 @@ async fn run_write<O: Operation>(
     args: O::Args,
     mut entry: AuditDraft,
     key: Option<IdempotencyKey>,
+    keep: Option<Keep<O>>,
 ) -> (Tx, Written) {
     let refused = |mut entry: AuditDraft, e: Error| {
         mark_refused(&mut entry, &e);
@@ -203,7 +243,7 @@ async fn run_write<O: Operation>(
         }
     }
     let mut call = Call::new(tx, p, config, &entry);
-    let result = O::run(&mut call, args).await;
+    let result = O::run(&mut call, args).await.and_then(|o| erase(o, keep));
     let Call {
         mut tx,
         subject_id,
@@ -238,6 +278,26 @@ async fn run_write<O: Operation>(
             wakes_jobs,
         },
     )
+}
+
+/// The output as JSON; its typed self goes to the caller that asked to keep it.
+fn erase<T: serde::Serialize>(output: T, keep: Option<oneshot::Sender<T>>) -> Result<JsonOutput> {
+    let json = JsonOutput::of(&output)?;
+    if let Some(keep) = keep {
+        // Nobody left to receive it (the caller gave up) is no failure of the call.
+        let _ = keep.send(output);
+    }
+    Ok(json)
+}
+
+/// Where an in-process caller receives the typed output of its call.
+type Keep<O> = oneshot::Sender<<O as Operation>::Output>;
+
+/// The typed output a call kept. A call that succeeded always kept it: none of these callers
+/// sends an `Idempotency-Key`, so no success of theirs is a replay of saved JSON.
+async fn typed<T>(kept: oneshot::Receiver<T>) -> Result<T> {
+    kept.await
+        .map_err(|_| Error::Internal(anyhow::anyhow!("a successful call kept no typed output")))
 }
 
 /// The entry a call starts with: who, through which surface, which operation, with what.

@@ -14,7 +14,7 @@ use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::service::Call;
 use crate::service::core::args::{Bounded, Limit, PageNo};
-use crate::service::core::op::{DynOp, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::access_codes as store;
 use crate::store::{jobs, now_ms};
@@ -76,6 +76,7 @@ pub fn mask(code: &str) -> String {
 pub struct ListAccessCodes;
 impl Operation for ListAccessCodes {
     type Args = AccessCodeArgs;
+    type Output = Paged<store::AccessCode>;
     const SPEC: Spec = Spec {
         name: "list_access_codes",
         event: "list_access_codes",
@@ -86,17 +87,18 @@ impl Operation for ListAccessCodes {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: AccessCodeArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: AccessCodeArgs) -> Result<Self::Output> {
         let plan = plan_in_scope(c, args.plan_id.as_str()).await?;
         let page = Page::of(args.page, args.limit);
         let (rows, total) = store::page_of_plan(c.conn(), &plan.id, args.status, page.limit, page.offset()).await?;
-        Output::list(rows, page.meta(total))
+        Paged::ok(rows, page.meta(total))
     }
 }
 
 pub struct BulkGenerateAccessCodes;
 impl Operation for BulkGenerateAccessCodes {
     type Args = BulkGenerateArgs;
+    type Output = One<jobs::JobView>;
     const SPEC: Spec = Spec {
         name: "bulk_generate_access_codes",
         event: "bulk_generate_access_codes",
@@ -109,7 +111,7 @@ impl Operation for BulkGenerateAccessCodes {
         ..Spec::CREATE
     };
 
-    async fn run(c: &mut Call, args: BulkGenerateArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: BulkGenerateArgs) -> Result<Self::Output> {
         let plan = plan_in_scope(c, args.plan_id.as_str()).await?;
         within_quotas(c, args.quantity.get()).await?;
         let input = GenerateInput {
@@ -135,7 +137,7 @@ impl Operation for BulkGenerateAccessCodes {
         c.subject(&job_id);
         c.wake_jobs();
         let job = jobs::find(c.conn(), &job_id).await?.ok_or(Error::NotFound)?;
-        Output::one(job.to_json())
+        One::ok(job.view())
     }
 }
 

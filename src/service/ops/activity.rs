@@ -2,7 +2,6 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, Outcome};
@@ -10,8 +9,8 @@ use crate::domain::error::{Error, Result};
 use crate::domain::time::parse_rfc3339;
 use crate::service::Call;
 use crate::service::core::args::Bounded;
-use crate::service::core::op::{DynOp, Operation, Output, Spec};
-use crate::store::audit::{self, AuditFilter};
+use crate::service::core::op::{DynOp, Operation, Paged, Spec};
+use crate::store::audit::{self, AuditFilter, AuditView};
 
 pub static OPS: &[&dyn DynOp] = &[&GetActivityLog];
 
@@ -35,6 +34,15 @@ pub struct ActivityQuery {
     pub cursor: Option<String>,
 }
 
+/// The `meta` of a page of the log: the next page starts after `next_cursor`.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CursorMeta {
+    pub limit: i64,
+    pub has_more: bool,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
 fn time_field(name: &str, v: &Option<String>) -> Result<Option<i64>> {
     v.as_deref()
         .map(|s| {
@@ -46,6 +54,7 @@ fn time_field(name: &str, v: &Option<String>) -> Result<Option<i64>> {
 pub struct GetActivityLog;
 impl Operation for GetActivityLog {
     type Args = ActivityQuery;
+    type Output = Paged<AuditView, CursorMeta>;
     const SPEC: Spec = Spec {
         name: "get_activity_log",
         event: "get_activity_log",
@@ -56,7 +65,7 @@ impl Operation for GetActivityLog {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, q: ActivityQuery) -> Result<Output> {
+    async fn run(c: &mut Call, q: ActivityQuery) -> Result<Self::Output> {
         let limit = q.limit.map_or(50, Bounded::get);
         let before_seq = q
             .cursor
@@ -91,10 +100,14 @@ impl Operation for GetActivityLog {
         } else {
             None
         };
-        let data: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
-        Output::list(
+        let data = rows.iter().map(|r| r.view()).collect();
+        Paged::ok(
             data,
-            json!({"limit": limit, "has_more": has_more, "next_cursor": next_cursor}),
+            CursorMeta {
+                limit,
+                has_more,
+                next_cursor,
+            },
         )
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::JobId;
 use crate::service::Call;
-use crate::service::core::op::{DynOp, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, One, Operation, Spec};
 use crate::store::jobs as store;
 
 pub static OPS: &[&dyn DynOp] = &[&GetJobStatus];
@@ -21,6 +21,7 @@ pub struct JobRef {
 pub struct GetJobStatus;
 impl Operation for GetJobStatus {
     type Args = JobRef;
+    type Output = One<store::JobView>;
     const SPEC: Spec = Spec {
         name: "get_job_status",
         event: "get_job_status",
@@ -32,7 +33,7 @@ impl Operation for GetJobStatus {
     };
 
     /// A job is visible to the user who started it, in the team it was started in.
-    async fn run(c: &mut Call, args: JobRef) -> Result<Output> {
+    async fn run(c: &mut Call, args: JobRef) -> Result<Self::Output> {
         let job = store::find(c.conn(), args.job_id.as_str())
             .await?
             .ok_or(Error::NotFound)?;
@@ -42,6 +43,6 @@ impl Operation for GetJobStatus {
         if let Some(pid) = &job.project_id {
             c.check_project(pid)?;
         }
-        Output::one(job.to_json())
+        One::ok(job.view())
     }
 }

@@ -12,7 +12,7 @@ use crate::domain::ids::{MemberId, ProjectId};
 use crate::domain::kinds::MemberStatus;
 use crate::service::Call;
 use crate::service::core::args::{Limit, PageNo};
-use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::members::{self as store, Member};
 use crate::store::{now_ms, subscriptions};
@@ -58,6 +58,7 @@ async fn member_in_scope(c: &mut Call, id: &str) -> Result<Member> {
 pub struct ListSubscribers;
 impl Operation for ListSubscribers {
     type Args = SubscriberArgs;
+    type Output = Paged<Member>;
     const SPEC: Spec = Spec {
         name: "list_subscribers",
         event: "list_subscribers",
@@ -68,7 +69,7 @@ impl Operation for ListSubscribers {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: SubscriberArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: SubscriberArgs) -> Result<Self::Output> {
         let project = project_in_scope(c, &args.project_id).await?;
         if args.search.as_ref().is_some_and(|s| s.chars().count() > 100) {
             return Err(Error::field("search", "must be at most 100 characters"));
@@ -77,13 +78,22 @@ impl Operation for ListSubscribers {
         let page = Page::of(args.page, args.limit);
         let (rows, total) =
             store::page_of_project(c.conn(), &project.id, args.status, search, page.limit, page.offset()).await?;
-        Output::list(rows, page.meta(total))
+        Paged::ok(rows, page.meta(total))
     }
+}
+
+/// A member with their subscriptions, as `get_member` shows them.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct MemberDetail {
+    #[serde(flatten)]
+    pub member: Member,
+    pub subscriptions: Vec<subscriptions::Subscription>,
 }
 
 pub struct GetMember;
 impl Operation for GetMember {
     type Args = MemberRef;
+    type Output = One<MemberDetail>;
     const SPEC: Spec = Spec {
         name: "get_member",
         event: "get_member",
@@ -95,12 +105,13 @@ impl Operation for GetMember {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: MemberRef) -> Result<Output> {
+    async fn run(c: &mut Call, args: MemberRef) -> Result<Self::Output> {
         let member = member_in_scope(c, args.member_id.as_str()).await?;
         let subs = subscriptions::of_member(c.conn(), &member.id).await?;
-        let mut v = crate::service::core::op::to_value(&member)?;
-        v["subscriptions"] = crate::service::core::op::to_value(subs)?;
-        Output::one(v)
+        One::ok(MemberDetail {
+            member,
+            subscriptions: subs,
+        })
     }
 }
 
@@ -124,7 +135,7 @@ impl Move {
     }
 }
 
-async fn move_member(c: &mut Call, mv: Move, id: &MemberId, reason: Option<&str>) -> Result<Output> {
+async fn move_member(c: &mut Call, mv: Move, id: &MemberId, reason: Option<&str>) -> Result<One<Member>> {
     let before = member_in_scope(c, id.as_str()).await?;
     let reason = reason.map(|r| validate_name("reason", r, 500)).transpose()?;
     if let Some(target) = mv.target(before.status) {
@@ -139,12 +150,13 @@ async fn move_member(c: &mut Call, mv: Move, id: &MemberId, reason: Option<&str>
         }
         c.changes(changes);
     }
-    Output::one(member_in_scope(c, &before.id).await?)
+    One::ok(member_in_scope(c, &before.id).await?)
 }
 
 pub struct BanMember;
 impl Operation for BanMember {
     type Args = MemberReason;
+    type Output = One<Member>;
     const SPEC: Spec = Spec {
         name: "ban_member",
         event: "ban_member",
@@ -157,7 +169,7 @@ impl Operation for BanMember {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, args: MemberReason) -> Result<Output> {
+    async fn run(c: &mut Call, args: MemberReason) -> Result<Self::Output> {
         move_member(c, Move::Ban, &args.member_id, args.reason.as_deref()).await
     }
 }
@@ -165,6 +177,7 @@ impl Operation for BanMember {
 pub struct UnbanMember;
 impl Operation for UnbanMember {
     type Args = MemberRef;
+    type Output = One<Member>;
     const SPEC: Spec = Spec {
         name: "unban_member",
         event: "unban_member",
@@ -176,7 +189,7 @@ impl Operation for UnbanMember {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, args: MemberRef) -> Result<Output> {
+    async fn run(c: &mut Call, args: MemberRef) -> Result<Self::Output> {
         move_member(c, Move::Unban, &args.member_id, None).await
     }
 }
@@ -184,6 +197,7 @@ impl Operation for UnbanMember {
 pub struct KickMember;
 impl Operation for KickMember {
     type Args = MemberReason;
+    type Output = One<Member>;
     const SPEC: Spec = Spec {
         name: "kick_member",
         event: "kick_member",
@@ -196,7 +210,7 @@ impl Operation for KickMember {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, args: MemberReason) -> Result<Output> {
+    async fn run(c: &mut Call, args: MemberReason) -> Result<Self::Output> {
         move_member(c, Move::Kick, &args.member_id, args.reason.as_deref()).await
     }
 }

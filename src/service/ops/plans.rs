@@ -10,7 +10,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PlanId, ProjectId};
 use crate::domain::kinds::BillingInterval;
 use crate::service::Call;
-use crate::service::core::op::{DynOp, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, One, Operation, Paged, Spec};
 use crate::store::plans::{self as store, NewPlan, Plan};
 use crate::store::{is_unique_violation, now_ms};
 
@@ -55,6 +55,7 @@ pub async fn plan_in_scope(c: &mut Call, id: &str) -> Result<Plan> {
 pub struct ListPlans;
 impl Operation for ListPlans {
     type Args = ProjectPage;
+    type Output = Paged<Plan>;
     const SPEC: Spec = Spec {
         name: "list_plans",
         event: "list_plans",
@@ -65,17 +66,18 @@ impl Operation for ListPlans {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: ProjectPage) -> Result<Output> {
+    async fn run(c: &mut Call, args: ProjectPage) -> Result<Self::Output> {
         let project = project_in_scope(c, &args.project_id).await?;
         let page = args.page();
         let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
-        Output::list(rows, page.meta(total))
+        Paged::ok(rows, page.meta(total))
     }
 }
 
 pub struct GetPlan;
 impl Operation for GetPlan {
     type Args = PlanRef;
+    type Output = One<Plan>;
     const SPEC: Spec = Spec {
         name: "get_plan",
         event: "get_plan",
@@ -87,14 +89,15 @@ impl Operation for GetPlan {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: PlanRef) -> Result<Output> {
-        Output::one(plan_in_scope(c, args.plan_id.as_str()).await?)
+    async fn run(c: &mut Call, args: PlanRef) -> Result<Self::Output> {
+        One::ok(plan_in_scope(c, args.plan_id.as_str()).await?)
     }
 }
 
 pub struct CreatePlan;
 impl Operation for CreatePlan {
     type Args = CreatePlanArgs;
+    type Output = One<Plan>;
     const SPEC: Spec = Spec {
         name: "create_plan",
         event: "create_plan",
@@ -106,7 +109,7 @@ impl Operation for CreatePlan {
         ..Spec::CREATE
     };
 
-    async fn run(c: &mut Call, args: CreatePlanArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: CreatePlanArgs) -> Result<Self::Output> {
         let project = project_in_scope(c, &args.project_id).await?;
         let name = validate_name("name", &args.name, 100)?;
         if !(0..=100_000_000).contains(&args.price_cents) {
@@ -136,13 +139,14 @@ impl Operation for CreatePlan {
             other => other?,
         };
         c.subject(&id);
-        Output::one(plan_in_scope(c, &id).await?)
+        One::ok(plan_in_scope(c, &id).await?)
     }
 }
 
 pub struct PublishPlan;
 impl Operation for PublishPlan {
     type Args = PublishPlanArgs;
+    type Output = One<Plan>;
     const SPEC: Spec = Spec {
         name: "publish_plan",
         event: "publish_plan",
@@ -154,12 +158,12 @@ impl Operation for PublishPlan {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, args: PublishPlanArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: PublishPlanArgs) -> Result<Self::Output> {
         let before = plan_in_scope(c, args.plan_id.as_str()).await?;
         if (before.active != 0) != args.active {
             store::set_active(c.conn(), &before.id, args.active).await?;
             c.changes(json!({"active": {"from": before.active != 0, "to": args.active}}));
         }
-        Output::one(plan_in_scope(c, &before.id).await?)
+        One::ok(plan_in_scope(c, &before.id).await?)
     }
 }

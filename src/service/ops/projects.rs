@@ -10,7 +10,7 @@ use crate::domain::ids::ProjectId;
 use crate::service::Call;
 use crate::service::core::args::PageArgs;
 use crate::service::core::args::{Limit, PageNo};
-use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec, Verb};
+use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec, Verb};
 use crate::service::core::page::Page;
 use crate::store::projects::{self as store, NewProject, Project};
 use crate::store::{is_unique_violation, now_ms};
@@ -151,6 +151,7 @@ pub async fn create_in(conn: &mut crate::store::Conn, team_id: &str, args: &Crea
 pub struct ListProjects;
 impl Operation for ListProjects {
     type Args = PageArgs;
+    type Output = Paged<Project>;
     const SPEC: Spec = Spec {
         name: "list_projects",
         event: "list_projects",
@@ -161,17 +162,18 @@ impl Operation for ListProjects {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: PageArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: PageArgs) -> Result<Self::Output> {
         let page = args.page();
         let (team, only) = (c.team_id(), c.principal.project_ids().map(<[String]>::to_vec));
         let (rows, total) = store::page(c.conn(), &team, only.as_deref(), page.limit, page.offset()).await?;
-        Output::list(rows, page.meta(total))
+        Paged::ok(rows, page.meta(total))
     }
 }
 
 pub struct GetProject;
 impl Operation for GetProject {
     type Args = ProjectRef;
+    type Output = One<Project>;
     const SPEC: Spec = Spec {
         name: "get_project",
         event: "get_project",
@@ -183,14 +185,15 @@ impl Operation for GetProject {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: ProjectRef) -> Result<Output> {
-        Output::one(project_in_scope(c, &args.project_id).await?)
+    async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
+        One::ok(project_in_scope(c, &args.project_id).await?)
     }
 }
 
 pub struct CreateProject;
 impl Operation for CreateProject {
     type Args = CreateProjectArgs;
+    type Output = One<Project>;
     const SPEC: Spec = Spec {
         name: "create_project",
         event: "create_project",
@@ -202,7 +205,7 @@ impl Operation for CreateProject {
         ..Spec::CREATE
     };
 
-    async fn run(c: &mut Call, args: CreateProjectArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: CreateProjectArgs) -> Result<Self::Output> {
         if c.principal.project_ids().is_some() {
             return Err(Error::MissingAbility(
                 Ability::ProjectCreate,
@@ -213,13 +216,14 @@ impl Operation for CreateProject {
         let project = create_in(c.conn(), &team, &args).await?;
         c.subject(&project.id);
         c.in_project(&project.id);
-        Output::one(project)
+        One::ok(project)
     }
 }
 
 pub struct UpdateProject;
 impl Operation for UpdateProject {
     type Args = UpdateProjectArgs;
+    type Output = One<Project>;
     const SPEC: Spec = Spec {
         name: "update_project",
         event: "update_project",
@@ -233,7 +237,7 @@ impl Operation for UpdateProject {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, args: UpdateProjectArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: UpdateProjectArgs) -> Result<Self::Output> {
         let before = project_in_scope(c, &args.project_id).await?;
         if args.name.is_none() && args.description.is_none() {
             return Err(Error::field("name", "give at least one of name or description"));
@@ -263,13 +267,14 @@ impl Operation for UpdateProject {
         let description = description.or(before.description.clone());
         store::update(c.conn(), &before.id, &name, description.as_deref()).await?;
         c.changes(changes.into());
-        Output::one(project_in_scope(c, &args.project_id).await?)
+        One::ok(project_in_scope(c, &args.project_id).await?)
     }
 }
 
 pub struct ArchiveProject;
 impl Operation for ArchiveProject {
     type Args = ProjectRef;
+    type Output = One<Project>;
     const SPEC: Spec = Spec {
         name: "archive_project",
         event: "archive_project",
@@ -282,19 +287,29 @@ impl Operation for ArchiveProject {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, args: ProjectRef) -> Result<Output> {
+    async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
         let before = project_in_scope(c, &args.project_id).await?;
         if before.active != 0 {
             store::archive(c.conn(), &before.id).await?;
             c.changes(json!({"active": {"from": true, "to": false}}));
         }
-        Output::one(project_in_scope(c, &args.project_id).await?)
+        One::ok(project_in_scope(c, &args.project_id).await?)
     }
+}
+
+/// Where a project's members sign up, as `get_portal_url` shows it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PortalUrl {
+    pub project_id: String,
+    pub handle: String,
+    pub url: String,
+    pub active: bool,
 }
 
 pub struct GetPortalUrl;
 impl Operation for GetPortalUrl {
     type Args = ProjectRef;
+    type Output = One<PortalUrl>;
     const SPEC: Spec = Spec {
         name: "get_portal_url",
         event: "get_portal_url",
@@ -306,14 +321,14 @@ impl Operation for GetPortalUrl {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: ProjectRef) -> Result<Output> {
+    async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
         let project = project_in_scope(c, &args.project_id).await?;
         let base = c.config().public_url.trim_end_matches('/').to_owned();
-        Output::one(json!({
-            "project_id": project.id,
-            "handle": project.handle,
-            "url": format!("{base}/portal/{}", project.handle),
-            "active": project.active != 0,
-        }))
+        One::ok(PortalUrl {
+            url: format!("{base}/portal/{}", project.handle),
+            project_id: project.id,
+            handle: project.handle,
+            active: project.active != 0,
+        })
     }
 }

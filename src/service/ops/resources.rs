@@ -9,7 +9,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{ProjectId, ResourceId};
 use crate::domain::kinds::ResourceKind;
 use crate::service::Call;
-use crate::service::core::op::{DynOp, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, One, Operation, Paged, Spec};
 use crate::store::now_ms;
 use crate::store::resources::{self as store, NewResource, Resource};
 
@@ -41,6 +41,7 @@ async fn resource_in_scope(c: &mut Call, id: &str) -> Result<Resource> {
 pub struct ListResources;
 impl Operation for ListResources {
     type Args = ProjectPage;
+    type Output = Paged<Resource>;
     const SPEC: Spec = Spec {
         name: "list_resources",
         event: "list_resources",
@@ -51,17 +52,18 @@ impl Operation for ListResources {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: ProjectPage) -> Result<Output> {
+    async fn run(c: &mut Call, args: ProjectPage) -> Result<Self::Output> {
         let project = project_in_scope(c, &args.project_id).await?;
         let page = args.page();
         let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
-        Output::list(rows, page.meta(total))
+        Paged::ok(rows, page.meta(total))
     }
 }
 
 pub struct GetResource;
 impl Operation for GetResource {
     type Args = ResourceRef;
+    type Output = One<Resource>;
     const SPEC: Spec = Spec {
         name: "get_resource",
         event: "get_resource",
@@ -73,14 +75,15 @@ impl Operation for GetResource {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: ResourceRef) -> Result<Output> {
-        Output::one(resource_in_scope(c, args.resource_id.as_str()).await?)
+    async fn run(c: &mut Call, args: ResourceRef) -> Result<Self::Output> {
+        One::ok(resource_in_scope(c, args.resource_id.as_str()).await?)
     }
 }
 
 pub struct CreateResource;
 impl Operation for CreateResource {
     type Args = CreateResourceArgs;
+    type Output = One<Resource>;
     const SPEC: Spec = Spec {
         name: "create_resource",
         event: "create_resource",
@@ -92,7 +95,7 @@ impl Operation for CreateResource {
         ..Spec::CREATE
     };
 
-    async fn run(c: &mut Call, args: CreateResourceArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: CreateResourceArgs) -> Result<Self::Output> {
         let project = project_in_scope(c, &args.project_id).await?;
         let title = validate_name("title", &args.title, 200)?;
         let chat = args.telegram_chat_id.trim();
@@ -114,6 +117,6 @@ impl Operation for CreateResource {
         };
         let id = store::insert(c.conn(), &new).await?;
         c.subject(&id);
-        Output::one(resource_in_scope(c, &id).await?)
+        One::ok(resource_in_scope(c, &id).await?)
     }
 }

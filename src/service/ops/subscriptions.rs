@@ -11,7 +11,7 @@ use crate::domain::ids::{ProjectId, SubscriptionId};
 use crate::domain::kinds::{PaymentStatus, SubscriptionStatus};
 use crate::service::Call;
 use crate::service::core::args::{Limit, PageNo};
-use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::now_ms;
 use crate::store::subscriptions as store;
@@ -39,6 +39,7 @@ pub struct PaymentArgs {
 pub struct CancelSubscription;
 impl Operation for CancelSubscription {
     type Args = SubscriptionRef;
+    type Output = One<store::Subscription>;
     const SPEC: Spec = Spec {
         name: "cancel_subscription",
         event: "cancel_subscription",
@@ -51,7 +52,7 @@ impl Operation for CancelSubscription {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, args: SubscriptionRef) -> Result<Output> {
+    async fn run(c: &mut Call, args: SubscriptionRef) -> Result<Self::Output> {
         let team = c.team_id();
         let sub = store::find_in_team(c.conn(), &team, args.subscription_id.as_str())
             .await?
@@ -65,13 +66,14 @@ impl Operation for CancelSubscription {
         let after = store::find_in_team(c.conn(), &team, &sub.id)
             .await?
             .ok_or(Error::NotFound)?;
-        Output::one(after)
+        One::ok(after)
     }
 }
 
 pub struct ListRecentPayments;
 impl Operation for ListRecentPayments {
     type Args = PaymentArgs;
+    type Output = Paged<store::Payment>;
     const SPEC: Spec = Spec {
         name: "list_recent_payments",
         event: "list_recent_payments",
@@ -82,11 +84,11 @@ impl Operation for ListRecentPayments {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: PaymentArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: PaymentArgs) -> Result<Self::Output> {
         let project = project_in_scope(c, &args.project_id).await?;
         let page = Page::of(args.page, args.limit);
         let (rows, total) =
             store::payments_of_project(c.conn(), &project.id, args.status, page.limit, page.offset()).await?;
-        Output::list(rows, page.meta(total))
+        Paged::ok(rows, page.meta(total))
     }
 }

@@ -2,7 +2,6 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
@@ -10,7 +9,7 @@ use crate::domain::ids::TeamId;
 use crate::domain::role::Role;
 use crate::service::Call;
 use crate::service::core::args::{Limit, NoArgs, PageArgs, PageNo};
-use crate::service::core::op::{DynOp, Operation, Output, Spec};
+use crate::service::core::op::{DynOp, One, Operation, PageMeta, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::teams::{self as store, Team};
 
@@ -44,6 +43,7 @@ async fn own_team(c: &mut Call, requested: Option<&TeamId>) -> Result<Team> {
 pub struct ListTeams;
 impl Operation for ListTeams {
     type Args = PageArgs;
+    type Output = Paged<Team>;
     const SPEC: Spec = Spec {
         name: "list_teams",
         event: "list_teams",
@@ -54,17 +54,18 @@ impl Operation for ListTeams {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: PageArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: PageArgs) -> Result<Self::Output> {
         let page = args.page();
         let team = own_team(c, None).await?;
         let items = if page.page == 1 { vec![team] } else { vec![] };
-        Output::list(items, page.meta(1))
+        Paged::ok(items, page.meta(1))
     }
 }
 
 pub struct GetTeam;
 impl Operation for GetTeam {
     type Args = TeamRef;
+    type Output = One<Team>;
     const SPEC: Spec = Spec {
         name: "get_team",
         event: "get_team",
@@ -76,14 +77,15 @@ impl Operation for GetTeam {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: TeamRef) -> Result<Output> {
-        Output::one(own_team(c, Some(&args.team_id)).await?)
+    async fn run(c: &mut Call, args: TeamRef) -> Result<Self::Output> {
+        One::ok(own_team(c, Some(&args.team_id)).await?)
     }
 }
 
 pub struct ListTeamMembers;
 impl Operation for ListTeamMembers {
     type Args = TeamPage;
+    type Output = Paged<store::TeamMember>;
     const SPEC: Spec = Spec {
         name: "list_team_members",
         event: "list_team_members",
@@ -95,17 +97,25 @@ impl Operation for ListTeamMembers {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: TeamPage) -> Result<Output> {
+    async fn run(c: &mut Call, args: TeamPage) -> Result<Self::Output> {
         let team = own_team(c, Some(&args.team_id)).await?;
         let page = Page::of(args.page, args.limit);
         let (rows, total) = store::members_page(c.conn(), &team.id, page.limit, page.offset()).await?;
-        Output::list(rows, page.meta(total))
+        Paged::ok(rows, page.meta(total))
     }
+}
+
+/// A role and the abilities it holds, as `list_roles` shows it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct RoleView {
+    pub name: Role,
+    pub abilities: Vec<Ability>,
 }
 
 pub struct ListRoles;
 impl Operation for ListRoles {
     type Args = NoArgs;
+    type Output = Paged<RoleView>;
     const SPEC: Spec = Spec {
         name: "list_roles",
         event: "list_roles",
@@ -116,12 +126,21 @@ impl Operation for ListRoles {
         ..Spec::READ
     };
 
-    async fn run(_: &mut Call, _: NoArgs) -> Result<Output> {
+    async fn run(_: &mut Call, _: NoArgs) -> Result<Self::Output> {
         let roles: Vec<_> = Role::ALL
             .iter()
-            .map(|r| json!({"name": r.as_str(), "abilities": r.abilities().iter().map(|a| a.as_str()).collect::<Vec<_>>()}))
+            .map(|r| RoleView {
+                name: *r,
+                abilities: r.abilities().iter().copied().collect(),
+            })
             .collect();
         let n = roles.len() as i64;
-        Output::list(roles, json!({"page": 1, "limit": n, "total": n, "has_more": false}))
+        let meta = PageMeta {
+            page: 1,
+            limit: n,
+            total: n,
+            has_more: false,
+        };
+        Paged::ok(roles, meta)
     }
 }

@@ -2,23 +2,33 @@
 //! itself. (Minting, rotation and the other revocations are account lifecycle:
 //! [`crate::service::accounts::tokens`].)
 
+use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::json;
 
+use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::role::Role;
 use crate::service::Call;
 use crate::service::core::args::{NoArgs, PageArgs};
-use crate::service::core::op::{DynOp, Effect, Operation, Output, Spec, Verb};
-use crate::store::tokens::{self as store, TokenRow};
+use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec, Verb};
+use crate::store::tokens::{self as store, TokenRow, TokenView};
 
-#[derive(Serialize)]
 /// The token's owner, as `get_token_info` shows it.
-struct Owner<'a> {
-    id: &'a str,
-    email: &'a str,
-    name: &'a str,
-    role: Role,
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Owner {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// The calling token, its owner, and what it may do now (its abilities ∩ the owner's role).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TokenInfo {
+    #[serde(flatten)]
+    pub token: TokenView,
+    pub owner: Owner,
+    pub effective_abilities: Vec<Ability>,
 }
 
 pub static OPS: &[&dyn DynOp] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
@@ -31,6 +41,7 @@ fn own_token_id(c: &Call) -> Result<String> {
 pub struct GetTokenInfo;
 impl Operation for GetTokenInfo {
     type Args = NoArgs;
+    type Output = One<TokenInfo>;
     const SPEC: Spec = Spec {
         name: "get_token_info",
         event: "get_token_info",
@@ -40,26 +51,28 @@ impl Operation for GetTokenInfo {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, _: NoArgs) -> Result<Output> {
+    async fn run(c: &mut Call, _: NoArgs) -> Result<Self::Output> {
         let id = own_token_id(c)?;
         c.subject(&id);
         let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
         let p = &c.principal;
-        let mut v = row.to_json();
-        v["owner"] = crate::service::core::op::to_value(Owner {
-            id: &p.user_id,
-            email: &p.user_email,
-            name: &p.user_name,
-            role: p.role,
-        })?;
-        v["effective_abilities"] = json!(p.effective_abilities());
-        Output::one(v)
+        One::ok(TokenInfo {
+            token: row.view(),
+            owner: Owner {
+                id: p.user_id.clone(),
+                email: p.user_email.clone(),
+                name: p.user_name.clone(),
+                role: p.role,
+            },
+            effective_abilities: p.effective_abilities().into_iter().collect(),
+        })
     }
 }
 
 pub struct ListTokens;
 impl Operation for ListTokens {
     type Args = PageArgs;
+    type Output = Paged<TokenView>;
     const SPEC: Spec = Spec {
         name: "list_tokens",
         event: "list_tokens",
@@ -69,11 +82,11 @@ impl Operation for ListTokens {
         ..Spec::READ
     };
 
-    async fn run(c: &mut Call, args: PageArgs) -> Result<Output> {
+    async fn run(c: &mut Call, args: PageArgs) -> Result<Self::Output> {
         let page = args.page();
         let (team, user) = (c.principal.team_id.clone(), c.principal.user_id.clone());
         let (rows, total) = store::page_of_owner(c.conn(), &team, &user, page.limit, page.offset()).await?;
-        Output::list(rows.iter().map(TokenRow::to_json).collect(), page.meta(total))
+        Paged::ok(rows.iter().map(TokenRow::view).collect(), page.meta(total))
     }
 }
 
@@ -81,6 +94,7 @@ impl Operation for ListTokens {
 pub struct RevokeCurrentToken;
 impl Operation for RevokeCurrentToken {
     type Args = NoArgs;
+    type Output = One<TokenView>;
     const SPEC: Spec = Spec {
         name: "revoke_current_token",
         event: "token.revoked",
@@ -94,11 +108,11 @@ impl Operation for RevokeCurrentToken {
         ..Spec::WRITE
     };
 
-    async fn run(c: &mut Call, _: NoArgs) -> Result<Output> {
+    async fn run(c: &mut Call, _: NoArgs) -> Result<Self::Output> {
         let id = own_token_id(c)?;
         c.subject(&id);
         store::revoke(c.conn(), &id, "revoked by its own holder").await?;
         let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
-        Output::one(row.to_json())
+        One::ok(row.view())
     }
 }

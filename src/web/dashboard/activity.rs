@@ -14,7 +14,9 @@ use super::pages::{error_page, field_errors, internal_error};
 use super::session::SignedIn;
 use crate::domain::error::Error;
 use crate::service::core::op::Input;
+use crate::service::ops::activity::GetActivityLog;
 use crate::service::ops::catalog;
+use crate::store::audit::AuditView;
 use crate::web::AppState;
 use crate::web::extract::Ctx;
 use axum::extract::RawQuery;
@@ -77,10 +79,10 @@ struct ActivityPage {
 
 /// How an entry is shown: refusals and failures apart, writes (operations that change state,
 /// token lifecycle events) highlighted, reads plain.
-pub(super) fn entry_kind(e: &Value) -> &'static str {
-    let event = e["event"].as_str().unwrap_or_default();
+pub(super) fn entry_kind(e: &AuditView) -> &'static str {
+    let event = e.event.as_str();
     let writes = catalog::find(event).is_some_and(|op| op.spec().is_write()) || event.starts_with("token.");
-    match e["outcome"].as_str().unwrap_or_default() {
+    match e.outcome.as_str() {
         "denied" => "denied",
         "failed" => "failed",
         _ if writes => "write",
@@ -88,36 +90,35 @@ pub(super) fn entry_kind(e: &Value) -> &'static str {
     }
 }
 
-fn view(e: &Value) -> EntryView {
-    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+fn view(e: &AuditView) -> EntryView {
     EntryView {
-        created_at: text("created_at"),
-        token_id: e["token_id"].as_str().map(str::to_owned),
+        created_at: e.created_at.clone(),
+        token_id: e.token_id.clone(),
         event: event_label(e),
-        subject_type: text("subject_type"),
-        subject_id: e["subject_id"].as_str().map(str::to_owned),
-        outcome: text("outcome"),
-        error_code: e["error_code"].as_str().map(str::to_owned),
+        subject_type: e.subject_type.clone().unwrap_or_default(),
+        subject_id: e.subject_id.clone(),
+        outcome: e.outcome.clone(),
+        error_code: e.error_code.clone(),
         kind: entry_kind(e),
         via: via(e),
     }
 }
 
 /// The event as the tables show it: a failed authentication names its reason.
-pub(super) fn event_label(e: &Value) -> String {
-    match e["event"].as_str().unwrap_or_default() {
-        "auth.failed" => format!("auth.failed ({})", e["properties"]["reason"].as_str().unwrap_or("?")),
+pub(super) fn event_label(e: &AuditView) -> String {
+    match e.event.as_str() {
+        "auth.failed" => format!("auth.failed ({})", e.properties["reason"].as_str().unwrap_or("?")),
         event => event.to_owned(),
     }
 }
 
 /// Who acted, as the tables show it: the actor kind (`api_token` is REST, `mcp` is MCP,
 /// `human` the dashboard or CLI), with the MCP client's name where it gave one.
-pub(super) fn via(e: &Value) -> String {
-    let kind = e["actor_kind"].as_str().unwrap_or("—");
-    match e["client"].as_str() {
+pub(super) fn via(e: &AuditView) -> String {
+    let kind = &e.actor_kind;
+    match &e.client {
         Some(client) => format!("{kind} · {client}"),
-        None => kind.to_owned(),
+        None => kind.clone(),
     }
 }
 
@@ -145,10 +146,7 @@ pub async fn page(
         .extend_pairs(args.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())))
         .finish();
     let format = given("format");
-    let Some(op) = catalog::find("get_activity_log") else {
-        return internal_error();
-    };
-    let mut collected: Vec<Value> = Vec::new();
+    let mut collected: Vec<AuditView> = Vec::new();
     let mut cursor = given("cursor").filter(|c| !c.is_empty());
     let mut next = None;
     let mut error = None;
@@ -158,18 +156,16 @@ pub async fn page(
         if let Some(c) = &cursor {
             call_args.insert("cursor".into(), Value::String(c.clone()));
         }
+        // The filters as the person typed them, read as any surface's arguments are.
+        let input = Input::json(Value::Object(call_args));
         match s
             .service
-            .call(op, &session.principal, &ctx, Input::json(Value::Object(call_args)))
+            .invoke_json::<GetActivityLog>(&session.principal, &ctx, input)
             .await
         {
-            Ok(done) => {
-                collected.extend(done.output.data.as_array().cloned().unwrap_or_default());
-                cursor = done
-                    .output
-                    .meta
-                    .as_ref()
-                    .and_then(|m| m["next_cursor"].as_str().map(str::to_owned));
+            Ok(page) => {
+                collected.extend(page.data);
+                cursor = page.meta.next_cursor;
             }
             Err(Error::MissingAbility(..)) => {
                 return error_page(StatusCode::FORBIDDEN, "Your role cannot read this team's activity log.");

@@ -5,6 +5,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use crate::store::audit::AuditView;
+
 /// The columns of the CSV export, in order.
 const CSV_COLUMNS: [&str; 13] = [
     "created_at",
@@ -22,8 +24,16 @@ const CSV_COLUMNS: [&str; 13] = [
     "client",
 ];
 
-pub(super) fn ndjson(entries: &[Value]) -> Response {
-    let body: String = entries.iter().map(|e| format!("{e}\n")).collect();
+/// Each entry as the API gives it, as JSON.
+fn as_json(entries: &[AuditView]) -> Vec<Value> {
+    entries
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
+        .collect()
+}
+
+pub(super) fn ndjson(entries: &[AuditView]) -> Response {
+    let body: String = as_json(entries).iter().map(|e| format!("{e}\n")).collect();
     (
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),
@@ -34,9 +44,9 @@ pub(super) fn ndjson(entries: &[Value]) -> Response {
         .into_response()
 }
 
-pub(super) fn csv(entries: &[Value]) -> Response {
+pub(super) fn csv(entries: &[AuditView]) -> Response {
     let mut body = CSV_COLUMNS.join(",") + "\n";
-    for e in entries {
+    for e in as_json(entries) {
         let row: Vec<String> = CSV_COLUMNS.iter().map(|c| csv_field(&e[*c])).collect();
         body.push_str(&row.join(","));
         body.push('\n');

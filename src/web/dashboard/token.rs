@@ -8,14 +8,13 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
 use super::activity::{entry_kind, event_label, via};
 use super::pages::{error_page, field_errors, refused};
 use super::session::{CsrfForm, SignedIn};
 use super::tokens::MintedPage;
-use crate::service::core::op::Input;
-use crate::service::ops::catalog;
+use crate::service::core::args::Bounded;
+use crate::service::ops::activity::{ActivityQuery, GetActivityLog};
 use crate::web::AppState;
 use crate::web::extract::Ctx;
 
@@ -54,25 +53,30 @@ pub async fn page(
         Err(e) => return refused(e, "No such token."),
     };
     let since = crate::domain::time::rfc3339(crate::store::now_ms() - crate::domain::time::DAY_MS);
-    let args = json!({"causer_id": p.user_id, "since": since, "limit": 200});
-    let mut entries: Vec<Value> = match catalog::find("get_activity_log") {
-        Some(op) => match s.service.call(op, p, &ctx, Input::json(args)).await {
-            Ok(done) => done.output.data.as_array().cloned().unwrap_or_default(),
-            Err(_) => Vec::new(),
-        },
-        None => Vec::new(),
+    let args = ActivityQuery {
+        causer_id: Some(p.user_id.clone()),
+        since: Some(since),
+        limit: Some(Bounded::max()),
+        ..ActivityQuery::default()
+    };
+    let mut entries = match s.service.invoke::<GetActivityLog>(p, &ctx, args).await {
+        Ok(page) => page.data,
+        Err(_) => Vec::new(),
     };
     // This token's entries first; the order within each part stays newest first.
-    entries.sort_by_key(|e| e["token_id"].as_str() != Some(id.as_str()));
+    entries.sort_by_key(|e| e.token_id.as_deref() != Some(id.as_str()));
     let rows = entries
         .iter()
         .map(|e| {
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            let outcome = text("outcome");
+            let outcome = e.outcome.clone();
             Row {
-                created_at: text("created_at"),
-                token_id: e["token_id"].as_str().map(str::to_owned),
-                subject: format!("{} {}", text("subject_type"), text("subject_id")),
+                created_at: e.created_at.clone(),
+                token_id: e.token_id.clone(),
+                subject: format!(
+                    "{} {}",
+                    e.subject_type.as_deref().unwrap_or_default(),
+                    e.subject_id.as_deref().unwrap_or_default()
+                ),
                 kind: entry_kind(e),
                 via: via(e),
                 event: event_label(e),

@@ -5,14 +5,16 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::pages::{Nav, error_page, field_errors, internal_error, refused};
 use super::session::{CsrfForm, SignedIn, all_of};
 use crate::domain::audit::RequestCtx;
 use crate::service::accounts::sessions::Session;
-use crate::service::core::op::Input;
-use crate::service::ops::catalog;
+use crate::service::core::args::{Limit, PageArgs};
+use crate::service::ops::projects::ListProjects;
+use crate::service::ops::tokens::ListTokens;
+use crate::store::tokens::TokenView as Token;
 use crate::web::AppState;
 use crate::web::extract::Ctx;
 use crate::web::mcp::clients;
@@ -239,12 +241,34 @@ pub(super) async fn rotate(
     }
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect()
+/// A token as its row of the page shows it.
+fn token_line(t: &Token) -> TokenView {
+    TokenView {
+        active: t.revoked_at.is_none(),
+        id: t.id.clone(),
+        name: t.name.clone(),
+        abilities: t.abilities.clone(),
+        scopes: t.scopes.clone(),
+        created_at: t.created_at.clone(),
+        last_used: match (&t.last_used_at, &t.last_used_ip) {
+            (Some(at), Some(ip)) => format!("{at} from {ip}"),
+            (Some(at), None) => at.clone(),
+            _ => "never".to_owned(),
+        },
+        expires_at: t.expires_at.clone().unwrap_or_else(|| "never".to_owned()),
+        state: if t.revoked_at.is_some() {
+            "revoked"
+        } else if t
+            .expires_at
+            .as_deref()
+            .and_then(crate::domain::time::parse_rfc3339)
+            .is_some_and(|at| at <= crate::domain::time::now_ms())
+        {
+            "expired"
+        } else {
+            "active"
+        },
+    }
 }
 
 pub(super) async fn tokens_page(
@@ -258,58 +282,26 @@ pub(super) async fn tokens_page(
 /// The tokens page: the person's tokens (through `list_tokens`, audited as human) and the mint
 /// form (projects through `list_projects` when the role may list them).
 pub(super) async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCtx, error: Option<String>) -> Response {
-    let call = |name: &'static str, args: Value| async move {
-        let op = catalog::find(name)?;
-        match s.service.call(op, &session.principal, ctx, Input::json(args)).await {
-            Ok(done) => Some(done.output.data),
-            Err(e) => {
-                tracing::warn!(error = ?e, operation = name, "dashboard call refused");
-                None
-            }
+    let p = &session.principal;
+    // As many as a page holds: the person's tokens, the projects the mint form offers.
+    let page = || PageArgs {
+        page: None,
+        limit: Some(Limit::max()),
+    };
+    let tokens = match s.service.invoke::<ListTokens>(p, ctx, page()).await {
+        Ok(listed) => listed.data.iter().map(token_line).collect(),
+        Err(e) => {
+            tracing::warn!(error = ?e, operation = "list_tokens", "dashboard call refused");
+            return internal_error();
         }
     };
-    let Some(data) = call("list_tokens", json!({"limit": 100})).await else {
-        return internal_error();
+    let projects = match s.service.invoke::<ListProjects>(p, ctx, page()).await {
+        Ok(listed) => listed.data.into_iter().map(|p| (p.id, p.name)).collect(),
+        Err(e) => {
+            tracing::warn!(error = ?e, operation = "list_projects", "dashboard call refused");
+            Vec::new()
+        }
     };
-    let projects: Vec<(String, String)> = call("list_projects", json!({"limit": 100}))
-        .await
-        .unwrap_or_default()
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| Some((p["id"].as_str()?.to_owned(), p["name"].as_str()?.to_owned())))
-        .collect();
-    let text = |v: &Value| v.as_str().unwrap_or("—").to_owned();
-    let tokens = data
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| TokenView {
-            active: t["revoked_at"].is_null(),
-            id: text(&t["id"]),
-            name: text(&t["name"]),
-            abilities: strings(&t["abilities"]),
-            scopes: strings(&t["scopes"]),
-            created_at: text(&t["created_at"]),
-            last_used: match (t["last_used_at"].as_str(), t["last_used_ip"].as_str()) {
-                (Some(at), Some(ip)) => format!("{at} from {ip}"),
-                (Some(at), None) => at.to_owned(),
-                _ => "never".to_owned(),
-            },
-            expires_at: t["expires_at"].as_str().unwrap_or("never").to_owned(),
-            state: if !t["revoked_at"].is_null() {
-                "revoked"
-            } else if t["expires_at"]
-                .as_str()
-                .and_then(crate::domain::time::parse_rfc3339)
-                .is_some_and(|at| at <= crate::domain::time::now_ms())
-            {
-                "expired"
-            } else {
-                "active"
-            },
-        })
-        .collect();
     let p = &session.principal;
     TokensPage {
         nav: Nav::of(s, session, "tokens").await,

@@ -1,6 +1,6 @@
 //! Tools and resources from the catalog: each operation's MCP tool (name, title, description
-//! naming its ability, annotations from its effect, input schema from its `Args`), the
-//! `memberpass://enums/…` resources, and `/mcp-tools.json`.
+//! naming its ability, annotations from its effect, input schema from its `Args`, output schema
+//! from its `Output`), the `memberpass://enums/…` resources, and `/mcp-tools.json`.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::domain::error::{ErrorBody, ErrorCode};
 use crate::domain::kinds::{MemberStatus, SubscriptionStatus};
-use crate::service::core::op::{DynOp, Effect};
+use crate::service::core::op::{DynOp, Effect, published_schema};
 use crate::service::ops::catalog;
 
 /// "list_projects" → "List projects".
@@ -43,15 +43,9 @@ fn description(op: &dyn DynOp) -> String {
 /// The MCP tool of an operation.
 pub fn tool(op: &dyn DynOp) -> Tool {
     let spec = op.spec();
-    let mut schema = op.args_schema();
-    if let Some(m) = schema.as_object_mut() {
-        m.remove("$schema");
-        m.remove("title");
-    }
-    let schema = match schema {
-        Value::Object(m) => m,
-        _ => Default::default(),
-    };
+    let schema = published_schema(op.args_schema());
+    // What `structuredContent` holds: the REST body, `{"data": …}` (and `meta` for lists).
+    let output = published_schema(op.output_schema());
     let annotations = ToolAnnotations::from_raw(
         Some(title(spec.name)),
         Some(spec.effect == Effect::Read),
@@ -62,6 +56,7 @@ pub fn tool(op: &dyn DynOp) -> Tool {
     Tool::new(spec.name, description(op), Arc::new(schema))
         .with_title(title(spec.name))
         .with_annotations(annotations)
+        .with_raw_output_schema(Arc::new(output))
 }
 
 /// A sentence an agent can relay to its user about a refused call.
