@@ -28,6 +28,14 @@ pub struct Member {
     pub updated_at: i64,
 }
 
+impl super::Scoped for Member {
+    const TABLE: &'static str = "members";
+    const COLUMNS: &'static str = COLUMNS;
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
 pub struct NewMember<'a> {
     pub id: &'a str,
     pub team_id: &'a str,
@@ -57,10 +65,6 @@ pub async fn insert(conn: &mut Conn, m: &NewMember<'_>) -> sqlx::Result<()> {
     .execute(&mut *conn)
     .await
     .map(|_| ())
-}
-
-pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Member>> {
-    super::find_in_team(conn, "members", COLUMNS, team_id, id).await
 }
 
 pub async fn set_status(

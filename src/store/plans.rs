@@ -31,6 +31,14 @@ pub struct Plan {
     pub updated_at: i64,
 }
 
+impl super::Scoped for Plan {
+    const TABLE: &'static str = "plans";
+    const COLUMNS: &'static str = COLUMNS;
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
 pub struct NewPlan<'a> {
     pub team_id: &'a str,
     pub project_id: &'a str,
@@ -61,10 +69,6 @@ pub async fn insert(conn: &mut Conn, p: &NewPlan<'_>) -> sqlx::Result<String> {
     .execute(&mut *conn)
     .await?;
     Ok(id)
-}
-
-pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Plan>> {
-    super::find_in_team(conn, "plans", COLUMNS, team_id, id).await
 }
 
 pub async fn set_active(conn: &mut Conn, id: &str, active: bool) -> sqlx::Result<()> {

@@ -27,6 +27,14 @@ pub struct Project {
     pub updated_at: i64,
 }
 
+impl super::Scoped for Project {
+    const TABLE: &'static str = "projects";
+    const COLUMNS: &'static str = COLUMNS;
+    fn project_id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// A project to insert; its values are already validated.
 pub struct NewProject<'a> {
     pub team_id: &'a str,

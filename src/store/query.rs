@@ -6,6 +6,20 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
+/// A row that belongs to one team and one project: what an operation loads by id through
+/// `Call::load`, the one scoped loader.
+pub trait Scoped: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {
+    const TABLE: &'static str;
+    const COLUMNS: &'static str;
+    /// The project the row belongs to (a project's own id for a project).
+    fn project_id(&self) -> &str;
+}
+
+/// One scoped row by id, only when it belongs to `team_id`.
+pub async fn find_scoped<T: Scoped>(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<T>> {
+    find_in_team(conn, T::TABLE, T::COLUMNS, team_id, id).await
+}
+
 /// One row of `table` by id, only when it belongs to `team_id`: every scoped load starts here.
 pub async fn find_in_team<T>(
     conn: &mut Conn,

@@ -23,6 +23,14 @@ pub struct Resource {
     pub created_at: i64,
 }
 
+impl super::Scoped for Resource {
+    const TABLE: &'static str = "project_resources";
+    const COLUMNS: &'static str = COLUMNS;
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
 pub struct NewResource<'a> {
     pub team_id: &'a str,
     pub project_id: &'a str,
@@ -48,10 +56,6 @@ pub async fn insert(conn: &mut Conn, r: &NewResource<'_>) -> sqlx::Result<String
     .execute(&mut *conn)
     .await?;
     Ok(id)
-}
-
-pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Resource>> {
-    super::find_in_team(conn, "project_resources", COLUMNS, team_id, id).await
 }
 
 pub async fn page_of_project(

@@ -30,6 +30,14 @@ pub struct Subscription {
     pub canceled_at: Option<i64>,
 }
 
+impl super::Scoped for Subscription {
+    const TABLE: &'static str = "subscriptions";
+    const COLUMNS: &'static str = COLUMNS;
+    fn project_id(&self) -> &str {
+        &self.project_id
+    }
+}
+
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Payment {
     pub id: String,
@@ -105,10 +113,6 @@ pub async fn insert_payment(conn: &mut Conn, p: &NewPayment<'_>) -> sqlx::Result
     .execute(&mut *conn)
     .await
     .map(|_| ())
-}
-
-pub async fn find_in_team(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<Subscription>> {
-    super::find_in_team(conn, "subscriptions", COLUMNS, team_id, id).await
 }
 
 pub async fn of_member(conn: &mut Conn, member_id: &str) -> sqlx::Result<Vec<Subscription>> {

@@ -8,7 +8,7 @@ use super::service::ServiceConfig;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
-use crate::store::{Conn, Tx};
+use crate::store::{Conn, Scoped, Tx, find_scoped};
 
 /// One operation in flight: its transaction and what its audit entry will say. Only the call
 /// path builds one, after the ability check, so holding a `Call` is the proof a write was
@@ -74,6 +74,16 @@ impl Call {
         } else {
             Err(Error::missing(ability))
         }
+    }
+
+    /// Loads one row of the caller's team, by id, in a project the caller may see: the only way
+    /// an operation loads a row it is given an id of. Anything else — another team's row, a
+    /// project outside a scoped token's, no such id — is the same `RESOURCE_NOT_FOUND`.
+    pub async fn load<R: Scoped>(&mut self, id: &str) -> Result<R> {
+        let team = self.team_id();
+        let row: R = find_scoped(self.conn(), &team, id).await?.ok_or(Error::NotFound)?;
+        self.check_project(row.project_id())?;
+        Ok(row)
     }
 
     /// Refuses anything outside the caller's projects; a project it cannot see does not exist.

@@ -5,7 +5,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::plans::plan_in_scope;
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PlanId, new_id};
@@ -17,6 +16,7 @@ use crate::service::core::args::{Bounded, Limit, PageNo};
 use crate::service::core::op::{DynOp, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::access_codes as store;
+use crate::store::plans::Plan;
 use crate::store::{jobs, now_ms};
 
 pub static OPS: &[&dyn DynOp] = &[&ListAccessCodes, &BulkGenerateAccessCodes];
@@ -88,7 +88,7 @@ impl Operation for ListAccessCodes {
     };
 
     async fn run(c: &mut Call, args: AccessCodeArgs) -> Result<Self::Output> {
-        let plan = plan_in_scope(c, args.plan_id.as_str()).await?;
+        let plan = c.load::<Plan>(args.plan_id.as_str()).await?;
         let page = Page::of(args.page, args.limit);
         let (rows, total) = store::page_of_plan(c.conn(), &plan.id, args.status, page.limit, page.offset()).await?;
         Paged::ok(rows, page.meta(total))
@@ -112,7 +112,7 @@ impl Operation for BulkGenerateAccessCodes {
     };
 
     async fn run(c: &mut Call, args: BulkGenerateArgs) -> Result<Self::Output> {
-        let plan = plan_in_scope(c, args.plan_id.as_str()).await?;
+        let plan = c.load::<Plan>(args.plan_id.as_str()).await?;
         within_quotas(c, args.quantity.get()).await?;
         let input = GenerateInput {
             plan_id: plan.id.clone(),

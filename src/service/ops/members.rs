@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::projects::{project_in_scope, validate_name};
+use super::projects::validate_name;
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{MemberId, ProjectId};
@@ -15,6 +15,7 @@ use crate::service::core::args::{Limit, PageNo};
 use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::members::{self as store, Member};
+use crate::store::projects::Project;
 use crate::store::{now_ms, subscriptions};
 
 pub static OPS: &[&dyn DynOp] = &[&ListSubscribers, &GetMember, &BanMember, &UnbanMember, &KickMember];
@@ -48,13 +49,6 @@ pub struct MemberReason {
     pub reason: Option<String>,
 }
 
-async fn member_in_scope(c: &mut Call, id: &str) -> Result<Member> {
-    let team = c.team_id();
-    let m = store::find_in_team(c.conn(), &team, id).await?.ok_or(Error::NotFound)?;
-    c.check_project(&m.project_id)?;
-    Ok(m)
-}
-
 pub struct ListSubscribers;
 impl Operation for ListSubscribers {
     type Args = SubscriberArgs;
@@ -70,7 +64,7 @@ impl Operation for ListSubscribers {
     };
 
     async fn run(c: &mut Call, args: SubscriberArgs) -> Result<Self::Output> {
-        let project = project_in_scope(c, &args.project_id).await?;
+        let project = c.load::<Project>(args.project_id.as_str()).await?;
         if args.search.as_ref().is_some_and(|s| s.chars().count() > 100) {
             return Err(Error::field("search", "must be at most 100 characters"));
         }
@@ -106,7 +100,7 @@ impl Operation for GetMember {
     };
 
     async fn run(c: &mut Call, args: MemberRef) -> Result<Self::Output> {
-        let member = member_in_scope(c, args.member_id.as_str()).await?;
+        let member = c.load::<Member>(args.member_id.as_str()).await?;
         let subs = subscriptions::of_member(c.conn(), &member.id).await?;
         One::ok(MemberDetail {
             member,
@@ -136,7 +130,7 @@ impl Move {
 }
 
 async fn move_member(c: &mut Call, mv: Move, id: &MemberId, reason: Option<&str>) -> Result<One<Member>> {
-    let before = member_in_scope(c, id.as_str()).await?;
+    let before = c.load::<Member>(id.as_str()).await?;
     let reason = reason.map(|r| validate_name("reason", r, 500)).transpose()?;
     if let Some(target) = mv.target(before.status) {
         let now = now_ms();
@@ -150,7 +144,7 @@ async fn move_member(c: &mut Call, mv: Move, id: &MemberId, reason: Option<&str>
         }
         c.changes(changes);
     }
-    One::ok(member_in_scope(c, &before.id).await?)
+    One::ok(c.load::<Member>(&before.id).await?)
 }
 
 pub struct BanMember;

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::projects::{ProjectPage, project_in_scope, validate_name};
+use super::projects::{ProjectPage, validate_name};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PlanId, ProjectId};
@@ -12,6 +12,7 @@ use crate::domain::kinds::BillingInterval;
 use crate::service::Call;
 use crate::service::core::op::{DynOp, One, Operation, Paged, Spec};
 use crate::store::plans::{self as store, NewPlan, Plan};
+use crate::store::projects::Project;
 use crate::store::{is_unique_violation, now_ms};
 
 pub static OPS: &[&dyn DynOp] = &[&ListPlans, &GetPlan, &CreatePlan, &PublishPlan];
@@ -44,14 +45,6 @@ pub struct PublishPlanArgs {
     pub active: bool,
 }
 
-/// Loads a plan of the caller's team in a project the caller may see, or `RESOURCE_NOT_FOUND`.
-pub async fn plan_in_scope(c: &mut Call, id: &str) -> Result<Plan> {
-    let team = c.team_id();
-    let plan = store::find_in_team(c.conn(), &team, id).await?.ok_or(Error::NotFound)?;
-    c.check_project(&plan.project_id)?;
-    Ok(plan)
-}
-
 pub struct ListPlans;
 impl Operation for ListPlans {
     type Args = ProjectPage;
@@ -67,7 +60,7 @@ impl Operation for ListPlans {
     };
 
     async fn run(c: &mut Call, args: ProjectPage) -> Result<Self::Output> {
-        let project = project_in_scope(c, &args.project_id).await?;
+        let project = c.load::<Project>(args.project_id.as_str()).await?;
         let page = args.page();
         let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
         Paged::ok(rows, page.meta(total))
@@ -90,7 +83,7 @@ impl Operation for GetPlan {
     };
 
     async fn run(c: &mut Call, args: PlanRef) -> Result<Self::Output> {
-        One::ok(plan_in_scope(c, args.plan_id.as_str()).await?)
+        One::ok(c.load::<Plan>(args.plan_id.as_str()).await?)
     }
 }
 
@@ -110,7 +103,7 @@ impl Operation for CreatePlan {
     };
 
     async fn run(c: &mut Call, args: CreatePlanArgs) -> Result<Self::Output> {
-        let project = project_in_scope(c, &args.project_id).await?;
+        let project = c.load::<Project>(args.project_id.as_str()).await?;
         let name = validate_name("name", &args.name, 100)?;
         if !(0..=100_000_000).contains(&args.price_cents) {
             return Err(Error::field("price_cents", "must be from 0 to 100000000"));
@@ -139,7 +132,7 @@ impl Operation for CreatePlan {
             other => other?,
         };
         c.subject(&id);
-        One::ok(plan_in_scope(c, &id).await?)
+        One::ok(c.load::<Plan>(&id).await?)
     }
 }
 
@@ -159,11 +152,11 @@ impl Operation for PublishPlan {
     };
 
     async fn run(c: &mut Call, args: PublishPlanArgs) -> Result<Self::Output> {
-        let before = plan_in_scope(c, args.plan_id.as_str()).await?;
+        let before = c.load::<Plan>(args.plan_id.as_str()).await?;
         if (before.active != 0) != args.active {
             store::set_active(c.conn(), &before.id, args.active).await?;
             c.changes(json!({"active": {"from": before.active != 0, "to": args.active}}));
         }
-        One::ok(plan_in_scope(c, &before.id).await?)
+        One::ok(c.load::<Plan>(&before.id).await?)
     }
 }

@@ -66,16 +66,6 @@ pub struct UpdateProjectArgs {
     pub description: Option<String>,
 }
 
-/// Loads a project of the caller's team that the caller may see, or `RESOURCE_NOT_FOUND`.
-pub async fn project_in_scope(c: &mut Call, id: &ProjectId) -> Result<Project> {
-    let team = c.team_id();
-    let project = store::find_in_team(c.conn(), &team, id.as_str())
-        .await?
-        .ok_or(Error::NotFound)?;
-    c.check_project(&project.id)?;
-    Ok(project)
-}
-
 /// A name, title, description or reason: 1 to `max` printable characters after trimming. Bidi
 /// controls and invisible characters are refused too: they would let a name shown in the
 /// dashboard or an agent's transcript read as something else.
@@ -186,7 +176,7 @@ impl Operation for GetProject {
     };
 
     async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
-        One::ok(project_in_scope(c, &args.project_id).await?)
+        One::ok(c.load::<Project>(args.project_id.as_str()).await?)
     }
 }
 
@@ -238,7 +228,7 @@ impl Operation for UpdateProject {
     };
 
     async fn run(c: &mut Call, args: UpdateProjectArgs) -> Result<Self::Output> {
-        let before = project_in_scope(c, &args.project_id).await?;
+        let before = c.load::<Project>(args.project_id.as_str()).await?;
         if args.name.is_none() && args.description.is_none() {
             return Err(Error::field("name", "give at least one of name or description"));
         }
@@ -267,7 +257,7 @@ impl Operation for UpdateProject {
         let description = description.or(before.description.clone());
         store::update(c.conn(), &before.id, &name, description.as_deref()).await?;
         c.changes(changes.into());
-        One::ok(project_in_scope(c, &args.project_id).await?)
+        One::ok(c.load::<Project>(args.project_id.as_str()).await?)
     }
 }
 
@@ -288,12 +278,12 @@ impl Operation for ArchiveProject {
     };
 
     async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
-        let before = project_in_scope(c, &args.project_id).await?;
+        let before = c.load::<Project>(args.project_id.as_str()).await?;
         if before.active != 0 {
             store::archive(c.conn(), &before.id).await?;
             c.changes(json!({"active": {"from": true, "to": false}}));
         }
-        One::ok(project_in_scope(c, &args.project_id).await?)
+        One::ok(c.load::<Project>(args.project_id.as_str()).await?)
     }
 }
 
@@ -322,7 +312,7 @@ impl Operation for GetPortalUrl {
     };
 
     async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
-        let project = project_in_scope(c, &args.project_id).await?;
+        let project = c.load::<Project>(args.project_id.as_str()).await?;
         let base = c.config().public_url.trim_end_matches('/').to_owned();
         One::ok(PortalUrl {
             url: format!("{base}/portal/{}", project.handle),

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::projects::{ProjectPage, project_in_scope, validate_name};
+use super::projects::{ProjectPage, validate_name};
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{ProjectId, ResourceId};
@@ -11,6 +11,7 @@ use crate::domain::kinds::ResourceKind;
 use crate::service::Call;
 use crate::service::core::op::{DynOp, One, Operation, Paged, Spec};
 use crate::store::now_ms;
+use crate::store::projects::Project;
 use crate::store::resources::{self as store, NewResource, Resource};
 
 pub static OPS: &[&dyn DynOp] = &[&ListResources, &GetResource, &CreateResource];
@@ -31,13 +32,6 @@ pub struct CreateResourceArgs {
     pub telegram_chat_id: String,
 }
 
-async fn resource_in_scope(c: &mut Call, id: &str) -> Result<Resource> {
-    let team = c.team_id();
-    let r = store::find_in_team(c.conn(), &team, id).await?.ok_or(Error::NotFound)?;
-    c.check_project(&r.project_id)?;
-    Ok(r)
-}
-
 pub struct ListResources;
 impl Operation for ListResources {
     type Args = ProjectPage;
@@ -53,7 +47,7 @@ impl Operation for ListResources {
     };
 
     async fn run(c: &mut Call, args: ProjectPage) -> Result<Self::Output> {
-        let project = project_in_scope(c, &args.project_id).await?;
+        let project = c.load::<Project>(args.project_id.as_str()).await?;
         let page = args.page();
         let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
         Paged::ok(rows, page.meta(total))
@@ -76,7 +70,7 @@ impl Operation for GetResource {
     };
 
     async fn run(c: &mut Call, args: ResourceRef) -> Result<Self::Output> {
-        One::ok(resource_in_scope(c, args.resource_id.as_str()).await?)
+        One::ok(c.load::<Resource>(args.resource_id.as_str()).await?)
     }
 }
 
@@ -96,7 +90,7 @@ impl Operation for CreateResource {
     };
 
     async fn run(c: &mut Call, args: CreateResourceArgs) -> Result<Self::Output> {
-        let project = project_in_scope(c, &args.project_id).await?;
+        let project = c.load::<Project>(args.project_id.as_str()).await?;
         let title = validate_name("title", &args.title, 200)?;
         let chat = args.telegram_chat_id.trim();
         let digits = chat.strip_prefix('-').unwrap_or(chat);
@@ -117,6 +111,6 @@ impl Operation for CreateResource {
         };
         let id = store::insert(c.conn(), &new).await?;
         c.subject(&id);
-        One::ok(resource_in_scope(c, &id).await?)
+        One::ok(c.load::<Resource>(&id).await?)
     }
 }

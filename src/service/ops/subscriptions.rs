@@ -4,7 +4,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::projects::project_in_scope;
 use crate::domain::ability::Ability;
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{ProjectId, SubscriptionId};
@@ -14,7 +13,8 @@ use crate::service::core::args::{Limit, PageNo};
 use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::now_ms;
-use crate::store::subscriptions as store;
+use crate::store::projects::Project;
+use crate::store::subscriptions::{self as store, Subscription};
 
 pub static OPS: &[&dyn DynOp] = &[&CancelSubscription, &ListRecentPayments];
 
@@ -53,19 +53,13 @@ impl Operation for CancelSubscription {
     };
 
     async fn run(c: &mut Call, args: SubscriptionRef) -> Result<Self::Output> {
-        let team = c.team_id();
-        let sub = store::find_in_team(c.conn(), &team, args.subscription_id.as_str())
-            .await?
-            .ok_or(Error::NotFound)?;
-        c.check_project(&sub.project_id)?;
+        let sub = c.load::<Subscription>(args.subscription_id.as_str()).await?;
         if matches!(sub.status, SubscriptionStatus::Canceled | SubscriptionStatus::Expired) {
             return Err(Error::Conflict(format!("the subscription is already {}", sub.status)));
         }
         store::cancel(c.conn(), &sub.id, now_ms()).await?;
         c.changes(json!({"status": {"from": sub.status, "to": SubscriptionStatus::Canceled}}));
-        let after = store::find_in_team(c.conn(), &team, &sub.id)
-            .await?
-            .ok_or(Error::NotFound)?;
+        let after = c.load::<Subscription>(&sub.id).await?;
         One::ok(after)
     }
 }
@@ -85,7 +79,7 @@ impl Operation for ListRecentPayments {
     };
 
     async fn run(c: &mut Call, args: PaymentArgs) -> Result<Self::Output> {
-        let project = project_in_scope(c, &args.project_id).await?;
+        let project = c.load::<Project>(args.project_id.as_str()).await?;
         let page = Page::of(args.page, args.limit);
         let (rows, total) =
             store::payments_of_project(c.conn(), &project.id, args.status, page.limit, page.offset()).await?;
