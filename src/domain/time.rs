@@ -1,6 +1,6 @@
 //! Times are Unix milliseconds on disk and RFC 3339 UTC on the wire.
 
-use serde::Serializer;
+use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -22,8 +22,8 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-/// How a timestamp's JSON Schema reads (`#[schemars(with = "Rfc3339Time")]` on a field that
-/// serialises through [`ser_ts`] or [`rfc3339`]).
+/// How a timestamp's JSON Schema reads ([`Millis`]'s, and `#[schemars(with = "Rfc3339Time")]`
+/// on a field that serialises through [`rfc3339`]).
 pub struct Rfc3339Time;
 
 impl schemars::JsonSchema for Rfc3339Time {
@@ -40,14 +40,28 @@ impl schemars::JsonSchema for Rfc3339Time {
     }
 }
 
-pub fn ser_ts<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&rfc3339(*ms))
+/// A moment as a row stores it (milliseconds since the Unix epoch, a BIGINT column) and as an
+/// answer shows it (RFC 3339, `date-time` in the published schemas).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub i64);
+
+impl Serialize for Millis {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(self.0))
+    }
 }
 
-pub fn ser_opt_ts<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match ms {
-        Some(ms) => s.serialize_str(&rfc3339(*ms)),
-        None => s.serialize_none(),
+impl schemars::JsonSchema for Millis {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc3339Time".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Rfc3339Time::json_schema(generator)
     }
 }
 

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{Conn, Filter};
 use crate::domain::ids::new_id;
 use crate::domain::kinds::AccessCodeStatus;
-use crate::domain::time::{ser_opt_ts, ser_ts};
+use crate::domain::time::Millis;
 
 pub const COLUMNS: &str = "id, plan_id, job_id, code_masked, status, expires_at, redeemed_at, created_at";
 
@@ -20,15 +20,9 @@ pub struct AccessCode {
     pub code: String,
     #[sqlx(try_from = "String")]
     pub status: AccessCodeStatus,
-    #[serde(serialize_with = "ser_opt_ts")]
-    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
-    pub expires_at: Option<i64>,
-    #[serde(serialize_with = "ser_opt_ts")]
-    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
-    pub redeemed_at: Option<i64>,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub created_at: i64,
+    pub expires_at: Option<Millis>,
+    pub redeemed_at: Option<Millis>,
+    pub created_at: Millis,
 }
 
 pub struct NewCode<'a> {

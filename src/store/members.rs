@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use super::{Conn, Filter};
 use crate::domain::kinds::MemberStatus;
-use crate::domain::time::ser_ts;
+use crate::domain::time::Millis;
 
 pub const COLUMNS: &str =
     "id, project_id, telegram_user_id, username, display_name, status, status_reason, created_at, updated_at";
@@ -20,12 +20,8 @@ pub struct Member {
     #[sqlx(try_from = "String")]
     pub status: MemberStatus,
     pub status_reason: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub created_at: i64,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub updated_at: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 impl super::Scoped for Member {

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{Conn, Filter, now_ms};
 use crate::domain::ids::new_id;
 use crate::domain::kinds::BillingInterval;
-use crate::domain::time::{ser_bool, ser_ts};
+use crate::domain::time::{Millis, ser_bool};
 
 pub const COLUMNS: &str =
     "id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at";
@@ -23,12 +23,8 @@ pub struct Plan {
     #[serde(serialize_with = "ser_bool")]
     #[schemars(with = "bool")]
     pub active: i64,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub created_at: i64,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub updated_at: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 impl super::Scoped for Plan {

@@ -1,6 +1,26 @@
 //! What the stores' queries share: the team-scoped load, optional filters, constraint errors.
 
+use sqlx::Any;
+
 use super::db::Conn;
+use crate::domain::time::Millis;
+
+/// A timestamp column decodes as the domain's [`Millis`].
+impl sqlx::Type<Any> for Millis {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Millis {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Decode<'r, Any>>::decode(value).map(Millis)
+    }
+}
 
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{Conn, Filter};
 use crate::domain::ids::new_id;
 use crate::domain::kinds::ResourceKind;
-use crate::domain::time::ser_ts;
+use crate::domain::time::Millis;
 
 pub const COLUMNS: &str = "id, project_id, kind, title, telegram_chat_id, created_at";
 
@@ -18,9 +18,7 @@ pub struct Resource {
     pub kind: ResourceKind,
     pub title: String,
     pub telegram_chat_id: String,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub created_at: i64,
+    pub created_at: Millis,
 }
 
 impl super::Scoped for Resource {

@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, FromRow};
 
 use super::{Conn, Filter};
 use crate::domain::kinds::{PaymentStatus, SubscriptionStatus};
-use crate::domain::time::{ser_opt_ts, ser_ts};
+use crate::domain::time::Millis;
 
 pub const COLUMNS: &str = "id, project_id, member_id, plan_id, status, started_at, current_period_end, canceled_at";
 pub const PAYMENT_COLUMNS: &str =
@@ -19,15 +19,9 @@ pub struct Subscription {
     pub plan_id: String,
     #[sqlx(try_from = "String")]
     pub status: SubscriptionStatus,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub started_at: i64,
-    #[serde(serialize_with = "ser_opt_ts")]
-    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
-    pub current_period_end: Option<i64>,
-    #[serde(serialize_with = "ser_opt_ts")]
-    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
-    pub canceled_at: Option<i64>,
+    pub started_at: Millis,
+    pub current_period_end: Option<Millis>,
+    pub canceled_at: Option<Millis>,
 }
 
 impl super::Scoped for Subscription {
@@ -48,9 +42,7 @@ pub struct Payment {
     pub currency: String,
     #[sqlx(try_from = "String")]
     pub status: PaymentStatus,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub created_at: i64,
+    pub created_at: Millis,
 }
 
 pub struct NewSubscription<'a> {

@@ -5,15 +5,13 @@ use sqlx::FromRow;
 
 use super::Conn;
 use crate::domain::role::Role;
-use crate::domain::time::ser_ts;
+use crate::domain::time::Millis;
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Team {
     pub id: String,
     pub name: String,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub created_at: i64,
+    pub created_at: Millis,
 }
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
@@ -22,9 +20,7 @@ pub struct TeamMember {
     pub email: String,
     pub name: String,
     pub role: String,
-    #[serde(serialize_with = "ser_ts")]
-    #[schemars(with = "crate::domain::time::Rfc3339Time")]
-    pub created_at: i64,
+    pub created_at: Millis,
 }
 
 pub async fn find(conn: &mut Conn, id: &str) -> sqlx::Result<Option<Team>> {
