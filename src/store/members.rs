@@ -24,13 +24,7 @@ pub struct Member {
     pub updated_at: Millis,
 }
 
-impl super::Scoped for Member {
-    const TABLE: &'static str = "members";
-    const COLUMNS: &'static str = COLUMNS;
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
+super::query::scoped!(Member, "members", project_id);
 
 pub struct NewMember<'a> {
     pub id: &'a str,

@@ -27,13 +27,7 @@ pub struct Plan {
     pub updated_at: Millis,
 }
 
-impl super::Scoped for Plan {
-    const TABLE: &'static str = "plans";
-    const COLUMNS: &'static str = COLUMNS;
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
+super::query::scoped!(Plan, "plans", project_id);
 
 pub struct NewPlan<'a> {
     pub team_id: &'a str,

@@ -23,13 +23,7 @@ pub struct Project {
     pub updated_at: Millis,
 }
 
-impl super::Scoped for Project {
-    const TABLE: &'static str = "projects";
-    const COLUMNS: &'static str = COLUMNS;
-    fn project_id(&self) -> &str {
-        &self.id
-    }
-}
+super::query::scoped!(Project, "projects", id);
 
 /// A project to insert; its values are already validated.
 pub struct NewProject<'a> {

@@ -35,6 +35,21 @@ pub trait Scoped: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {
     fn project_id(&self) -> &str;
 }
 
+/// `impl Scoped` for a row type of a store module: its table, that module's `COLUMNS`, and the
+/// field that names its project.
+macro_rules! scoped {
+    ($row:ty, $table:literal, $project:ident) => {
+        impl $crate::store::Scoped for $row {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static str = COLUMNS;
+            fn project_id(&self) -> &str {
+                &self.$project
+            }
+        }
+    };
+}
+pub(super) use scoped;
+
 /// One scoped row by id, only when it belongs to `team_id`.
 pub async fn find_scoped<T: Scoped>(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<T>> {
     find_in_team(conn, T::TABLE, T::COLUMNS, team_id, id).await

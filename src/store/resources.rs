@@ -21,13 +21,7 @@ pub struct Resource {
     pub created_at: Millis,
 }
 
-impl super::Scoped for Resource {
-    const TABLE: &'static str = "project_resources";
-    const COLUMNS: &'static str = COLUMNS;
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
+super::query::scoped!(Resource, "project_resources", project_id);
 
 pub struct NewResource<'a> {
     pub team_id: &'a str,

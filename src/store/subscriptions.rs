@@ -24,13 +24,7 @@ pub struct Subscription {
     pub canceled_at: Option<Millis>,
 }
 
-impl super::Scoped for Subscription {
-    const TABLE: &'static str = "subscriptions";
-    const COLUMNS: &'static str = COLUMNS;
-    fn project_id(&self) -> &str {
-        &self.project_id
-    }
-}
+super::query::scoped!(Subscription, "subscriptions", project_id);
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Payment {
