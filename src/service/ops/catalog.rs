@@ -24,6 +24,11 @@ pub fn all() -> impl Iterator<Item = &'static dyn DynOp> {
     MODULES.iter().flat_map(|ops| ops.iter().copied())
 }
 
+/// Whether the operation whose audit `event` this is changes state (for showing an entry).
+pub fn writes(event: &str) -> bool {
+    all().any(|op| op.spec().event == event && op.spec().is_write())
+}
+
 /// The operation of this name, if any.
 pub fn find(name: &str) -> Option<&'static dyn DynOp> {
     all().find(|op| op.spec().name == name)

@@ -81,7 +81,7 @@ struct ActivityPage {
 /// token lifecycle events) highlighted, reads plain.
 pub(super) fn entry_kind(e: &AuditView) -> &'static str {
     let event = e.event.as_str();
-    let writes = catalog::find(event).is_some_and(|op| op.spec().is_write()) || event.starts_with("token.");
+    let writes = catalog::writes(event) || event.starts_with("token.");
     match e.outcome.as_str() {
         "denied" => "denied",
         "failed" => "failed",
@@ -107,7 +107,10 @@ fn view(e: &AuditView) -> EntryView {
 /// The event as the tables show it: a failed authentication names its reason.
 pub(super) fn event_label(e: &AuditView) -> String {
     match e.event.as_str() {
-        "auth.failed" => format!("auth.failed ({})", e.properties["reason"].as_str().unwrap_or("?")),
+        "auth.failed" => {
+            let reason = e.properties.get("reason").and_then(serde_json::Value::as_str);
+            format!("auth.failed ({})", reason.unwrap_or("?"))
+        }
         event => event.to_owned(),
     }
 }

@@ -53,19 +53,28 @@ pub(super) struct Notice {
     text: String,
 }
 
+/// What a leak notification's properties say (every field optional: an older or unexpected
+/// notification still shows).
+#[derive(serde::Deserialize, Default)]
+struct NoticeProps {
+    token_name: Option<String>,
+    url: Option<String>,
+    source: Option<String>,
+}
+
 fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
-    let p: Value = serde_json::from_str(&n.properties).unwrap_or_default();
-    let name = p["token_name"].as_str().unwrap_or("a token");
+    let p: NoticeProps = serde_json::from_str(&n.properties).unwrap_or_default();
+    let name = p.token_name.as_deref().unwrap_or("a token");
     let at = crate::domain::time::rfc3339(n.created_at);
     let text = match n.kind.as_str() {
         crate::service::accounts::leaks::LEAKED => format!(
             "“{name}” was found in public by a secret scanner{}{} and revoked at {at}. Check what it did, then mint a replacement.",
-            p["url"].as_str().map(|u| format!(" at {u}")).unwrap_or_default(),
-            p["source"].as_str().map(|s| format!(" ({s})")).unwrap_or_default(),
+            p.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default(),
+            p.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
         ),
         _ => format!(
             "“{name}” was handed in by someone who held it{} and revoked at {at}. If that was not you, check what it did.",
-            p["source"].as_str().map(|s| format!(" ({s})")).unwrap_or_default(),
+            p.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
         ),
     };
     Notice {
