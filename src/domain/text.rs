@@ -27,6 +27,16 @@ pub fn storable(s: &str, max: usize) -> String {
         .collect()
 }
 
+/// [`storable`] for an owned string, which is handed back as it is when it already is storable
+/// (the common case: an audit entry's ids and labels, on every call's path).
+pub fn into_storable(s: String, max: usize) -> String {
+    if s.len() <= max && !s.chars().any(is_unsafe) {
+        s
+    } else {
+        storable(&s, max)
+    }
+}
+
 /// A label a caller chose: [`storable`], trimmed, `None` when nothing is left.
 pub fn label(s: &str, max: usize) -> Option<String> {
     let s = storable(s.trim(), max);
@@ -49,5 +59,18 @@ mod tests {
         assert_eq!(label(" a\tb\u{0} ", 100).as_deref(), Some("a\u{FFFD}b\u{FFFD}"));
         assert_eq!(label("   ", 100), None);
         assert_eq!(label("", 100), None);
+    }
+
+    #[test]
+    fn an_owned_string_is_made_storable_the_same_way() {
+        for (s, max) in [
+            ("plain", 100),
+            ("a\u{0}b", 100),
+            ("ééé", 2),
+            ("abc", 3),
+            ("\u{202E}x", 5),
+        ] {
+            assert_eq!(into_storable(s.to_owned(), max), storable(s, max), "{s:?}");
+        }
     }
 }

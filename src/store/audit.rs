@@ -258,7 +258,7 @@ impl AuditRow {
         // Every text column as the database can store it and a reader can be shown it: whatever
         // a caller managed to put in a draft, one entry can never make the batch's INSERT fail
         // (PostgreSQL refuses NUL) and so fail every other caller of the batch with it.
-        let text = |s: Option<String>, max| s.map(|s| text::storable(&s, max));
+        let text = |s: Option<String>, max| s.map(|s| text::into_storable(s, max));
         let mut row = AuditRow {
             seq,
             id: new_id(),
@@ -269,7 +269,7 @@ impl AuditRow {
             causer_type: draft.causer_id.as_ref().map(|_| "user".to_owned()),
             causer_id: text(draft.causer_id, ID_MAX),
             token_id: text(draft.token_id, ID_MAX),
-            event: text::storable(&draft.event, ID_MAX),
+            event: text::into_storable(draft.event, ID_MAX),
             subject_type: text(draft.subject_type, ID_MAX),
             subject_id: text(draft.subject_id, ID_MAX),
             // serde_json writes control characters as `\u` escapes: the text is plain ASCII there.

@@ -72,8 +72,9 @@ impl ServerHandler for McpServer {
     ) -> Result<ListToolsResult, McpError> {
         let caller = caller(&context)?;
         let tools = catalog::all()
-            .filter(|op| op.spec().ability.is_none_or(|a| caller.principal.can(a)))
-            .map(super::tools::tool)
+            .zip(super::tools::all())
+            .filter(|(op, _)| op.spec().ability.is_none_or(|a| caller.principal.can(a)))
+            .map(|(_, tool)| tool.clone())
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);
         // The list depends on the token: never cache it for anyone else.

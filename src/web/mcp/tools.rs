@@ -40,6 +40,15 @@ fn description(op: &dyn DynOp) -> String {
     )
 }
 
+/// Every operation's MCP tool, in catalog order, built once: a tool's input and output schemas
+/// come from the operation's types and never change while the process runs, so `tools/list`
+/// filters and clones them instead of generating 60 JSON Schemas per request.
+pub fn all() -> &'static [Tool] {
+    static TOOLS: std::sync::LazyLock<Vec<Tool>> =
+        std::sync::LazyLock::new(|| crate::service::ops::catalog::all().map(tool).collect());
+    &TOOLS
+}
+
 /// The MCP tool of an operation.
 pub fn tool(op: &dyn DynOp) -> Tool {
     let spec = op.spec();
