@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use memberpass::app::{Application, ServeConfig};
 use memberpass::domain::token::{TokenEnv, TokenId, TokenSecret};
-use memberpass::service::accounts::tokens::{Actor, MintRequest};
+use memberpass::service::Caller;
+use memberpass::service::accounts::tokens::MintRequest;
 
 fn args() -> (usize, Option<String>) {
     let (mut requests, mut url) = (1500, None);
@@ -44,7 +45,7 @@ async fn main() {
     let demo = service.seed_demo().await.expect("demo data");
     let minted = service
         .mint_token(
-            &Actor::system(),
+            &Caller::system(),
             MintRequest {
                 team_id: demo.team_id.clone(),
                 user_email: demo.email.clone(),

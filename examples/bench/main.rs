@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use memberpass::app::{Application, ServeConfig};
 use memberpass::domain::ability::Ability;
 use memberpass::domain::token::{TokenEnv, TokenSecret};
+use memberpass::service::Caller;
 use memberpass::service::Service;
-use memberpass::service::accounts::tokens::{Actor, MintRequest};
+use memberpass::service::accounts::tokens::MintRequest;
 
 struct Args {
     seconds: u64,
@@ -324,7 +325,7 @@ async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {
 async fn mint(service: &Service, team_id: &str, email: &str, project_ids: Vec<String>) -> String {
     let minted = service
         .mint_token(
-            &Actor::system(),
+            &Caller::system(),
             MintRequest {
                 team_id: team_id.to_owned(),
                 user_email: email.to_owned(),

@@ -19,7 +19,7 @@ use serde_json::json;
 pub use args::{AuditCmd, Cli, Command, Global, ProjectCmd, ScanArgs, ServeArgs, TeamCmd, TokenCmd, UserCmd};
 
 use crate::domain::error::Error;
-use crate::service::accounts::tokens::Actor;
+use crate::service::Caller;
 use common::{print, service};
 
 pub fn main() -> ExitCode {
@@ -69,7 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => users::user(&g, cmd).await?,
         Command::Team(cmd) => teams::team(&g, cmd).await?,
         Command::Project(cmd) => teams::project(&g, cmd).await?,
-        Command::Token(cmd) => tokens::token(&g, &Actor::system(), cmd).await?,
+        Command::Token(cmd) => tokens::token(&g, &Caller::system(), cmd).await?,
         Command::Audit(cmd) => return audit::audit(&g, cmd).await,
     }
     Ok(ExitCode::SUCCESS)

@@ -5,9 +5,10 @@ use serde_json::{Value, json};
 
 use super::args::{Global, TokenCmd};
 use super::common::{print, service};
-use crate::service::accounts::tokens::{Actor, MintRequest, parse_duration_ms};
+use crate::service::Caller;
+use crate::service::accounts::tokens::{MintRequest, parse_duration_ms};
 
-pub(super) async fn token(g: &Global, actor: &Actor, cmd: TokenCmd) -> anyhow::Result<()> {
+pub(super) async fn token(g: &Global, actor: &Caller, cmd: TokenCmd) -> anyhow::Result<()> {
     let s = service(g).await?;
     match cmd {
         TokenCmd::Mint {

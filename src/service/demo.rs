@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use super::Service;
-use super::accounts::tokens::{Actor, MintRequest, Minted};
+use super::accounts::tokens::{MintRequest, Minted};
+use super::core::caller::Caller;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
@@ -114,7 +115,7 @@ impl Service {
                 (team, Some(password))
             }
         };
-        let actor = Actor::system();
+        let actor = Caller::system();
         for t in self.list_tokens_admin(Some(DEMO_EMAIL), Some(&team_id)).await? {
             if t.name == DEMO_TOKEN_NAME && t.revoked_at.is_none() {
                 self.revoke_token(&actor, &t.id, Some("superseded by a new demo token"))

@@ -23,6 +23,6 @@ pub mod ops;
 pub mod start;
 
 pub use core::call::Call;
+pub use core::caller::{Caller, Member, Surface, TokenGrant, Who};
 pub use core::op::{Done, DynOp, Input, JsonOutput, One, Operation, Paged};
-pub use core::principal::{Principal, TokenGrant};
 pub use core::service::{GITHUB_KEYS_URL, Service, ServiceConfig};

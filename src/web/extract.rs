@@ -1,5 +1,5 @@
 //! What the HTTP surfaces read from a request: the client's address, the bearer token, the
-//! audit context, and the calling principal.
+//! audit context, and the caller a token stands for.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, header, request::Parts};
 use super::AppState;
 use super::error::{ApiError, current_request_id};
 use super::limits::Kind;
-use crate::domain::audit::{ActorKind, RequestCtx};
+use crate::domain::audit::RequestCtx;
 use crate::domain::error::Error;
-use crate::service::Principal;
 use crate::service::core::auth::AuthError;
+use crate::service::{Caller, Surface};
 
 /// The client's IP: the peer address, or behind a TLS proxy the hop the proxy appended last.
 /// Every `X-Forwarded-For` line counts (a client can send its own lines before the proxy's); a
@@ -73,7 +73,7 @@ pub fn request_ctx(parts: &Parts, behind_proxy: bool) -> RequestCtx {
 }
 
 impl AppState {
-    /// Resolves the principal of one request, applying the auth-failure and per-token limits.
+    /// Resolves the caller of one request, applying the auth-failure and per-token limits.
     ///
     /// A refused token takes a slot of its IP's failure bucket before its refusal is recorded:
     /// past the limit it is answered `429` and leaves no entry, so parallel requests cannot
@@ -84,9 +84,9 @@ impl AppState {
         &self,
         headers: &HeaderMap,
         ctx: &RequestCtx,
-        actor: ActorKind,
-    ) -> Result<Principal, ApiError> {
-        self.authenticate_for(headers, ctx, actor, true).await
+        surface: Surface,
+    ) -> Result<Caller, ApiError> {
+        self.authenticate_for(headers, ctx, surface, true).await
     }
 
     /// [`AppState::authenticate`], taking from the token's bucket only when `metered` (see
@@ -95,14 +95,17 @@ impl AppState {
         &self,
         headers: &HeaderMap,
         ctx: &RequestCtx,
-        actor: ActorKind,
+        surface: Surface,
         metered: bool,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Caller, ApiError> {
         let ip = ctx.ip.clone().unwrap_or_default();
         let limited = |e: sqlx::Error| ApiError::from(Error::Internal(e.into()));
-        match self.service.authenticate(bearer(headers), actor, ctx).await {
+        match self.service.authenticate(bearer(headers), surface, ctx).await {
             Ok(p) => {
-                let kind = if actor == ActorKind::Mcp { Kind::Mcp } else { Kind::Rest };
+                let kind = match surface {
+                    Surface::Mcp => Kind::Mcp,
+                    Surface::Rest => Kind::Rest,
+                };
                 // One round trip on PostgreSQL: the address's lock-out, then the token's bucket.
                 let wait = match p.token_id().filter(|_| metered) {
                     Some(id) => self.limits.take_unless_blocked(kind, id, Some(&ip)).await,

@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::request_ctx;
-use crate::domain::audit::ActorKind;
 use crate::domain::error::{Error, Result};
+use crate::service::Surface;
 use crate::service::core::op::{Done, DynOp, Input, Spec, Verb};
 
 pub use super::limits::MAX_BODY_BYTES;
@@ -47,7 +47,7 @@ async fn handle(op: &'static dyn DynOp, schema: &Value, s: AppState, req: Reques
     let (mut parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
     let p = match s
-        .authenticate_for(&parts.headers, &ctx, ActorKind::ApiToken, spec.metered)
+        .authenticate_for(&parts.headers, &ctx, Surface::Rest, spec.metered)
         .await
     {
         Ok(p) => p,
@@ -60,7 +60,7 @@ async fn handle(op: &'static dyn DynOp, schema: &Value, s: AppState, req: Reques
             .get("idempotency-key")
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
     };
-    match s.service.call(op, &p, &ctx, input).await {
+    match s.service.call(op, &p, input).await {
         Ok(done) => respond(&spec, done),
         Err(e) => ApiError::from(e).into_response(),
     }

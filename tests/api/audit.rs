@@ -448,7 +448,7 @@ async fn a_revocation_is_seen_by_the_next_request_while_batches_are_in_flight() 
     }
     app.service
         .revoke_token(
-            &memberpass::service::accounts::tokens::Actor::system(),
+            &memberpass::service::Caller::system(),
             &crate::helpers::token_id(&token),
             None,
         )

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use memberpass::app::{Application, ServeConfig};
 use memberpass::domain::ability::Ability;
+use memberpass::service::Caller;
 use memberpass::service::Service;
-use memberpass::service::accounts::tokens::{Actor, MintRequest};
+use memberpass::service::accounts::tokens::MintRequest;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::Value;
 use sqlx::{AnyPool, Connection, Executor};
@@ -231,7 +232,7 @@ impl TestApp {
         let minted = self
             .service
             .mint_token(
-                &Actor::system(),
+                &Caller::system(),
                 MintRequest {
                     team_id: team.to_owned(),
                     user_email: email.to_owned(),

@@ -98,7 +98,7 @@ async fn no_request_started_after_the_revoke_returned_succeeds() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     // A token under load must not hold its own revocation back (row locks taken by its calls
     // once starved the revoking UPDATE on PostgreSQL for a minute).
-    let (actor, id) = (memberpass::service::accounts::tokens::Actor::system(), token_id(&token));
+    let (actor, id) = (memberpass::service::Caller::system(), token_id(&token));
     let revoke = app.service.revoke_token(&actor, &id, None);
     tokio::time::timeout(Duration::from_secs(10), revoke)
         .await
@@ -129,7 +129,7 @@ async fn an_expired_token_is_refused_and_the_reason_audited() {
     let minted = app
         .service
         .mint_token(
-            &memberpass::service::accounts::tokens::Actor::system(),
+            &memberpass::service::Caller::system(),
             memberpass::service::accounts::tokens::MintRequest {
                 team_id: w.team_a.clone(),
                 user_email: OWNER_A.into(),

@@ -12,7 +12,7 @@ use crate::domain::audit::{AuditDraft, RequestCtx};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::new_id;
 use crate::domain::token::{TokenDigest, TokenSecret};
-use crate::service::Service;
+use crate::service::{Caller, Service};
 use crate::store::notifications::{self, NewNotification, NotificationRow};
 use crate::store::now_ms;
 use crate::store::tokens::{self, TokenRow};
@@ -182,24 +182,24 @@ impl Service {
     }
 
     /// The person's open notifications in their session's team, newest first.
-    pub async fn notifications(&self, p: &crate::service::Principal) -> Result<Vec<NotificationRow>> {
+    pub async fn notifications(&self, caller: &Caller) -> Result<Vec<NotificationRow>> {
+        let p = caller.in_team()?;
         let mut conn = self.db.pool().acquire().await?;
         Ok(notifications::open_for(&mut conn, &p.team_id, &p.user_id).await?)
     }
 
     /// Dismisses one of the person's notifications (audited); anything else is not found.
-    pub async fn dismiss_notification(&self, p: &crate::service::Principal, ctx: &RequestCtx, id: &str) -> Result<()> {
+    pub async fn dismiss_notification(&self, caller: &Caller, id: &str) -> Result<()> {
+        let p = caller.in_team()?;
         let mut w = self.audited().await?;
         if !notifications::dismiss(w.conn(), id, &p.team_id, &p.user_id, now_ms()).await? {
             return Err(Error::NotFound);
         }
-        let actor = super::tokens::Actor::person(p, ctx);
-        let mut draft =
-            AuditDraft::system("notification.dismissed", Some(p.team_id.clone())).subject("notification", id);
-        draft.actor_kind = actor.kind;
-        draft.causer_id = actor.user_id;
-        draft.ctx = actor.ctx;
-        w.record(draft);
+        w.record(
+            caller
+                .draft("notification.dismissed", &p.team_id)
+                .subject("notification", id),
+        );
         w.commit().await?;
         Ok(())
     }

@@ -1,6 +1,9 @@
 //! Dashboard sessions: sign-in with an argon2id password, a random session secret in a cookie
 //! (only its SHA-256 stored), a CSRF token tied to the session, sign-out. A session resolves to
-//! a [`Principal`] with no token: the user's live role in the session's team, actor `human`.
+//! a [`Member`] — the user's live role in the session's team — who calls as [`Who::Person`]
+//! (actor `human`).
+//!
+//! [`Who::Person`]: crate::service::Who::Person
 //!
 //! argon2 takes tens of milliseconds of CPU and 19 MiB per verification, so it runs on Tokio's
 //! blocking pool, at most [`concurrent_password_checks`] at once: a burst of sign-ins waits for a
@@ -15,8 +18,7 @@ use crate::domain::error::{Error, ErrorCode, Result};
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::random_base62;
-use crate::service::Service;
-use crate::service::core::principal::Principal;
+use crate::service::{Caller, Member, Service};
 use crate::store::now_ms;
 use crate::store::sessions::{self as store, NewSession};
 
@@ -26,7 +28,7 @@ pub const SESSION_TTL_MS: i64 = DAY_MS / 2;
 /// A signed-in person, resolved from the cookie on every request.
 #[derive(Clone, Debug)]
 pub struct Session {
-    pub principal: Principal,
+    pub person: Member,
     /// The token every state-changing form must carry.
     pub csrf: String,
 }
@@ -143,14 +145,12 @@ impl Service {
             .parse()
             .map_err(|e: String| Error::Internal(anyhow::anyhow!("corrupt role: {e}")))?;
         Ok(Some(Session {
-            principal: Principal {
+            person: Member {
                 team_id: row.team_id,
                 user_id: row.user_id,
                 user_email: email,
                 user_name: name,
                 role,
-                actor: ActorKind::Human,
-                token: None,
             },
             csrf: row.csrf,
         }))
@@ -173,35 +173,29 @@ impl Service {
 
     /// Moves a session to another team the person belongs to (`session.team_switched`, in the
     /// team it moves to). Any other team does not exist for them.
-    pub async fn switch_team(&self, secret: &str, session: &Session, team_id: &str, ctx: &RequestCtx) -> Result<()> {
-        let p = &session.principal;
+    pub async fn switch_team(&self, secret: &str, caller: &Caller, team_id: &str) -> Result<()> {
+        let p = caller.in_team()?;
         let team_id = crate::domain::ids::parse_id(team_id)?;
         let mut w = self.audited().await?;
         if store::member(w.conn(), &team_id, &p.user_id).await?.is_none() {
             return Err(Error::NotFound);
         }
         store::set_team(w.conn(), &digest(secret), &team_id).await?;
-        let mut entry = AuditDraft::system("session.team_switched", Some(team_id.clone())).subject("user", &p.user_id);
-        entry.actor_kind = ActorKind::Human;
-        entry.causer_id = Some(p.user_id.clone());
-        entry.ctx = ctx.clone();
-        entry.properties = json!({"from": p.team_id});
+        let entry = caller
+            .draft("session.team_switched", &team_id)
+            .subject("user", &p.user_id)
+            .properties(json!({"from": p.team_id}));
         w.record(entry);
         w.commit().await?;
         Ok(())
     }
 
     /// Ends a session (`session.logout`).
-    pub async fn sign_out(&self, secret: &str, session: &Session, ctx: &RequestCtx) -> Result<()> {
+    pub async fn sign_out(&self, secret: &str, caller: &Caller) -> Result<()> {
+        let p = caller.in_team()?;
         let mut w = self.audited().await?;
         store::revoke(w.conn(), &digest(secret), now_ms()).await?;
-        let p = &session.principal;
-        let mut entry = AuditDraft::system("session.logout", Some(p.team_id.clone())).subject("user", &p.user_id);
-        entry.actor_kind = ActorKind::Human;
-        entry.causer_id = Some(p.user_id.clone());
-        entry.ctx = ctx.clone();
-        entry.properties = json!({});
-        w.record(entry);
+        w.record(caller.draft("session.logout", &p.team_id).subject("user", &p.user_id));
         w.commit().await?;
         Ok(())
     }

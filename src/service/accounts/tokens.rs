@@ -3,13 +3,13 @@
 use serde_json::{Value, json};
 
 use crate::domain::ability::Ability;
-use crate::domain::audit::{AuditDraft, RequestCtx};
+
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::parse_id;
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::{TokenEnv, TokenId, TokenSecret};
-use crate::service::{Principal, Service};
+use crate::service::{Caller, Service};
 use crate::store::tokens::{self as store, TokenRow};
 use crate::store::{now_ms, projects, teams};
 
@@ -46,44 +46,9 @@ impl Minted {
     }
 }
 
-/// Who asked for a lifecycle change outside a token request (CLI → system, dashboard → human).
-#[derive(Clone, Debug)]
-pub struct Actor {
-    pub kind: crate::domain::audit::ActorKind,
-    pub user_id: Option<String>,
-    pub ctx: RequestCtx,
-}
-
-impl Actor {
-    pub fn system() -> Self {
-        Actor {
-            kind: crate::domain::audit::ActorKind::System,
-            user_id: None,
-            ctx: RequestCtx::default(),
-        }
-    }
-
-    /// A signed-in person acting in the dashboard.
-    pub fn person(p: &Principal, ctx: &RequestCtx) -> Self {
-        Actor {
-            kind: crate::domain::audit::ActorKind::Human,
-            user_id: Some(p.user_id.clone()),
-            ctx: ctx.clone(),
-        }
-    }
-
-    fn draft(&self, event: &str, team_id: &str) -> AuditDraft {
-        let mut d = AuditDraft::system(event, Some(team_id.to_owned()));
-        d.actor_kind = self.kind;
-        d.causer_id = self.user_id.clone();
-        d.ctx = self.ctx.clone();
-        d
-    }
-}
-
 impl Service {
     /// Mints a token (CLI and dashboard). Nobody can mint beyond their role.
-    pub async fn mint_token(&self, actor: &Actor, req: MintRequest) -> Result<Minted> {
+    pub async fn mint_token(&self, actor: &Caller, req: MintRequest) -> Result<Minted> {
         let mut w = self.audited().await?;
         let team_id = parse_id(&req.team_id).map_err(|_| Error::field("team", "no such team"))?;
         let owner = teams::member_by_email(w.conn(), &team_id, &req.user_email.trim().to_lowercase()).await?;
@@ -167,7 +132,7 @@ impl Service {
     }
 
     /// Revokes by ID (CLI, dashboard). Revoking a revoked token is a conflict.
-    pub async fn revoke_token(&self, actor: &Actor, token_id: &str, reason: Option<&str>) -> Result<TokenRow> {
+    pub async fn revoke_token(&self, actor: &Caller, token_id: &str, reason: Option<&str>) -> Result<TokenRow> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut w = self.audited().await?;
         let row = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
@@ -188,7 +153,7 @@ impl Service {
 
     /// Mints a replacement with the same name, abilities and scopes and revokes the old token,
     /// in one transaction.
-    pub async fn rotate_token(&self, actor: &Actor, token_id: &str) -> Result<Minted> {
+    pub async fn rotate_token(&self, actor: &Caller, token_id: &str) -> Result<Minted> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut w = self.audited().await?;
         let old = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
@@ -250,20 +215,21 @@ impl Service {
 
     /// Revokes one of the signed-in person's own tokens in their session's team (dashboard).
     /// Anyone else's token, or one of another team, does not exist for them.
-    pub async fn revoke_own_token(&self, p: &Principal, ctx: &RequestCtx, token_id: &str) -> Result<TokenRow> {
-        self.own_token(p, token_id).await?;
-        self.revoke_token(&Actor::person(p, ctx), token_id, Some("revoked from the dashboard"))
+    pub async fn revoke_own_token(&self, caller: &Caller, token_id: &str) -> Result<TokenRow> {
+        self.own_token(caller, token_id).await?;
+        self.revoke_token(caller, token_id, Some("revoked from the dashboard"))
             .await
     }
 
     /// Rotates one of the signed-in person's own tokens (dashboard).
-    pub async fn rotate_own_token(&self, p: &Principal, ctx: &RequestCtx, token_id: &str) -> Result<Minted> {
-        self.own_token(p, token_id).await?;
-        self.rotate_token(&Actor::person(p, ctx), token_id).await
+    pub async fn rotate_own_token(&self, caller: &Caller, token_id: &str) -> Result<Minted> {
+        self.own_token(caller, token_id).await?;
+        self.rotate_token(caller, token_id).await
     }
 
     /// One of the signed-in person's own tokens in their session's team; any other is not found.
-    pub async fn own_token(&self, p: &Principal, token_id: &str) -> Result<TokenRow> {
+    pub async fn own_token(&self, caller: &Caller, token_id: &str) -> Result<TokenRow> {
+        let p = caller.in_team()?;
         let row = self.show_token(token_id).await?;
         if row.team_id != p.team_id || row.user_id != p.user_id {
             return Err(Error::NotFound);

@@ -9,7 +9,7 @@
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::principal::{Principal, TokenGrant};
+use super::caller::{Caller, Member, Surface, TokenGrant, Who};
 use super::service::Service;
 use crate::domain::ability::Ability;
 use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
@@ -84,9 +84,13 @@ impl Service {
     pub async fn authenticate(
         &self,
         bearer: Option<&str>,
-        actor: ActorKind,
+        surface: Surface,
         ctx: &RequestCtx,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Caller, AuthError> {
+        let actor = match surface {
+            Surface::Rest => ActorKind::ApiToken,
+            Surface::Mcp => ActorKind::Mcp,
+        };
         let raw = bearer.ok_or(refused(AuthFailure::Missing))?;
         let token = TokenSecret::parse(raw.trim()).map_err(|_| refused(AuthFailure::Malformed))?;
         let row = self.load_for_auth(token.id().as_str()).await?;
@@ -150,14 +154,16 @@ impl Service {
             id: row.token.id,
             name: row.token.name,
         };
-        Ok(Principal {
+        let member = Member {
             team_id: row.token.team_id,
             user_id: row.token.user_id,
             user_email: row.email,
             user_name: row.user_name,
             role,
-            actor,
-            token: Some(grant),
+        };
+        Ok(Caller {
+            who: Who::Token { member, grant, surface },
+            ctx: ctx.clone(),
         })
     }
 

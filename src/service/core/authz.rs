@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::principal::Principal;
+use super::caller::Caller;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
@@ -18,7 +18,7 @@ use crate::store::tokens as store_tokens;
 /// ability. A refusal carries the reason for the audit entry.
 pub(in crate::service) async fn still_allowed(
     tx: &mut Tx,
-    p: &Principal,
+    p: &Caller,
     ability: Option<Ability>,
 ) -> Result<(), (Error, Option<&'static str>)> {
     let role = current_role(tx, p).await?;
@@ -31,14 +31,12 @@ pub(in crate::service) async fn still_allowed(
 }
 
 /// The role the caller holds now, if their token is still live and they are still in the team.
-pub(in crate::service) async fn current_role(
-    tx: &mut Tx,
-    p: &Principal,
-) -> Result<Role, (Error, Option<&'static str>)> {
+pub(in crate::service) async fn current_role(tx: &mut Tx, p: &Caller) -> Result<Role, (Error, Option<&'static str>)> {
     let internal = |e: sqlx::Error| (Error::from(e), None);
-    let role = match &p.token {
+    let member = p.in_team().map_err(|e| (e, None))?;
+    let role = match p.grant() {
         Some(token) => {
-            let state = store_tokens::state_and_role(tx, &token.id, &p.team_id, &p.user_id)
+            let state = store_tokens::state_and_role(tx, &token.id, &member.team_id, &member.user_id)
                 .await
                 .map_err(internal)?;
             let (revoked, expires, role) = state.ok_or((Error::AuthenticationRequired, Some("unknown_id")))?;
@@ -50,7 +48,7 @@ pub(in crate::service) async fn current_role(
             }
             role
         }
-        None => store_teams::role_of(tx, &p.team_id, &p.user_id)
+        None => store_teams::role_of(tx, &member.team_id, &member.user_id)
             .await
             .map_err(internal)?,
     };

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::caller::Caller;
 use super::output::{BoxFuture, Done};
-use super::principal::Principal;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
@@ -51,7 +51,8 @@ pub struct Written {
 }
 
 /// A caller to re-check under the chain's lock, and the ability its call needs.
-type Check = (Principal, Option<Ability>);
+/// Boxed: a caller (with its request's context) is large beside the rest of a pending entry.
+type Check = Box<(Caller, Option<Ability>)>;
 
 /// A read's or a refusal's entry waiting for a batch.
 struct PendingEntry {
@@ -101,8 +102,8 @@ impl Batcher {
     /// Appends a successful read's entry once its caller is still allowed; the error is the
     /// refusal (already audited) when the token was revoked, the owner removed, or the role
     /// lowered since authentication.
-    pub async fn append_checked(&self, p: &Principal, ability: Option<Ability>, entry: AuditDraft) -> Result<()> {
-        self.append_entry(entry, Some((p.clone(), ability))).await
+    pub async fn append_checked(&self, p: &Caller, ability: Option<Ability>, entry: AuditDraft) -> Result<()> {
+        self.append_entry(entry, Some(Box::new((p.clone(), ability)))).await
     }
 
     /// Appends an entry as it is (a refusal's).
@@ -254,23 +255,24 @@ async fn commit(
     let mut answers = Vec::with_capacity(drafts.len());
     let mut entries = Vec::with_capacity(drafts.len() + writes.len());
     for (mut entry, check) in drafts {
-        let answer = match check {
+        let answer = match check.map(|c| *c) {
             None => Ok(()),
-            Some((principal, ability)) => {
+            Some((caller, ability)) => {
+                let member = caller.member();
                 let key = (
-                    principal.token_id().map(str::to_owned),
-                    principal.team_id.clone(),
-                    principal.user_id.clone(),
+                    caller.token_id().map(str::to_owned),
+                    member.map(|m| m.team_id.clone()).unwrap_or_default(),
+                    member.map(|m| m.user_id.clone()).unwrap_or_default(),
                 );
                 let state = match checked.get(&key) {
                     Some(state) => state.clone(),
                     None => {
-                        let state = check_caller(&mut tx, &principal).await?;
+                        let state = check_caller(&mut tx, &caller).await?;
                         checked.insert(key, state.clone());
                         state
                     }
                 };
-                refusal(&principal, ability, state, &mut entry)
+                refusal(&caller, ability, state, &mut entry)
             }
         };
         answers.push(answer);
@@ -318,11 +320,11 @@ async fn commit(
 }
 
 /// A reader's answer given what the re-check found; a refusal rewrites the entry to say why.
-fn refusal(principal: &Principal, ability: Option<Ability>, state: Checked, entry: &mut AuditDraft) -> Result<()> {
+fn refusal(caller: &Caller, ability: Option<Ability>, state: Checked, entry: &mut AuditDraft) -> Result<()> {
     let (e, reason) = match state {
         Checked::Refused(reason) => (Error::AuthenticationRequired, Some(reason)),
         Checked::Role(role) => match ability {
-            Some(a) if !principal.can_as(role, a) => (Error::missing(a), None),
+            Some(a) if !caller.can_as(role, a) => (Error::missing(a), None),
             _ => return Ok(()),
         },
     };
@@ -342,7 +344,7 @@ enum Checked {
     Role(Role),
 }
 
-async fn check_caller(tx: &mut Tx, p: &Principal) -> std::result::Result<Checked, Error> {
+async fn check_caller(tx: &mut Tx, p: &Caller) -> std::result::Result<Checked, Error> {
     match super::authz::current_role(tx, p).await {
         Ok(role) => Ok(Checked::Role(role)),
         Err((Error::AuthenticationRequired, Some(reason))) => Ok(Checked::Refused(reason)),

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::principal::Principal;
+use super::caller::Caller;
 use super::service::ServiceConfig;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
@@ -15,7 +15,10 @@ use crate::store::{Conn, Scoped, Tx, find_scoped};
 /// permitted.
 pub struct Call {
     pub(super) tx: Tx,
-    pub principal: Principal,
+    /// Who is calling: always a member of a team (the call path lets nobody else in).
+    pub caller: Caller,
+    team_id: String,
+    user_id: String,
     config: std::sync::Arc<ServiceConfig>,
     pub(super) subject_id: Option<String>,
     pub(super) project_id: Option<String>,
@@ -24,10 +27,18 @@ pub struct Call {
 }
 
 impl Call {
-    pub(super) fn new(tx: Tx, principal: Principal, config: std::sync::Arc<ServiceConfig>, entry: &AuditDraft) -> Call {
+    /// The handle of `caller`'s call. The call path lets only a member of a team in (the server
+    /// itself is refused before anything runs); were it not so, the empty team would own nothing.
+    pub(super) fn new(tx: Tx, caller: Caller, config: std::sync::Arc<ServiceConfig>, entry: &AuditDraft) -> Call {
+        let (team_id, user_id) = caller
+            .member()
+            .map(|m| (m.team_id.clone(), m.user_id.clone()))
+            .unwrap_or_default();
         Call {
             tx,
-            principal,
+            caller,
+            team_id,
+            user_id,
             config,
             subject_id: entry.subject_id.clone(),
             project_id: None,
@@ -59,7 +70,12 @@ impl Call {
     }
 
     pub fn team_id(&self) -> String {
-        self.principal.team_id.clone()
+        self.team_id.clone()
+    }
+
+    /// The calling person (the token's owner, or who is signed in).
+    pub fn user_id(&self) -> &str {
+        &self.user_id
     }
 
     /// The process's job worker is woken once this call commits.
@@ -69,7 +85,7 @@ impl Call {
 
     /// Checks an ability beyond the operation's own (e.g. scope rules); audit says denied.
     pub fn require(&self, ability: Ability) -> Result<()> {
-        if self.principal.can(ability) {
+        if self.caller.can(ability) {
             Ok(())
         } else {
             Err(Error::missing(ability))
@@ -88,7 +104,7 @@ impl Call {
 
     /// Refuses anything outside the caller's projects; a project it cannot see does not exist.
     pub fn check_project(&mut self, project_id: &str) -> Result<()> {
-        if self.principal.sees_project(project_id) {
+        if self.caller.sees_project(project_id) {
             self.in_project(project_id);
             Ok(())
         } else {

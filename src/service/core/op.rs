@@ -10,11 +10,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::call::Call;
+use super::caller::Caller;
 pub use super::output::{BoxFuture, Done, JsonOutput, One, PageMeta, Paged, to_value};
-use super::principal::Principal;
 use super::service::Service;
 use crate::domain::ability::Ability;
-use crate::domain::audit::RequestCtx;
 use crate::domain::error::Result;
 
 /// The REST method of an operation.
@@ -192,15 +191,9 @@ pub trait DynOp: Send + Sync {
     /// The JSON Schema of a success's body (`data`, and `meta` for lists), subschemas inlined.
     fn output_schema(&self) -> Value;
 
-    /// Runs the operation for `p`: ability check, then the arguments, then the body, with its
+    /// Runs the operation for `caller`: ability check, then the arguments, then the body, with its
     /// audit entry. See [`Service::call`].
-    fn call<'a>(
-        &'a self,
-        service: &'a Service,
-        p: &'a Principal,
-        ctx: &'a RequestCtx,
-        input: Input,
-    ) -> BoxFuture<'a, Result<Done>>;
+    fn call<'a>(&'a self, service: &'a Service, caller: &'a Caller, input: Input) -> BoxFuture<'a, Result<Done>>;
 }
 
 impl<O: Operation> DynOp for O {
@@ -218,14 +211,8 @@ impl<O: Operation> DynOp for O {
         schema
     }
 
-    fn call<'a>(
-        &'a self,
-        service: &'a Service,
-        p: &'a Principal,
-        ctx: &'a RequestCtx,
-        input: Input,
-    ) -> BoxFuture<'a, Result<Done>> {
-        Box::pin(service.call_json::<O>(p, ctx, input))
+    fn call<'a>(&'a self, service: &'a Service, caller: &'a Caller, input: Input) -> BoxFuture<'a, Result<Done>> {
+        Box::pin(service.call_json::<O>(caller, input))
     }
 }
 

@@ -8,11 +8,11 @@ use super::args::from_json;
 use super::authz::{mark_refused, still_allowed};
 use super::batch::Written;
 use super::call::Call;
+use super::caller::Caller;
 use super::idempotency::{self, IdempotencyKey};
 use super::op::{Done, Input, JsonOutput, Operation, Spec};
-use super::principal::Principal;
 use super::service::Service;
-use crate::domain::audit::{AuditDraft, Outcome, RequestCtx};
+use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
 use crate::store::{Tx, audit};
 
@@ -20,19 +20,19 @@ impl Service {
     /// Calls an operation with JSON arguments, as every surface does: the ability is checked
     /// first (whatever the arguments), then the arguments are read into the operation's type,
     /// then it runs. Every outcome, refusals included, leaves one audit entry.
-    pub async fn call(&self, op: &dyn super::op::DynOp, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
-        op.call(self, p, ctx, input).await
+    pub async fn call(&self, op: &dyn super::op::DynOp, caller: &Caller, input: Input) -> Result<Done> {
+        op.call(self, caller, input).await
     }
 
     /// Calls an operation with typed arguments, for in-process callers, and answers its typed
     /// output. The same path as [`Service::call`]: ability, body, audit entry, commit.
-    pub async fn invoke<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, args: O::Args) -> Result<O::Output> {
+    pub async fn invoke<O: Operation>(&self, p: &Caller, args: O::Args) -> Result<O::Output> {
         let mut value = super::op::to_value(&args)?;
         // An argument left out is `null` in its type, and no argument the caller gave.
         if let Some(m) = value.as_object_mut() {
             m.retain(|_, v| !v.is_null());
         }
-        let entry = draft(p, ctx, &O::SPEC, Some(&value));
+        let entry = draft(p, &O::SPEC, Some(&value))?;
         let entry = self.check_ability(&O::SPEC, p, entry, Some(&value)).await?;
         let (keep, kept) = oneshot::channel();
         self.run::<O>(p, args, entry, None, Some(keep)).await?;
@@ -42,31 +42,25 @@ impl Service {
     /// Calls an operation with JSON arguments read exactly as a surface's are (so a caller that
     /// passes on what a person typed gets the same refusals), and answers its typed output. No
     /// `Idempotency-Key`: a replay would answer saved JSON, not a typed output.
-    pub async fn invoke_json<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<O::Output> {
+    pub async fn invoke_json<O: Operation>(&self, p: &Caller, input: Input) -> Result<O::Output> {
         let input = Input {
             idempotency_key: None,
             ..input
         };
         let (keep, kept) = oneshot::channel();
-        self.call_keeping::<O>(p, ctx, input, Some(keep)).await?;
+        self.call_keeping::<O>(p, input, Some(keep)).await?;
         typed(kept).await
     }
 
-    pub(super) async fn call_json<O: Operation>(&self, p: &Principal, ctx: &RequestCtx, input: Input) -> Result<Done> {
-        self.call_keeping::<O>(p, ctx, input, None).await
+    pub(super) async fn call_json<O: Operation>(&self, p: &Caller, input: Input) -> Result<Done> {
+        self.call_keeping::<O>(p, input, None).await
     }
 
     /// The JSON path; `keep`, when given, receives the typed output of a success.
-    async fn call_keeping<O: Operation>(
-        &self,
-        p: &Principal,
-        ctx: &RequestCtx,
-        input: Input,
-        keep: Option<Keep<O>>,
-    ) -> Result<Done> {
+    async fn call_keeping<O: Operation>(&self, p: &Caller, input: Input, keep: Option<Keep<O>>) -> Result<Done> {
         let spec = O::SPEC;
         let raw = input.args.as_ref().ok();
-        let entry = draft(p, ctx, &spec, raw);
+        let entry = draft(p, &spec, raw)?;
         let entry = self.check_ability(&spec, p, entry, raw).await?;
         let read = input.args.and_then(|value| {
             let key = match (spec.replayable, input.idempotency_key) {
@@ -92,7 +86,7 @@ impl Service {
     async fn check_ability(
         &self,
         spec: &Spec,
-        p: &Principal,
+        p: &Caller,
         mut entry: AuditDraft,
         args: Option<&Value>,
     ) -> Result<AuditDraft> {
@@ -110,7 +104,7 @@ impl Service {
     /// A read runs here and hands its entry to the batch writer; a write runs inside the batch.
     async fn run<O: Operation>(
         &self,
-        p: &Principal,
+        p: &Caller,
         args: O::Args,
         mut entry: AuditDraft,
         key: Option<IdempotencyKey>,
@@ -128,7 +122,7 @@ impl Service {
         self.batch.write(entry, job).await
     }
 
-    fn new_call(&self, tx: Tx, p: &Principal, entry: &AuditDraft) -> Call {
+    fn new_call(&self, tx: Tx, p: &Caller, entry: &AuditDraft) -> Call {
         Call::new(tx, p.clone(), self.config.clone(), entry)
     }
 
@@ -137,7 +131,7 @@ impl Service {
     /// waits for the commit that holds its entry.
     async fn run_read<O: Operation>(
         &self,
-        p: &Principal,
+        p: &Caller,
         args: O::Args,
         mut entry: AuditDraft,
         keep: Option<Keep<O>>,
@@ -199,7 +193,7 @@ impl Service {
 /// the saved output. Whatever happens, the entry that comes back says it.
 async fn run_write<O: Operation>(
     mut tx: Tx,
-    p: Principal,
+    p: Caller,
     config: std::sync::Arc<super::service::ServiceConfig>,
     args: O::Args,
     mut entry: AuditDraft,
@@ -300,29 +294,20 @@ async fn typed<T>(kept: oneshot::Receiver<T>) -> Result<T> {
         .map_err(|_| Error::Internal(anyhow::anyhow!("a successful call kept no typed output")))
 }
 
-/// The entry a call starts with: who, through which surface, which operation, with what.
-fn draft(p: &Principal, ctx: &RequestCtx, spec: &Spec, args: Option<&Value>) -> AuditDraft {
+/// The entry a call starts with: who, through which surface, which operation, with what. Only a
+/// member of a team calls an operation: the server itself is refused here, before anything.
+fn draft(p: &Caller, spec: &Spec, args: Option<&Value>) -> Result<AuditDraft> {
+    let team_id = &p.in_team()?.team_id;
     // The subject is kept only when it looks like an id: junk stays out of the log.
     let subject_id = spec
         .subject_arg
         .and_then(|name| args?.get(name))
         .and_then(Value::as_str)
-        .filter(|s| s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .map(str::to_owned);
-    AuditDraft {
-        team_id: Some(p.team_id.clone()),
-        project_id: None,
-        actor_kind: p.actor,
-        causer_id: Some(p.user_id.clone()),
-        token_id: p.token_id().map(str::to_owned),
-        event: spec.event.to_owned(),
-        subject_type: Some(spec.subject_type.to_owned()),
-        subject_id,
-        properties: json!({}),
-        outcome: Outcome::Success,
-        error_code: None,
-        ctx: ctx.clone(),
-    }
+        .filter(|s| s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let mut entry = p.draft(spec.event, team_id);
+    entry.subject_type = Some(spec.subject_type.to_owned());
+    entry.subject_id = subject_id.map(str::to_owned);
+    Ok(entry)
 }
 
 /// An `Idempotency-Key`: 1 to 255 visible ASCII characters (inner spaces allowed).

@@ -13,6 +13,7 @@ use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::service::Call;
 use crate::service::core::args::{Bounded, Limit, PageNo};
+use crate::service::core::caller::{Caller, Member};
 use crate::service::core::op::{DynOp, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
 use crate::store::access_codes as store;
@@ -122,7 +123,7 @@ impl Operation for BulkGenerateAccessCodes {
         };
         let input = serde_json::to_string(&input).map_err(|e| Error::Internal(e.into()))?;
         let (job_id, team) = (new_id(), c.team_id());
-        let (user, token) = (c.principal.user_id.clone(), c.principal.token_id().map(str::to_owned));
+        let (user, token) = (c.user_id().to_owned(), c.caller.token_id().map(str::to_owned));
         let job = jobs::NewJob {
             id: &job_id,
             team_id: &team,
@@ -195,22 +196,23 @@ pub struct PendingBatch {
 
 /// Whether `p` may take the batch `created_by` generated: its creator, or an owner or admin of
 /// the team (audited as taking another person's batch). Anyone else is told it does not exist.
-fn may_download(p: &crate::service::Principal, created_by: &str) -> bool {
+fn may_download(p: &Member, created_by: &str) -> bool {
     created_by == p.user_id || matches!(p.role, Role::Owner | Role::Admin)
 }
 
 impl crate::service::Service {
     /// The team's batches waiting for download that the person may take: their own, or every
     /// one for an owner or admin. Their role must be able to generate codes.
-    pub async fn pending_batches(&self, p: &crate::service::Principal) -> Result<Vec<PendingBatch>> {
-        if !p.can(Ability::AccessCodeCreate) {
+    pub async fn pending_batches(&self, caller: &Caller) -> Result<Vec<PendingBatch>> {
+        if !caller.can(Ability::AccessCodeCreate) {
             return Err(Error::missing(Ability::AccessCodeCreate));
         }
+        let p = caller.in_team()?;
         let mut conn = self.db().pool().acquire().await?;
         let rows = store::downloads_of_team(&mut conn, &p.team_id).await?;
         Ok(rows
             .into_iter()
-            .filter(|b| b.project_id.as_deref().is_none_or(|pid| p.sees_project(pid)))
+            .filter(|b| b.project_id.as_deref().is_none_or(|pid| caller.sees_project(pid)))
             .filter(|b| may_download(p, &b.created_by))
             .map(|b| PendingBatch {
                 quantity: serde_json::from_str::<GenerateInput>(&b.input).map_or(0, |i| i.quantity),
@@ -225,39 +227,32 @@ impl crate::service::Service {
     /// team: taken out of the database and audited (`access_codes.downloaded`, naming the creator
     /// and the role when it is another person's batch) in one transaction; a second download
     /// finds nothing. Anyone else gets what a batch that does not exist gets.
-    pub async fn download_batch(
-        &self,
-        p: &crate::service::Principal,
-        ctx: &crate::domain::audit::RequestCtx,
-        job_id: &str,
-    ) -> Result<Vec<String>> {
-        if !p.can(Ability::AccessCodeCreate) {
+    pub async fn download_batch(&self, caller: &Caller, job_id: &str) -> Result<Vec<String>> {
+        if !caller.can(Ability::AccessCodeCreate) {
             return Err(Error::missing(Ability::AccessCodeCreate));
         }
+        let p = caller.in_team()?;
         let job_id = crate::domain::ids::parse_id(job_id)?;
-        let mut tx = self.db().begin_write().await?;
-        let (project, created_by) = store::find_download(&mut tx, &p.team_id, &job_id)
+        let mut w = self.audited().await?;
+        let (project, created_by) = store::find_download(w.conn(), &p.team_id, &job_id)
             .await?
             .ok_or(Error::NotFound)?;
-        if project.as_deref().is_some_and(|pid| !p.sees_project(pid)) || !may_download(p, &created_by) {
+        if project.as_deref().is_some_and(|pid| !caller.sees_project(pid)) || !may_download(p, &created_by) {
             return Err(Error::NotFound);
         }
-        let codes = store::take_download(&mut tx, &job_id).await?.ok_or(Error::NotFound)?;
+        let codes = store::take_download(w.conn(), &job_id).await?.ok_or(Error::NotFound)?;
         let codes: Vec<String> = serde_json::from_str(&codes).map_err(|e| Error::Internal(e.into()))?;
         let mut properties = serde_json::json!({"quantity": codes.len()});
         if created_by != p.user_id {
             properties["others_batch"] = serde_json::json!({"created_by": created_by, "as_role": p.role.as_str()});
         }
-        let mut entry = crate::domain::audit::AuditDraft::system("access_codes.downloaded", Some(p.team_id.clone()))
+        let mut entry = caller
+            .draft("access_codes.downloaded", &p.team_id)
             .subject("job", &job_id)
             .properties(properties);
-        entry.actor_kind = p.actor;
-        entry.causer_id = Some(p.user_id.clone());
-        entry.token_id = p.token_id().map(str::to_owned);
         entry.project_id = project;
-        entry.ctx = ctx.clone();
-        crate::store::audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
+        w.record(entry);
+        w.commit().await?;
         Ok(codes)
     }
 }

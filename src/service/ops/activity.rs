@@ -79,7 +79,7 @@ impl Operation for GetActivityLog {
             .transpose()?;
         let filter = AuditFilter {
             team_id: Some(c.team_id()),
-            project_ids: c.principal.project_ids().map(<[String]>::to_vec),
+            project_ids: c.caller.project_ids().map(<[String]>::to_vec),
             since_ms: time_field("since", &q.since)?,
             until_ms: time_field("until", &q.until)?,
             subject_type: q.subject_type,

@@ -37,7 +37,7 @@ impl Operation for GetJobStatus {
         let job = store::find(c.conn(), args.job_id.as_str())
             .await?
             .ok_or(Error::NotFound)?;
-        if job.team_id != c.principal.team_id || job.created_by_user_id != c.principal.user_id {
+        if job.team_id != c.team_id() || job.created_by_user_id != c.user_id() {
             return Err(Error::NotFound);
         }
         if let Some(pid) = &job.project_id {

@@ -154,7 +154,7 @@ impl Operation for ListProjects {
 
     async fn run(c: &mut Call, args: PageArgs) -> Result<Self::Output> {
         let page = args.page();
-        let (team, only) = (c.team_id(), c.principal.project_ids().map(<[String]>::to_vec));
+        let (team, only) = (c.team_id(), c.caller.project_ids().map(<[String]>::to_vec));
         let (rows, total) = store::page(c.conn(), &team, only.as_deref(), page.limit, page.offset()).await?;
         Paged::ok(rows, page.meta(total))
     }
@@ -196,7 +196,7 @@ impl Operation for CreateProject {
     };
 
     async fn run(c: &mut Call, args: CreateProjectArgs) -> Result<Self::Output> {
-        if c.principal.project_ids().is_some() {
+        if c.caller.project_ids().is_some() {
             return Err(Error::MissingAbility(
                 Ability::ProjectCreate,
                 Some("a project-scoped token cannot create projects"),

@@ -35,7 +35,7 @@ pub static OPS: &[&dyn DynOp] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToke
 
 /// The token a call was made with; a call without one (the dashboard) has none to show.
 fn own_token_id(c: &Call) -> Result<String> {
-    c.principal.token_id().map(str::to_owned).ok_or(Error::NotFound)
+    c.caller.token_id().map(str::to_owned).ok_or(Error::NotFound)
 }
 
 pub struct GetTokenInfo;
@@ -55,7 +55,7 @@ impl Operation for GetTokenInfo {
         let id = own_token_id(c)?;
         c.subject(&id);
         let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
-        let p = &c.principal;
+        let p = c.caller.in_team()?;
         One::ok(TokenInfo {
             token: row.view(),
             owner: Owner {
@@ -64,7 +64,7 @@ impl Operation for GetTokenInfo {
                 name: p.user_name.clone(),
                 role: p.role,
             },
-            effective_abilities: p.effective_abilities().into_iter().collect(),
+            effective_abilities: c.caller.effective_abilities().into_iter().collect(),
         })
     }
 }
@@ -84,7 +84,7 @@ impl Operation for ListTokens {
 
     async fn run(c: &mut Call, args: PageArgs) -> Result<Self::Output> {
         let page = args.page();
-        let (team, user) = (c.principal.team_id.clone(), c.principal.user_id.clone());
+        let (team, user) = (c.team_id(), c.user_id().to_owned());
         let (rows, total) = store::page_of_owner(c.conn(), &team, &user, page.limit, page.offset()).await?;
         Paged::ok(rows.iter().map(TokenRow::view).collect(), page.meta(total))
     }

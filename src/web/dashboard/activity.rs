@@ -18,7 +18,6 @@ use crate::service::ops::activity::GetActivityLog;
 use crate::service::ops::catalog;
 use crate::store::audit::AuditView;
 use crate::web::AppState;
-use crate::web::extract::Ctx;
 use axum::extract::RawQuery;
 
 /// The filters of SPEC §7: argument name and label; the two closed sets are offered as choices.
@@ -127,8 +126,7 @@ pub(super) fn via(e: &AuditView) -> String {
 
 pub async fn page(
     State(s): State<AppState>,
-    SignedIn { session, .. }: SignedIn,
-    Ctx(ctx): Ctx,
+    SignedIn { session, caller, .. }: SignedIn,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -161,11 +159,7 @@ pub async fn page(
         }
         // The filters as the person typed them, read as any surface's arguments are.
         let input = Input::json(Value::Object(call_args));
-        match s
-            .service
-            .invoke_json::<GetActivityLog>(&session.principal, &ctx, input)
-            .await
-        {
+        match s.service.invoke_json::<GetActivityLog>(&caller, input).await {
             Ok(page) => {
                 collected.extend(page.data);
                 cursor = page.meta.next_cursor;

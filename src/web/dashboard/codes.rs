@@ -19,8 +19,11 @@ pub(super) struct AccessCodesPage {
     batches: Vec<(String, i64, String, String)>,
 }
 
-pub(super) async fn access_codes_page(State(s): State<AppState>, SignedIn { session, .. }: SignedIn) -> Response {
-    match s.service.pending_batches(&session.principal).await {
+pub(super) async fn access_codes_page(
+    State(s): State<AppState>,
+    SignedIn { session, caller, .. }: SignedIn,
+) -> Response {
+    match s.service.pending_batches(&caller).await {
         Ok(batches) => AccessCodesPage {
             nav: super::pages::Nav::of(&s, &session, "access-codes").await,
             csrf: session.csrf.clone(),
@@ -47,9 +50,9 @@ pub(super) async fn access_codes_page(State(s): State<AppState>, SignedIn { sess
 pub(super) async fn download_codes(
     State(s): State<AppState>,
     axum::extract::Path(job_id): axum::extract::Path<String>,
-    CsrfForm { session, ctx, .. }: CsrfForm,
+    CsrfForm { caller, .. }: CsrfForm,
 ) -> Response {
-    match s.service.download_batch(&session.principal, &ctx, &job_id).await {
+    match s.service.download_batch(&caller, &job_id).await {
         Ok(codes) => {
             let body: String = std::iter::once("code".to_owned())
                 .chain(codes)

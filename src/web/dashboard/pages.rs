@@ -41,7 +41,7 @@ pub(super) struct Nav {
 
 impl Nav {
     pub(super) async fn of(s: &AppState, session: &Session, current: &'static str) -> Option<Nav> {
-        let p = &session.principal;
+        let p = &session.person;
         Some(Nav {
             team_id: p.team_id.clone(),
             team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),

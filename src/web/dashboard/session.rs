@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::error_page;
-use crate::domain::audit::RequestCtx;
+use crate::service::Caller;
 use crate::service::accounts::sessions::Session;
 use crate::web::AppState;
 use crate::web::extract::request_ctx;
@@ -70,21 +70,32 @@ pub(super) async fn current(s: &AppState, headers: &HeaderMap) -> Option<(String
     }
 }
 
-/// A signed-in person, as a handler's argument: their live session and its cookie secret.
+/// A signed-in person, as a handler's argument: their live session, its cookie secret, and the
+/// person as the caller of whatever the page asks the service (with this request's context).
 /// Without one the request is answered with a redirect to the sign-in page.
 pub(super) struct SignedIn {
     pub(super) secret: String,
     pub(super) session: Session,
+    pub(super) caller: Caller,
+}
+
+impl SignedIn {
+    async fn of(parts: &Parts, s: &AppState) -> Option<SignedIn> {
+        let (secret, session) = current(s, &parts.headers).await?;
+        let caller = Caller::person(session.person.clone(), request_ctx(parts, s.http.behind_proxy));
+        Some(SignedIn {
+            secret,
+            session,
+            caller,
+        })
+    }
 }
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Redirect;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        match current(s, &parts.headers).await {
-            Some((secret, session)) => Ok(SignedIn { secret, session }),
-            None => Err(Redirect::to("/login")),
-        }
+        SignedIn::of(parts, s).await.ok_or_else(|| Redirect::to("/login"))
     }
 }
 
@@ -92,9 +103,7 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Option<Self>, Self::Rejection> {
-        Ok(current(s, &parts.headers)
-            .await
-            .map(|(secret, session)| SignedIn { secret, session }))
+        Ok(SignedIn::of(parts, s).await)
     }
 }
 
@@ -102,7 +111,8 @@ impl OptionalFromRequestParts<AppState> for SignedIn {
 /// session's CSRF token (compared in constant time), at most 16 KiB.
 pub(super) struct CsrfForm {
     pub(super) session: Session,
-    pub(super) ctx: RequestCtx,
+    /// The signed-in person, as the caller of what the form asks.
+    pub(super) caller: Caller,
     pub(super) fields: Vec<(String, String)>,
 }
 
@@ -127,7 +137,12 @@ impl FromRequest<AppState> for CsrfForm {
                 "This form is missing its CSRF token or comes from another site.",
             ));
         }
-        Ok(CsrfForm { session, ctx, fields })
+        let caller = Caller::person(session.person.clone(), ctx);
+        Ok(CsrfForm {
+            session,
+            caller,
+            fields,
+        })
     }
 }
 

@@ -132,9 +132,9 @@ async fn attempt(s: &AppState, email: &str, password: &str, ctx: &RequestCtx) ->
 pub(super) async fn logout(
     State(s): State<AppState>,
     SignedIn { secret, .. }: SignedIn,
-    CsrfForm { session, ctx, .. }: CsrfForm,
+    CsrfForm { caller, .. }: CsrfForm,
 ) -> Response {
-    if let Err(e) = s.service.sign_out(&secret, &session, &ctx).await {
+    if let Err(e) = s.service.sign_out(&secret, &caller).await {
         tracing::error!(error = ?e, "sign-out failed");
         return internal_error();
     }
@@ -146,10 +146,10 @@ pub(super) async fn logout(
 pub(super) async fn switch_team(
     State(s): State<AppState>,
     SignedIn { secret, .. }: SignedIn,
-    CsrfForm { session, ctx, fields }: CsrfForm,
+    CsrfForm { caller, fields, .. }: CsrfForm,
 ) -> Response {
     let team = all_of(&fields, "team").first().cloned().unwrap_or_default();
-    match s.service.switch_team(&secret, &session, &team, &ctx).await {
+    match s.service.switch_team(&secret, &caller, &team).await {
         Ok(()) => Redirect::to("/settings/tokens").into_response(),
         Err(e) => refused(e, "No such team."),
     }

@@ -16,7 +16,6 @@ use super::tokens::MintedPage;
 use crate::service::core::args::Bounded;
 use crate::service::ops::activity::{ActivityQuery, GetActivityLog};
 use crate::web::AppState;
-use crate::web::extract::Ctx;
 
 struct Row {
     created_at: String,
@@ -44,11 +43,10 @@ struct TokenPage {
 pub async fn page(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    SignedIn { session, .. }: SignedIn,
-    Ctx(ctx): Ctx,
+    SignedIn { session, caller, .. }: SignedIn,
 ) -> Response {
-    let p = &session.principal;
-    let token = match s.service.own_token(p, &id).await {
+    let p = &session.person;
+    let token = match s.service.own_token(&caller, &id).await {
         Ok(t) => t,
         Err(e) => return refused(e, "No such token."),
     };
@@ -59,7 +57,7 @@ pub async fn page(
         limit: Some(Bounded::max()),
         ..ActivityQuery::default()
     };
-    let mut entries = match s.service.invoke::<GetActivityLog>(p, &ctx, args).await {
+    let mut entries = match s.service.invoke::<GetActivityLog>(&caller, args).await {
         Ok(page) => page.data,
         Err(_) => Vec::new(),
     };
@@ -102,10 +100,10 @@ pub async fn page(
 pub async fn replace(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    CsrfForm { session, ctx, .. }: CsrfForm,
+    CsrfForm { session, caller, .. }: CsrfForm,
 ) -> Response {
-    let p = &session.principal;
-    let old = match s.service.own_token(p, &id).await {
+    let p = &session.person;
+    let old = match s.service.own_token(&caller, &id).await {
         Ok(t) => t,
         Err(e) => return refused(e, "No such token."),
     };
@@ -118,9 +116,8 @@ pub async fn replace(
         expires_in_ms: old.expires_at.map(|e| e - old.created_at),
         replaces: Some(old.id.clone()),
     };
-    let actor = crate::service::accounts::tokens::Actor::person(p, &ctx);
     let nav = super::pages::Nav::of(&s, &session, "tokens").await;
-    match s.service.mint_token(&actor, request).await {
+    match s.service.mint_token(&caller, request).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         // The role no longer holds one of the old token's abilities: the state forbids it.
         Err(crate::domain::error::Error::Validation(fields)) => error_page(

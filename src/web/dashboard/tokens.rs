@@ -9,14 +9,13 @@ use serde_json::Value;
 
 use super::pages::{Nav, error_page, field_errors, internal_error, refused};
 use super::session::{CsrfForm, SignedIn, all_of};
-use crate::domain::audit::RequestCtx;
+use crate::service::Caller;
 use crate::service::accounts::sessions::Session;
 use crate::service::core::args::{Limit, PageArgs};
 use crate::service::ops::projects::ListProjects;
 use crate::service::ops::tokens::ListTokens;
 use crate::store::tokens::TokenView as Token;
 use crate::web::AppState;
-use crate::web::extract::Ctx;
 use crate::web::mcp::clients;
 
 /// One row of the tokens page.
@@ -87,9 +86,9 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
 pub(super) async fn dismiss(
     State(s): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    CsrfForm { session, ctx, .. }: CsrfForm,
+    CsrfForm { caller, .. }: CsrfForm,
 ) -> Response {
-    match s.service.dismiss_notification(&session.principal, &ctx, &id).await {
+    match s.service.dismiss_notification(&caller, &id).await {
         Ok(()) => Redirect::to("/settings/tokens").into_response(),
         Err(e) => refused(e, "No such notification."),
     }
@@ -173,10 +172,16 @@ pub(super) struct RevokePage {
     csrf: String,
 }
 
-pub(super) async fn mint(State(s): State<AppState>, CsrfForm { session, ctx, fields }: CsrfForm) -> Response {
-    let p = &session.principal;
+pub(super) async fn mint(
+    State(s): State<AppState>,
+    CsrfForm {
+        session,
+        caller,
+        fields,
+    }: CsrfForm,
+) -> Response {
+    let p = &session.person;
     let expires = all_of(&fields, "expires").first().cloned().unwrap_or_default();
-    let actor = crate::service::accounts::tokens::Actor::person(p, &ctx);
     let minted = match crate::service::accounts::tokens::lifetime_of_days(&expires) {
         Ok(expires_in_ms) => {
             let request = crate::service::accounts::tokens::MintRequest {
@@ -188,7 +193,7 @@ pub(super) async fn mint(State(s): State<AppState>, CsrfForm { session, ctx, fie
                 expires_in_ms,
                 replaces: None,
             };
-            s.service.mint_token(&actor, request).await
+            s.service.mint_token(&caller, request).await
         }
         Err(e) => Err(e),
     };
@@ -199,7 +204,7 @@ pub(super) async fn mint(State(s): State<AppState>, CsrfForm { session, ctx, fie
             let page = tokens_view(
                 &s,
                 &session,
-                &ctx,
+                &caller,
                 Some(format!("Not minted: {}.", field_errors(&fields))),
             )
             .await;
@@ -212,9 +217,9 @@ pub(super) async fn mint(State(s): State<AppState>, CsrfForm { session, ctx, fie
 pub(super) async fn revoke_page(
     State(s): State<AppState>,
     axum::extract::Path(token_id): axum::extract::Path<String>,
-    SignedIn { session, .. }: SignedIn,
+    SignedIn { session, caller, .. }: SignedIn,
 ) -> Response {
-    match s.service.own_token(&session.principal, &token_id).await {
+    match s.service.own_token(&caller, &token_id).await {
         Ok(t) if t.revoked_at.is_none() => RevokePage {
             nav: Nav::of(&s, &session, "tokens").await,
             id: t.id,
@@ -230,9 +235,9 @@ pub(super) async fn revoke_page(
 pub(super) async fn revoke(
     State(s): State<AppState>,
     axum::extract::Path(token_id): axum::extract::Path<String>,
-    CsrfForm { session, ctx, .. }: CsrfForm,
+    CsrfForm { caller, .. }: CsrfForm,
 ) -> Response {
-    match s.service.revoke_own_token(&session.principal, &ctx, &token_id).await {
+    match s.service.revoke_own_token(&caller, &token_id).await {
         Ok(row) => Redirect::to(&format!("/settings/tokens/{}#playbook", row.id)).into_response(),
         Err(e) => refused(e, "No such token."),
     }
@@ -241,10 +246,10 @@ pub(super) async fn revoke(
 pub(super) async fn rotate(
     State(s): State<AppState>,
     axum::extract::Path(token_id): axum::extract::Path<String>,
-    CsrfForm { session, ctx, .. }: CsrfForm,
+    CsrfForm { session, caller, .. }: CsrfForm,
 ) -> Response {
     let nav = Nav::of(&s, &session, "tokens").await;
-    match s.service.rotate_own_token(&session.principal, &ctx, &token_id).await {
+    match s.service.rotate_own_token(&caller, &token_id).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         Err(e) => refused(e, "No such token."),
     }
@@ -280,43 +285,38 @@ fn token_line(t: &Token) -> TokenView {
     }
 }
 
-pub(super) async fn tokens_page(
-    State(s): State<AppState>,
-    SignedIn { session, .. }: SignedIn,
-    Ctx(ctx): Ctx,
-) -> Response {
-    tokens_view(&s, &session, &ctx, None).await
+pub(super) async fn tokens_page(State(s): State<AppState>, SignedIn { session, caller, .. }: SignedIn) -> Response {
+    tokens_view(&s, &session, &caller, None).await
 }
 
 /// The tokens page: the person's tokens (through `list_tokens`, audited as human) and the mint
 /// form (projects through `list_projects` when the role may list them).
-pub(super) async fn tokens_view(s: &AppState, session: &Session, ctx: &RequestCtx, error: Option<String>) -> Response {
-    let p = &session.principal;
+pub(super) async fn tokens_view(s: &AppState, session: &Session, caller: &Caller, error: Option<String>) -> Response {
     // As many as a page holds: the person's tokens, the projects the mint form offers.
     let page = || PageArgs {
         page: None,
         limit: Some(Limit::max()),
     };
-    let tokens = match s.service.invoke::<ListTokens>(p, ctx, page()).await {
+    let tokens = match s.service.invoke::<ListTokens>(caller, page()).await {
         Ok(listed) => listed.data.iter().map(token_line).collect(),
         Err(e) => {
             tracing::warn!(error = ?e, operation = "list_tokens", "dashboard call refused");
             return internal_error();
         }
     };
-    let projects = match s.service.invoke::<ListProjects>(p, ctx, page()).await {
+    let projects = match s.service.invoke::<ListProjects>(caller, page()).await {
         Ok(listed) => listed.data.into_iter().map(|p| (p.id, p.name)).collect(),
         Err(e) => {
             tracing::warn!(error = ?e, operation = "list_projects", "dashboard call refused");
             Vec::new()
         }
     };
-    let p = &session.principal;
+    let p = &session.person;
     TokensPage {
         nav: Nav::of(s, session, "tokens").await,
         notices: s
             .service
-            .notifications(&session.principal)
+            .notifications(caller)
             .await
             .unwrap_or_default()
             .into_iter()

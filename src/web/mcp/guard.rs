@@ -14,18 +14,17 @@ use serde_json::{Value, json};
 
 use super::framing::{self, refusal};
 use crate::domain::ability::Ability;
-use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
+use crate::domain::audit::Outcome;
 use crate::domain::error::{Error, ErrorBody, ErrorCode};
-use crate::service::Principal;
+use crate::service::{Caller, Surface};
 use crate::web::AppState;
 use crate::web::error::ApiError;
 use crate::web::extract::request_ctx;
 
 /// Who is calling and from where, put in the request by the guard for the handler to read.
 #[derive(Clone, Debug)]
-pub struct Caller {
-    pub principal: Principal,
-    pub ctx: RequestCtx,
+pub struct McpCaller {
+    pub caller: Caller,
     /// `<public URL>/docs`, for the envelope's `docs_url`.
     pub docs_base: Arc<str>,
 }
@@ -34,12 +33,12 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
     let (mut parts, body) = req.into_parts();
     let ctx = request_ctx(&parts, s.http.behind_proxy);
     let docs_base: Arc<str> = format!("{}/docs", s.http.public_url.trim_end_matches('/')).into();
-    let (principal, body) = match s.authenticate(&parts.headers, &ctx, ActorKind::Mcp).await {
+    let (caller, body) = match s.authenticate(&parts.headers, &ctx, Surface::Mcp).await {
         Ok(p) => (p, body),
         // A token out of requests may still call what is not metered (revoking itself): only
         // then is the body read before the token is let through.
         Err(e) if e.body.code == ErrorCode::RateLimited => match unmetered_call(&parts, body).await {
-            (true, body) => match s.authenticate_for(&parts.headers, &ctx, ActorKind::Mcp, false).await {
+            (true, body) => match s.authenticate_for(&parts.headers, &ctx, Surface::Mcp, false).await {
                 Ok(p) => (p, body),
                 Err(e) => return refuse(e, body).await,
             },
@@ -63,20 +62,16 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
             ),
             "origin_not_allowed",
         ))
-    } else if !principal.can(Ability::McpFull) {
+    } else if !caller.can(Ability::McpFull) {
         Some((ApiError::from(Error::missing(Ability::McpFull)), "mcp_full_missing"))
     } else {
         None
     };
     if let Some((error, reason)) = refusal {
-        audit_refusal(&s, &principal, &ctx, &error.body, reason).await;
+        audit_refusal(&s, &caller, &error.body, reason).await;
         return refuse(error, body).await;
     }
-    parts.extensions.insert(Caller {
-        principal,
-        ctx,
-        docs_base,
-    });
+    parts.extensions.insert(McpCaller { caller, docs_base });
     let body = match framing::checked_body(&parts, body).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
@@ -111,25 +106,20 @@ async fn refuse(error: ApiError, body: Body) -> Response {
     refusal(error, id)
 }
 
-async fn audit_refusal(s: &AppState, p: &Principal, ctx: &RequestCtx, body: &ErrorBody, reason: &str) {
+async fn audit_refusal(s: &AppState, caller: &Caller, body: &ErrorBody, reason: &str) {
+    let (Some(member), Some(token_id)) = (caller.member(), caller.token_id()) else {
+        return;
+    };
     let mut properties = json!({ "reason": reason });
     if let Some(a) = body.required_ability {
         properties["required_ability"] = json!(a.as_str());
     }
-    let entry = AuditDraft {
-        team_id: Some(p.team_id.clone()),
-        project_id: None,
-        actor_kind: ActorKind::Mcp,
-        causer_id: Some(p.user_id.clone()),
-        token_id: p.token_id().map(str::to_owned),
-        event: "mcp.request".to_owned(),
-        subject_type: Some("token".to_owned()),
-        subject_id: p.token_id().map(str::to_owned),
-        properties,
-        outcome: Outcome::Denied,
-        error_code: Some(body.code.as_str()),
-        ctx: ctx.clone(),
-    };
+    let mut entry = caller
+        .draft("mcp.request", &member.team_id)
+        .subject("token", token_id)
+        .properties(properties);
+    entry.outcome = Outcome::Denied;
+    entry.error_code = Some(body.code.as_str());
     if let Err(e) = s.service.append_alone(entry).await {
         tracing::error!(error = ?e, "could not audit a refused MCP request");
     }

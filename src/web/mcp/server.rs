@@ -11,7 +11,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use super::guard::Caller;
+use super::guard::McpCaller;
 use crate::domain::text;
 use crate::service::Service;
 use crate::service::core::op::Input;
@@ -28,11 +28,11 @@ impl McpServer {
     }
 }
 
-fn caller(context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+fn caller(context: &RequestContext<RoleServer>) -> Result<McpCaller, McpError> {
     context
         .extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Caller>())
+        .and_then(|parts| parts.extensions.get::<McpCaller>())
         .cloned()
         .ok_or_else(|| McpError::internal_error("the request was not authenticated", None))
 }
@@ -70,10 +70,10 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let caller = caller(&context)?;
+        let McpCaller { caller, .. } = caller(&context)?;
         let tools = catalog::all()
             .zip(super::tools::all())
-            .filter(|(op, _)| op.spec().ability.is_none_or(|a| caller.principal.can(a)))
+            .filter(|(op, _)| op.spec().ability.is_none_or(|a| caller.can(a)))
             .map(|(_, tool)| tool.clone())
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);
@@ -87,17 +87,16 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let caller = caller(&context)?;
+        let McpCaller { mut caller, docs_base } = caller(&context)?;
         let Some(op) = catalog::find(&request.name) else {
             return Err(McpError::invalid_params(
                 format!("no tool named {}", request.name),
                 None,
             ));
         };
-        let mut ctx = caller.ctx.clone();
-        ctx.client = client_of(&context);
+        caller.ctx.client = client_of(&context);
         let args = Value::Object(request.arguments.unwrap_or_default());
-        let result = match self.service.call(op, &caller.principal, &ctx, Input::json(args)).await {
+        let result = match self.service.call(op, &caller, Input::json(args)).await {
             Ok(done) => {
                 let output =
                     serde_json::to_value(&done.output).map_err(|e| McpError::internal_error(e.to_string(), None))?;
@@ -105,8 +104,8 @@ impl ServerHandler for McpServer {
             }
             Err(e) => {
                 let body = crate::web::error::ApiError::from(e).body;
-                let request_id = ctx.request_id.clone().unwrap_or_default();
-                let envelope = body.envelope(&request_id, &caller.docs_base);
+                let request_id = caller.ctx.request_id.clone().unwrap_or_default();
+                let envelope = body.envelope(&request_id, &docs_base);
                 let mut result = CallToolResult::structured_error(envelope);
                 result.content.push(ContentBlock::text(super::tools::relayable(&body)));
                 result

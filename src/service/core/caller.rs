@@ -1,0 +1,163 @@
+//! Who is calling, and from where: the one answer every surface and every lifecycle change
+//! gives. A token's caller (REST, MCP) and a signed-in person (dashboard) are resolved on every
+//! request and never cached across requests; the server itself (CLI, demo seeding) is
+//! [`Who::System`]. Every audit entry starts from [`Caller::draft`].
+
+use crate::domain::ability::{Ability, AbilitySet};
+use crate::domain::audit::{ActorKind, AuditDraft, RequestCtx};
+use crate::domain::error::{Error, Result};
+use crate::domain::role::Role;
+
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub who: Who,
+    /// Where the request came from, copied into every entry it leaves.
+    pub ctx: RequestCtx,
+}
+
+#[derive(Clone, Debug)]
+pub enum Who {
+    /// A token's owner, as a member of the token's team, through REST or MCP.
+    Token {
+        member: Member,
+        grant: TokenGrant,
+        surface: Surface,
+    },
+    /// A person signed in to the dashboard.
+    Person(Member),
+    /// The server itself: the operator's CLI, the demo seeding. It is in no team, so it calls
+    /// no team operation; what it does (mint, revoke, rotate) checks its own rules.
+    System,
+}
+
+/// The surface a token call came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    Rest,
+    Mcp,
+}
+
+/// A person as a member of one team, with the role they hold now.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub team_id: String,
+    pub user_id: String,
+    pub user_email: String,
+    pub user_name: String,
+    pub role: Role,
+}
+
+/// What a token carries, frozen at mint.
+#[derive(Clone, Debug)]
+pub struct TokenGrant {
+    pub id: String,
+    pub name: String,
+    /// The token's own abilities, as minted.
+    pub abilities: AbilitySet,
+    /// The projects it is limited to, if any.
+    pub project_ids: Option<Vec<String>>,
+}
+
+impl Caller {
+    pub fn system() -> Caller {
+        Caller {
+            who: Who::System,
+            ctx: RequestCtx::default(),
+        }
+    }
+
+    pub fn person(member: Member, ctx: RequestCtx) -> Caller {
+        Caller {
+            who: Who::Person(member),
+            ctx,
+        }
+    }
+
+    /// The caller as a member of a team; `None` for the server itself.
+    pub fn member(&self) -> Option<&Member> {
+        match &self.who {
+            Who::Token { member, .. } | Who::Person(member) => Some(member),
+            Who::System => None,
+        }
+    }
+
+    /// The caller as a member of a team, for what only a member can do: the server itself is
+    /// in no team, and asking for one as it is a bug of the server's.
+    pub fn in_team(&self) -> Result<&Member> {
+        self.member()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the server itself is in no team")))
+    }
+
+    pub fn grant(&self) -> Option<&TokenGrant> {
+        match &self.who {
+            Who::Token { grant, .. } => Some(grant),
+            _ => None,
+        }
+    }
+
+    pub fn token_id(&self) -> Option<&str> {
+        self.grant().map(|g| g.id.as_str())
+    }
+
+    /// Which surface the audit log names.
+    pub fn actor_kind(&self) -> ActorKind {
+        match &self.who {
+            Who::Token {
+                surface: Surface::Mcp, ..
+            } => ActorKind::Mcp,
+            Who::Token {
+                surface: Surface::Rest, ..
+            } => ActorKind::ApiToken,
+            Who::Person(_) => ActorKind::Human,
+            Who::System => ActorKind::System,
+        }
+    }
+
+    /// Effective permission: what the member's role holds now, ∩ the token's abilities when the
+    /// call carries a token. The server itself holds no team ability.
+    pub fn can(&self, ability: Ability) -> bool {
+        self.member().is_some_and(|m| self.can_as(m.role, ability))
+    }
+
+    /// Whether the caller could do it holding `role` (the role read again under the chain's lock).
+    pub fn can_as(&self, role: Role, ability: Ability) -> bool {
+        match &self.who {
+            Who::Token { grant, .. } => role.holds(ability) && grant.abilities.contains(&ability),
+            Who::Person(_) => role.holds(ability),
+            Who::System => false,
+        }
+    }
+
+    pub fn effective_abilities(&self) -> AbilitySet {
+        Ability::ALL.iter().copied().filter(|a| self.can(*a)).collect()
+    }
+
+    /// The projects the caller is limited to (`None`: every project of the team).
+    pub fn project_ids(&self) -> Option<&[String]> {
+        self.grant().and_then(|g| g.project_ids.as_deref())
+    }
+
+    pub fn sees_project(&self, project_id: &str) -> bool {
+        self.project_ids().is_none_or(|ids| ids.iter().any(|p| p == project_id))
+    }
+
+    /// Whose `Idempotency-Key`s these are: the token's, or the signed-in person's.
+    pub fn idempotency_owner(&self) -> String {
+        match (self.token_id(), self.member()) {
+            (Some(id), _) => id.to_owned(),
+            (None, Some(m)) => format!("user:{}", m.user_id),
+            (None, None) => "system".to_owned(),
+        }
+    }
+
+    /// The entry of something this caller did in `team_id`: who (surface, person, token) and
+    /// from where. Every entry a caller leaves starts here.
+    pub fn draft(&self, event: &str, team_id: &str) -> AuditDraft {
+        let mut d = AuditDraft::system(event, Some(team_id.to_owned()));
+        d.actor_kind = self.actor_kind();
+        d.causer_id = self.member().map(|m| m.user_id.clone());
+        d.token_id = self.token_id().map(str::to_owned);
+        d.ctx = self.ctx.clone();
+        d
+    }
+}
