@@ -51,6 +51,59 @@ impl<K: IdKind> Id<K> {
     pub fn as_str(&self) -> &str {
         &self.value
     }
+
+    /// An id as the database gives it back: written there only ever as a parsed id (or one made
+    /// by [`new_id`]), so it is taken as it is.
+    pub fn from_stored(value: String) -> Self {
+        Id {
+            value,
+            kind: PhantomData,
+        }
+    }
+
+    /// A new id of this kind.
+    pub fn generate() -> Self {
+        Id::from_stored(new_id())
+    }
+}
+
+/// An id reads as the text it is, wherever text is wanted (a query's bind, a comparison).
+impl<K: IdKind> std::ops::Deref for Id<K> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.value
+    }
+}
+
+impl<K: IdKind> PartialEq<str> for Id<K> {
+    fn eq(&self, other: &str) -> bool {
+        self.value == other
+    }
+}
+
+impl<K: IdKind> PartialEq<&str> for Id<K> {
+    fn eq(&self, other: &&str) -> bool {
+        self.value == *other
+    }
+}
+
+impl<K: IdKind> PartialEq<String> for Id<K> {
+    fn eq(&self, other: &String) -> bool {
+        &self.value == other
+    }
+}
+
+impl<K: IdKind> From<Id<K>> for String {
+    fn from(id: Id<K>) -> String {
+        id.value
+    }
+}
+
+impl<K: IdKind> From<&Id<K>> for String {
+    fn from(id: &Id<K>) -> String {
+        id.value.clone()
+    }
 }
 
 impl<K: IdKind> Clone for Id<K> {
@@ -133,6 +186,8 @@ pub mod marker {
         Member => "Member", "returned by list_subscribers";
         Subscription => "Subscription", "returned by get_member (subscriptions)";
         Job => "Job", "returned by bulk_generate_access_codes";
+        User => "User", "returned by get_token_info (owner.id)";
+        AccessCode => "AccessCode", "returned by list_access_codes";
     }
 }
 
@@ -143,6 +198,8 @@ pub type PlanId = Id<marker::Plan>;
 pub type MemberId = Id<marker::Member>;
 pub type SubscriptionId = Id<marker::Subscription>;
 pub type JobId = Id<marker::Job>;
+pub type UserId = Id<marker::User>;
+pub type AccessCodeId = Id<marker::AccessCode>;
 
 #[cfg(test)]
 mod tests {

@@ -65,9 +65,5 @@ impl schemars::JsonSchema for Millis {
     }
 }
 
-pub fn ser_bool<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bool(*v != 0)
-}
-
 pub const MINUTE_MS: i64 = 60_000;
 pub const DAY_MS: i64 = 24 * 60 * MINUTE_MS;

@@ -92,7 +92,7 @@ impl Service {
                 )
                 .await?;
                 if held && status == JobStatus::Failed {
-                    let entry = AuditDraft::system("job.failed", Some(job.team_id.clone())).subject("job", &job.id);
+                    let entry = AuditDraft::system("job.failed", Some(job.team_id.to_string())).subject("job", &job.id);
                     audit::append(&mut tx, entry).await?;
                 }
                 tx.commit().await?;
@@ -157,7 +157,7 @@ impl Service {
         if !store::complete(&mut tx, &job.id, job.attempts, &result, now).await? {
             return Ok(Ran::TakenOver);
         }
-        let mut entry = AuditDraft::system("access_codes.generated", Some(job.team_id.clone()))
+        let mut entry = AuditDraft::system("access_codes.generated", Some(job.team_id.to_string()))
             .subject("job", &job.id)
             .properties(json!({"plan_id": input.plan_id, "quantity": input.quantity}));
         entry.project_id = Some(input.project_id.clone());

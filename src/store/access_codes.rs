@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Conn, Filter};
-use crate::domain::ids::new_id;
+use crate::domain::ids::{AccessCodeId, JobId, PlanId, new_id};
 use crate::domain::kinds::AccessCodeStatus;
 use crate::domain::time::Millis;
 
@@ -13,9 +13,9 @@ pub const COLUMNS: &str = "id, plan_id, job_id, code_masked, status, expires_at,
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct AccessCode {
-    pub id: String,
-    pub plan_id: String,
-    pub job_id: Option<String>,
+    pub id: AccessCodeId,
+    pub plan_id: PlanId,
+    pub job_id: Option<JobId>,
     #[sqlx(rename = "code_masked")]
     pub code: String,
     #[sqlx(try_from = "String")]

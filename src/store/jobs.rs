@@ -4,6 +4,7 @@
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::{Backend, Conn, now_ms};
+use crate::domain::ids::{JobId, ProjectId, TeamId, UserId};
 use crate::domain::kinds::JobStatus;
 
 pub const COLUMNS: &str = "id, team_id, project_id, kind, status, input, result, error, attempts, \
@@ -11,9 +12,9 @@ pub const COLUMNS: &str = "id, team_id, project_id, kind, status, input, result,
 
 #[derive(Clone, Debug, FromRow)]
 pub struct Job {
-    pub id: String,
-    pub team_id: String,
-    pub project_id: Option<String>,
+    pub id: JobId,
+    pub team_id: TeamId,
+    pub project_id: Option<ProjectId>,
     pub kind: String,
     #[sqlx(try_from = "String")]
     pub status: JobStatus,
@@ -21,7 +22,7 @@ pub struct Job {
     pub result: Option<String>,
     pub error: Option<String>,
     pub attempts: i64,
-    pub created_by_user_id: String,
+    pub created_by_user_id: UserId,
     pub created_by_token_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -45,7 +46,7 @@ pub struct JobView {
 impl Job {
     pub fn view(&self) -> JobView {
         JobView {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             kind: self.kind.clone(),
             status: self.status,
             result: self

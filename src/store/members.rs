@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Conn, Filter};
+use crate::domain::ids::{MemberId, ProjectId};
 use crate::domain::kinds::MemberStatus;
 use crate::domain::time::Millis;
 
@@ -12,8 +13,8 @@ pub const COLUMNS: &str =
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Member {
-    pub id: String,
-    pub project_id: String,
+    pub id: MemberId,
+    pub project_id: ProjectId,
     pub telegram_user_id: String,
     pub username: Option<String>,
     pub display_name: String,
@@ -24,7 +25,7 @@ pub struct Member {
     pub updated_at: Millis,
 }
 
-super::query::scoped!(Member, "members", project_id);
+super::query::scoped!(Member, crate::domain::ids::marker::Member, "members", project_id);
 
 pub struct NewMember<'a> {
     pub id: &'a str,

@@ -4,30 +4,29 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Conn, Filter, now_ms};
-use crate::domain::ids::new_id;
+use crate::domain::ids::{PlanId, ProjectId};
 use crate::domain::kinds::BillingInterval;
-use crate::domain::time::{Millis, ser_bool};
+use crate::domain::time::Millis;
 
 pub const COLUMNS: &str =
     "id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at";
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Plan {
-    pub id: String,
-    pub project_id: String,
+    pub id: PlanId,
+    pub project_id: ProjectId,
     pub name: String,
     pub price_cents: i64,
     pub currency: String,
     #[sqlx(try_from = "String")]
     pub billing_interval: BillingInterval,
-    #[serde(serialize_with = "ser_bool")]
-    #[schemars(with = "bool")]
-    pub active: i64,
+    #[sqlx(try_from = "super::query::Flag")]
+    pub active: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
-super::query::scoped!(Plan, "plans", project_id);
+super::query::scoped!(Plan, crate::domain::ids::marker::Plan, "plans", project_id);
 
 pub struct NewPlan<'a> {
     pub team_id: &'a str,
@@ -41,13 +40,13 @@ pub struct NewPlan<'a> {
 }
 
 /// Inserts a plan; a name taken in the project is a unique violation.
-pub async fn insert(conn: &mut Conn, p: &NewPlan<'_>) -> sqlx::Result<String> {
-    let id = new_id();
+pub async fn insert(conn: &mut Conn, p: &NewPlan<'_>) -> sqlx::Result<PlanId> {
+    let id = PlanId::generate();
     sqlx::query(
         "INSERT INTO plans (id, team_id, project_id, name, price_cents, currency, billing_interval, active, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     )
-    .bind(&id)
+    .bind(id.as_str())
     .bind(p.team_id)
     .bind(p.project_id)
     .bind(p.name)

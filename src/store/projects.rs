@@ -4,26 +4,25 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Conn, Filter, now_ms};
-use crate::domain::ids::new_id;
-use crate::domain::time::{Millis, ser_bool};
+use crate::domain::ids::{ProjectId, TeamId};
+use crate::domain::time::Millis;
 
 pub const COLUMNS: &str = "id, team_id, name, handle, description, active, created_at, updated_at";
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Project {
-    pub id: String,
-    pub team_id: String,
+    pub id: ProjectId,
+    pub team_id: TeamId,
     pub name: String,
     pub handle: String,
     pub description: Option<String>,
-    #[serde(serialize_with = "ser_bool")]
-    #[schemars(with = "bool")]
-    pub active: i64,
+    #[sqlx(try_from = "super::query::Flag")]
+    pub active: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
-super::query::scoped!(Project, "projects", id);
+super::query::scoped!(Project, crate::domain::ids::marker::Project, "projects", id);
 
 /// A project to insert; its values are already validated.
 pub struct NewProject<'a> {
@@ -35,13 +34,13 @@ pub struct NewProject<'a> {
 }
 
 /// Inserts a project (active) and returns its id. A taken handle is a unique violation.
-pub async fn insert(conn: &mut Conn, p: &NewProject<'_>) -> sqlx::Result<String> {
-    let id = new_id();
+pub async fn insert(conn: &mut Conn, p: &NewProject<'_>) -> sqlx::Result<ProjectId> {
+    let id = ProjectId::generate();
     sqlx::query(
         "INSERT INTO projects (id, team_id, name, handle, description, active, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
     )
-    .bind(&id)
+    .bind(id.as_str())
     .bind(p.team_id)
     .bind(p.name)
     .bind(p.handle)

@@ -3,6 +3,7 @@
 use sqlx::Any;
 
 use super::db::Conn;
+use crate::domain::ids::{Id, IdKind};
 use crate::domain::time::Millis;
 
 /// A timestamp column decodes as the domain's [`Millis`].
@@ -22,6 +23,49 @@ impl<'r> sqlx::Decode<'r, Any> for Millis {
     }
 }
 
+/// An id column decodes as its kind's [`Id`].
+impl<K: IdKind> sqlx::Type<Any> for Id<K> {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <String as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <String as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r, K: IdKind> sqlx::Decode<'r, Any> for Id<K> {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <String as sqlx::Decode<'r, Any>>::decode(value).map(Id::from_stored)
+    }
+}
+
+/// A flag column (`0`/`1` in a `BIGINT`: one type on both backends) as the row's `bool`, by
+/// `#[sqlx(try_from = "Flag")]` on the field.
+pub struct Flag(i64);
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <i64 as sqlx::Decode<'r, Any>>::decode(value).map(Flag)
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0 != 0
+    }
+}
+
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
@@ -29,6 +73,8 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// A row that belongs to one team and one project: what an operation loads by id through
 /// `Call::load`, the one scoped loader.
 pub trait Scoped: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {
+    /// The kind of id the row is loaded by: a plan's id never loads a project.
+    type Kind: IdKind;
     const TABLE: &'static str;
     const COLUMNS: &'static str;
     /// The project the row belongs to (a project's own id for a project).
@@ -38,8 +84,9 @@ pub trait Scoped: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin {
 /// `impl Scoped` for a row type of a store module: its table, that module's `COLUMNS`, and the
 /// field that names its project.
 macro_rules! scoped {
-    ($row:ty, $table:literal, $project:ident) => {
+    ($row:ty, $kind:ty, $table:literal, $project:ident) => {
         impl $crate::store::Scoped for $row {
+            type Kind = $kind;
             const TABLE: &'static str = $table;
             const COLUMNS: &'static str = COLUMNS;
             fn project_id(&self) -> &str {
@@ -51,7 +98,7 @@ macro_rules! scoped {
 pub(super) use scoped;
 
 /// One scoped row by id, only when it belongs to `team_id`.
-pub async fn find_scoped<T: Scoped>(conn: &mut Conn, team_id: &str, id: &str) -> sqlx::Result<Option<T>> {
+pub async fn find_scoped<T: Scoped>(conn: &mut Conn, team_id: &str, id: &Id<T::Kind>) -> sqlx::Result<Option<T>> {
     find_in_team(conn, T::TABLE, T::COLUMNS, team_id, id).await
 }
 

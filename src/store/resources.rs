@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Conn, Filter};
-use crate::domain::ids::new_id;
+use crate::domain::ids::{ProjectId, ResourceId};
 use crate::domain::kinds::ResourceKind;
 use crate::domain::time::Millis;
 
@@ -12,8 +12,8 @@ pub const COLUMNS: &str = "id, project_id, kind, title, telegram_chat_id, create
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Resource {
-    pub id: String,
-    pub project_id: String,
+    pub id: ResourceId,
+    pub project_id: ProjectId,
     #[sqlx(try_from = "String")]
     pub kind: ResourceKind,
     pub title: String,
@@ -21,7 +21,12 @@ pub struct Resource {
     pub created_at: Millis,
 }
 
-super::query::scoped!(Resource, "project_resources", project_id);
+super::query::scoped!(
+    Resource,
+    crate::domain::ids::marker::Resource,
+    "project_resources",
+    project_id
+);
 
 pub struct NewResource<'a> {
     pub team_id: &'a str,
@@ -32,13 +37,13 @@ pub struct NewResource<'a> {
     pub created_at: i64,
 }
 
-pub async fn insert(conn: &mut Conn, r: &NewResource<'_>) -> sqlx::Result<String> {
-    let id = new_id();
+pub async fn insert(conn: &mut Conn, r: &NewResource<'_>) -> sqlx::Result<ResourceId> {
+    let id = ResourceId::generate();
     sqlx::query(
         "INSERT INTO project_resources (id, team_id, project_id, kind, title, telegram_chat_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(&id)
+    .bind(id.as_str())
     .bind(r.team_id)
     .bind(r.project_id)
     .bind(r.kind.as_str())

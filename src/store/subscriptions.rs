@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::{Conn, Filter};
+use crate::domain::ids::{MemberId, PlanId, ProjectId, SubscriptionId};
 use crate::domain::kinds::{PaymentStatus, SubscriptionStatus};
 use crate::domain::time::Millis;
 
@@ -13,10 +14,10 @@ pub const PAYMENT_COLUMNS: &str =
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Subscription {
-    pub id: String,
-    pub project_id: String,
-    pub member_id: String,
-    pub plan_id: String,
+    pub id: SubscriptionId,
+    pub project_id: ProjectId,
+    pub member_id: MemberId,
+    pub plan_id: PlanId,
     #[sqlx(try_from = "String")]
     pub status: SubscriptionStatus,
     pub started_at: Millis,
@@ -24,14 +25,19 @@ pub struct Subscription {
     pub canceled_at: Option<Millis>,
 }
 
-super::query::scoped!(Subscription, "subscriptions", project_id);
+super::query::scoped!(
+    Subscription,
+    crate::domain::ids::marker::Subscription,
+    "subscriptions",
+    project_id
+);
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Payment {
     pub id: String,
-    pub project_id: String,
-    pub member_id: String,
-    pub subscription_id: Option<String>,
+    pub project_id: ProjectId,
+    pub member_id: MemberId,
+    pub subscription_id: Option<SubscriptionId>,
     pub amount_cents: i64,
     pub currency: String,
     #[sqlx(try_from = "String")]

@@ -4,19 +4,20 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::Conn;
+use crate::domain::ids::{TeamId, UserId};
 use crate::domain::role::Role;
 use crate::domain::time::Millis;
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct Team {
-    pub id: String,
+    pub id: TeamId,
     pub name: String,
     pub created_at: Millis,
 }
 
 #[derive(Clone, Debug, FromRow, Serialize, schemars::JsonSchema)]
 pub struct TeamMember {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub name: String,
     pub role: String,

@@ -183,9 +183,9 @@ impl Service {
         let mut entry = AuditDraft::system("create_project", Some(team.clone()))
             .subject("project", &project.id)
             .properties(json!({"name": project.name, "handle": project.handle}));
-        entry.project_id = Some(project.id.clone());
+        entry.project_id = Some(project.id.to_string());
         w.record(entry);
         w.commit().await?;
-        Ok(project.id)
+        Ok(project.id.into())
     }
 }

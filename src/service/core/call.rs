@@ -8,6 +8,7 @@ use super::service::ServiceConfig;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
+use crate::domain::ids::Id;
 use crate::store::{Conn, Scoped, Tx, find_scoped};
 
 /// One operation in flight: its transaction and what its audit entry will say. Only the call
@@ -95,7 +96,7 @@ impl Call {
     /// Loads one row of the caller's team, by id, in a project the caller may see: the only way
     /// an operation loads a row it is given an id of. Anything else — another team's row, a
     /// project outside a scoped token's, no such id — is the same `RESOURCE_NOT_FOUND`.
-    pub async fn load<R: Scoped>(&mut self, id: &str) -> Result<R> {
+    pub async fn load<R: Scoped>(&mut self, id: &Id<R::Kind>) -> Result<R> {
         let team = self.team_id();
         let row: R = find_scoped(self.conn(), &team, id).await?.ok_or(Error::NotFound)?;
         self.check_project(row.project_id())?;

@@ -89,7 +89,7 @@ impl Operation for ListAccessCodes {
     };
 
     async fn run(c: &mut Call, args: AccessCodeArgs) -> Result<Self::Output> {
-        let plan = c.load::<Plan>(args.plan_id.as_str()).await?;
+        let plan = c.load::<Plan>(&args.plan_id).await?;
         let page = Page::of(args.page, args.limit);
         let (rows, total) = store::page_of_plan(c.conn(), &plan.id, args.status, page.limit, page.offset()).await?;
         Paged::ok(rows, page.meta(total))
@@ -113,11 +113,11 @@ impl Operation for BulkGenerateAccessCodes {
     };
 
     async fn run(c: &mut Call, args: BulkGenerateArgs) -> Result<Self::Output> {
-        let plan = c.load::<Plan>(args.plan_id.as_str()).await?;
+        let plan = c.load::<Plan>(&args.plan_id).await?;
         within_quotas(c, args.quantity.get()).await?;
         let input = GenerateInput {
-            plan_id: plan.id.clone(),
-            project_id: plan.project_id.clone(),
+            plan_id: plan.id.to_string(),
+            project_id: plan.project_id.to_string(),
             quantity: args.quantity.get(),
             expires_in_days: args.expires_in_days.map(Bounded::get),
         };

@@ -64,7 +64,7 @@ impl Operation for ListSubscribers {
     };
 
     async fn run(c: &mut Call, args: SubscriberArgs) -> Result<Self::Output> {
-        let project = c.load::<Project>(args.project_id.as_str()).await?;
+        let project = c.load::<Project>(&args.project_id).await?;
         if args.search.as_ref().is_some_and(|s| s.chars().count() > 100) {
             return Err(Error::field("search", "must be at most 100 characters"));
         }
@@ -100,7 +100,7 @@ impl Operation for GetMember {
     };
 
     async fn run(c: &mut Call, args: MemberRef) -> Result<Self::Output> {
-        let member = c.load::<Member>(args.member_id.as_str()).await?;
+        let member = c.load::<Member>(&args.member_id).await?;
         let subs = subscriptions::of_member(c.conn(), &member.id).await?;
         One::ok(MemberDetail {
             member,
@@ -130,7 +130,7 @@ impl Move {
 }
 
 async fn move_member(c: &mut Call, mv: Move, id: &MemberId, reason: Option<&str>) -> Result<One<Member>> {
-    let before = c.load::<Member>(id.as_str()).await?;
+    let before = c.load::<Member>(id).await?;
     let reason = reason.map(|r| validate_name("reason", r, 500)).transpose()?;
     if let Some(target) = mv.target(before.status) {
         let now = now_ms();

@@ -60,7 +60,7 @@ impl Operation for ListPlans {
     };
 
     async fn run(c: &mut Call, args: ProjectPage) -> Result<Self::Output> {
-        let project = c.load::<Project>(args.project_id.as_str()).await?;
+        let project = c.load::<Project>(&args.project_id).await?;
         let page = args.page();
         let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
         Paged::ok(rows, page.meta(total))
@@ -83,7 +83,7 @@ impl Operation for GetPlan {
     };
 
     async fn run(c: &mut Call, args: PlanRef) -> Result<Self::Output> {
-        One::ok(c.load::<Plan>(args.plan_id.as_str()).await?)
+        One::ok(c.load::<Plan>(&args.plan_id).await?)
     }
 }
 
@@ -103,7 +103,7 @@ impl Operation for CreatePlan {
     };
 
     async fn run(c: &mut Call, args: CreatePlanArgs) -> Result<Self::Output> {
-        let project = c.load::<Project>(args.project_id.as_str()).await?;
+        let project = c.load::<Project>(&args.project_id).await?;
         let name = validate_name("name", &args.name, 100)?;
         if !(0..=100_000_000).contains(&args.price_cents) {
             return Err(Error::field("price_cents", "must be from 0 to 100000000"));
@@ -152,10 +152,10 @@ impl Operation for PublishPlan {
     };
 
     async fn run(c: &mut Call, args: PublishPlanArgs) -> Result<Self::Output> {
-        let before = c.load::<Plan>(args.plan_id.as_str()).await?;
-        if (before.active != 0) != args.active {
+        let before = c.load::<Plan>(&args.plan_id).await?;
+        if before.active != args.active {
             store::set_active(c.conn(), &before.id, args.active).await?;
-            c.changes(json!({"active": {"from": before.active != 0, "to": args.active}}));
+            c.changes(json!({"active": {"from": before.active, "to": args.active}}));
         }
         One::ok(c.load::<Plan>(&before.id).await?)
     }

@@ -176,7 +176,7 @@ impl Operation for GetProject {
     };
 
     async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
-        One::ok(c.load::<Project>(args.project_id.as_str()).await?)
+        One::ok(c.load::<Project>(&args.project_id).await?)
     }
 }
 
@@ -228,7 +228,7 @@ impl Operation for UpdateProject {
     };
 
     async fn run(c: &mut Call, args: UpdateProjectArgs) -> Result<Self::Output> {
-        let before = c.load::<Project>(args.project_id.as_str()).await?;
+        let before = c.load::<Project>(&args.project_id).await?;
         if args.name.is_none() && args.description.is_none() {
             return Err(Error::field("name", "give at least one of name or description"));
         }
@@ -257,7 +257,7 @@ impl Operation for UpdateProject {
         let description = description.or(before.description.clone());
         store::update(c.conn(), &before.id, &name, description.as_deref()).await?;
         c.changes(changes.into());
-        One::ok(c.load::<Project>(args.project_id.as_str()).await?)
+        One::ok(c.load::<Project>(&args.project_id).await?)
     }
 }
 
@@ -278,12 +278,12 @@ impl Operation for ArchiveProject {
     };
 
     async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
-        let before = c.load::<Project>(args.project_id.as_str()).await?;
-        if before.active != 0 {
+        let before = c.load::<Project>(&args.project_id).await?;
+        if before.active {
             store::archive(c.conn(), &before.id).await?;
             c.changes(json!({"active": {"from": true, "to": false}}));
         }
-        One::ok(c.load::<Project>(args.project_id.as_str()).await?)
+        One::ok(c.load::<Project>(&args.project_id).await?)
     }
 }
 
@@ -312,13 +312,13 @@ impl Operation for GetPortalUrl {
     };
 
     async fn run(c: &mut Call, args: ProjectRef) -> Result<Self::Output> {
-        let project = c.load::<Project>(args.project_id.as_str()).await?;
+        let project = c.load::<Project>(&args.project_id).await?;
         let base = c.config().public_url.trim_end_matches('/').to_owned();
         One::ok(PortalUrl {
             url: format!("{base}/portal/{}", project.handle),
-            project_id: project.id,
+            project_id: project.id.into(),
             handle: project.handle,
-            active: project.active != 0,
+            active: project.active,
         })
     }
 }

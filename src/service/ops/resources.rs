@@ -47,7 +47,7 @@ impl Operation for ListResources {
     };
 
     async fn run(c: &mut Call, args: ProjectPage) -> Result<Self::Output> {
-        let project = c.load::<Project>(args.project_id.as_str()).await?;
+        let project = c.load::<Project>(&args.project_id).await?;
         let page = args.page();
         let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
         Paged::ok(rows, page.meta(total))
@@ -70,7 +70,7 @@ impl Operation for GetResource {
     };
 
     async fn run(c: &mut Call, args: ResourceRef) -> Result<Self::Output> {
-        One::ok(c.load::<Resource>(args.resource_id.as_str()).await?)
+        One::ok(c.load::<Resource>(&args.resource_id).await?)
     }
 }
 
@@ -90,7 +90,7 @@ impl Operation for CreateResource {
     };
 
     async fn run(c: &mut Call, args: CreateResourceArgs) -> Result<Self::Output> {
-        let project = c.load::<Project>(args.project_id.as_str()).await?;
+        let project = c.load::<Project>(&args.project_id).await?;
         let title = validate_name("title", &args.title, 200)?;
         let chat = args.telegram_chat_id.trim();
         let digits = chat.strip_prefix('-').unwrap_or(chat);

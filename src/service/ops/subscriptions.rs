@@ -53,7 +53,7 @@ impl Operation for CancelSubscription {
     };
 
     async fn run(c: &mut Call, args: SubscriptionRef) -> Result<Self::Output> {
-        let sub = c.load::<Subscription>(args.subscription_id.as_str()).await?;
+        let sub = c.load::<Subscription>(&args.subscription_id).await?;
         if matches!(sub.status, SubscriptionStatus::Canceled | SubscriptionStatus::Expired) {
             return Err(Error::Conflict(format!("the subscription is already {}", sub.status)));
         }
@@ -79,7 +79,7 @@ impl Operation for ListRecentPayments {
     };
 
     async fn run(c: &mut Call, args: PaymentArgs) -> Result<Self::Output> {
-        let project = c.load::<Project>(args.project_id.as_str()).await?;
+        let project = c.load::<Project>(&args.project_id).await?;
         let page = Page::of(args.page, args.limit);
         let (rows, total) =
             store::payments_of_project(c.conn(), &project.id, args.status, page.limit, page.offset()).await?;

@@ -305,7 +305,7 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, caller: &Caller
         }
     };
     let projects = match s.service.invoke::<ListProjects>(caller, page()).await {
-        Ok(listed) => listed.data.into_iter().map(|p| (p.id, p.name)).collect(),
+        Ok(listed) => listed.data.into_iter().map(|p| (p.id.into(), p.name)).collect(),
         Err(e) => {
             tracing::warn!(error = ?e, operation = "list_projects", "dashboard call refused");
             Vec::new()
