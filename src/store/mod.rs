@@ -24,4 +24,4 @@ pub mod users;
 /// Milliseconds since the Unix epoch: the one time representation on disk.
 pub use crate::domain::time::now_ms;
 pub use db::{Backend, Conn, Db, Synchronous, Tx, drop_database_blocking};
-pub use query::{Filter, Scoped, find_in_team, find_scoped, is_unique_violation};
+pub use query::{Filter, Scoped, find_in_team, find_scoped, is_unique_violation, page_in_project};

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Conn, Filter, now_ms};
+use super::{Conn, now_ms};
 use crate::domain::ids::{PlanId, ProjectId};
 use crate::domain::kinds::BillingInterval;
 use crate::domain::time::Millis;
@@ -68,16 +68,4 @@ pub async fn set_active(conn: &mut Conn, id: &str, active: bool) -> sqlx::Result
         .execute(&mut *conn)
         .await
         .map(|_| ())
-}
-
-pub async fn page_of_project(
-    conn: &mut Conn,
-    project_id: &str,
-    limit: i64,
-    offset: i64,
-) -> sqlx::Result<(Vec<Plan>, i64)> {
-    Filter::default()
-        .eq("project_id", project_id)
-        .page(conn, COLUMNS, "plans", "created_at, id", limit, offset)
-        .await
 }

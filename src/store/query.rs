@@ -102,6 +102,19 @@ pub async fn find_scoped<T: Scoped>(conn: &mut Conn, team_id: &str, id: &Id<T::K
     find_in_team(conn, T::TABLE, T::COLUMNS, team_id, id).await
 }
 
+/// A page of a project's rows of one kind, oldest first, and their total count.
+pub async fn page_in_project<T: Scoped>(
+    conn: &mut Conn,
+    project_id: &str,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<T>, i64)> {
+    Filter::default()
+        .eq("project_id", project_id)
+        .page(conn, T::COLUMNS, T::TABLE, "created_at, id", limit, offset)
+        .await
+}
+
 /// One row of `table` by id, only when it belongs to `team_id`: every scoped load starts here.
 pub async fn find_in_team<T>(
     conn: &mut Conn,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Conn, Filter};
+use super::Conn;
 use crate::domain::ids::{ProjectId, ResourceId};
 use crate::domain::kinds::ResourceKind;
 use crate::domain::time::Millis;
@@ -53,16 +53,4 @@ pub async fn insert(conn: &mut Conn, r: &NewResource<'_>) -> sqlx::Result<Resour
     .execute(&mut *conn)
     .await?;
     Ok(id)
-}
-
-pub async fn page_of_project(
-    conn: &mut Conn,
-    project_id: &str,
-    limit: i64,
-    offset: i64,
-) -> sqlx::Result<(Vec<Resource>, i64)> {
-    Filter::default()
-        .eq("project_id", project_id)
-        .page(conn, COLUMNS, "project_resources", "created_at, id", limit, offset)
-        .await
 }

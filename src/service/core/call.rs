@@ -4,12 +4,14 @@
 use serde_json::Value;
 
 use super::caller::Caller;
+use super::output::Paged;
+use super::page::Page;
 use super::service::ServiceConfig;
 use crate::domain::ability::Ability;
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::{Error, Result};
-use crate::domain::ids::Id;
-use crate::store::{Conn, Scoped, Tx, find_scoped};
+use crate::domain::ids::{Id, ProjectId};
+use crate::store::{Conn, Scoped, Tx, find_scoped, page_in_project};
 
 /// One operation in flight: its transaction and what its audit entry will say. Only the call
 /// path builds one, after the ability check, so holding a `Call` is the proof a write was
@@ -101,6 +103,14 @@ impl Call {
         let row: R = find_scoped(self.conn(), &team, id).await?.ok_or(Error::NotFound)?;
         self.check_project(row.project_id())?;
         Ok(row)
+    }
+
+    /// A page of one kind of row in a project of the caller's team that the caller may see
+    /// (any other project does not exist for it), oldest first.
+    pub async fn page_in_project<R: Scoped>(&mut self, project: &ProjectId, page: Page) -> Result<Paged<R>> {
+        let project = self.load::<crate::store::projects::Project>(project).await?;
+        let (rows, total) = page_in_project(self.conn(), &project.id, page.limit, page.offset()).await?;
+        Paged::ok(rows, page.meta(total))
     }
 
     /// Refuses anything outside the caller's projects; a project it cannot see does not exist.

@@ -60,10 +60,7 @@ impl Operation for ListPlans {
     };
 
     async fn run(c: &mut Call, args: ProjectPage) -> Result<Self::Output> {
-        let project = c.load::<Project>(&args.project_id).await?;
-        let page = args.page();
-        let (rows, total) = store::page_of_project(c.conn(), &project.id, page.limit, page.offset()).await?;
-        Paged::ok(rows, page.meta(total))
+        c.page_in_project(&args.project_id, args.page()).await
     }
 }
 
