@@ -3,11 +3,12 @@
 use sqlx::FromRow;
 
 use super::Conn;
+use crate::domain::ids::{TeamId, UserId};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct SessionRow {
-    pub user_id: String,
-    pub team_id: String,
+    pub user_id: UserId,
+    pub team_id: TeamId,
     pub csrf: String,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,

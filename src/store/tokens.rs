@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::{Conn, now_ms};
+use crate::domain::ids::{TeamId, UserId};
 
 /// A token as the API shows it: everything but the digest.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -39,8 +40,8 @@ pub struct TokenRow {
     pub id: String,
     pub env: String,
     pub digest: String,
-    pub team_id: String,
-    pub user_id: String,
+    pub team_id: TeamId,
+    pub user_id: UserId,
     pub name: String,
     pub abilities: String,
     pub project_ids: Option<String>,
@@ -75,8 +76,8 @@ impl TokenRow {
             id: self.id.clone(),
             name: self.name.clone(),
             env: self.env.clone(),
-            team_id: self.team_id.clone(),
-            user_id: self.user_id.clone(),
+            team_id: self.team_id.to_string(),
+            user_id: self.user_id.to_string(),
             abilities: self.ability_names(),
             project_ids: projects,
             scopes,
@@ -116,8 +117,8 @@ pub async fn insert(conn: &mut Conn, row: &TokenRow) -> sqlx::Result<()> {
     .bind(&row.id)
     .bind(&row.env)
     .bind(&row.digest)
-    .bind(&row.team_id)
-    .bind(&row.user_id)
+    .bind(row.team_id.as_str())
+    .bind(row.user_id.as_str())
     .bind(&row.name)
     .bind(&row.abilities)
     .bind(&row.project_ids)

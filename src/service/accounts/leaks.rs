@@ -161,7 +161,7 @@ impl Service {
             return Ok(Held::AlreadyRevoked);
         }
         let entry = |event: &str, properties: Value| {
-            let mut draft = AuditDraft::system(event, Some(row.team_id.clone()))
+            let mut draft = AuditDraft::system(event, Some(row.team_id.to_string()))
                 .subject("token", &row.id)
                 .properties(properties);
             draft.ctx = ctx.clone();

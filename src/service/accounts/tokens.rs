@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::domain::ability::Ability;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::ids::parse_id;
+use crate::domain::ids::{TeamId, UserId, parse_id};
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::{TokenEnv, TokenId, TokenSecret};
@@ -95,8 +95,8 @@ impl Service {
             id: secret.id().to_string(),
             env: self.config.env.as_str().to_owned(),
             digest: secret.digest().as_str().to_owned(),
-            team_id: team_id.clone(),
-            user_id,
+            team_id: TeamId::from_stored(team_id.clone()),
+            user_id: UserId::from_stored(user_id),
             name: name.to_owned(),
             abilities: json!(abilities).to_string(),
             project_ids: (!projects.is_empty()).then(|| json!(projects).to_string()),

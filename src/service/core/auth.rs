@@ -238,10 +238,10 @@ pub async fn write_auth_failures(db: Db, mut queue: mpsc::Receiver<Option<AuditD
 /// `auth.failed`, with the precise reason, for a token ID that exists.
 fn failure_entry(token: &TokenRow, reason: AuthFailure, actor: ActorKind, ctx: RequestCtx) -> AuditDraft {
     AuditDraft {
-        team_id: Some(token.team_id.clone()),
+        team_id: Some(token.team_id.to_string()),
         project_id: None,
         actor_kind: actor,
-        causer_id: Some(token.user_id.clone()),
+        causer_id: Some(token.user_id.to_string()),
         token_id: Some(token.id.clone()),
         event: "auth.failed".to_owned(),
         subject_type: Some("token".to_owned()),

@@ -261,8 +261,8 @@ async fn commit(
                 let member = caller.member();
                 let key = (
                     caller.token_id().map(str::to_owned),
-                    member.map(|m| m.team_id.clone()).unwrap_or_default(),
-                    member.map(|m| m.user_id.clone()).unwrap_or_default(),
+                    member.map(|m| m.team_id.to_string()).unwrap_or_default(),
+                    member.map(|m| m.user_id.to_string()).unwrap_or_default(),
                 );
                 let state = match checked.get(&key) {
                     Some(state) => state.clone(),

@@ -35,7 +35,7 @@ impl Call {
     pub(super) fn new(tx: Tx, caller: Caller, config: std::sync::Arc<ServiceConfig>, entry: &AuditDraft) -> Call {
         let (team_id, user_id) = caller
             .member()
-            .map(|m| (m.team_id.clone(), m.user_id.clone()))
+            .map(|m| (m.team_id.to_string(), m.user_id.to_string()))
             .unwrap_or_default();
         Call {
             tx,

@@ -6,6 +6,7 @@
 use crate::domain::ability::{Ability, AbilitySet};
 use crate::domain::audit::{ActorKind, AuditDraft, RequestCtx};
 use crate::domain::error::{Error, Result};
+use crate::domain::ids::{TeamId, UserId};
 use crate::domain::role::Role;
 
 #[derive(Clone, Debug)]
@@ -40,8 +41,8 @@ pub enum Surface {
 /// A person as a member of one team, with the role they hold now.
 #[derive(Clone, Debug)]
 pub struct Member {
-    pub team_id: String,
-    pub user_id: String,
+    pub team_id: TeamId,
+    pub user_id: UserId,
     pub user_email: String,
     pub user_name: String,
     pub role: Role,
@@ -155,7 +156,7 @@ impl Caller {
     pub fn draft(&self, event: &str, team_id: &str) -> AuditDraft {
         let mut d = AuditDraft::system(event, Some(team_id.to_owned()));
         d.actor_kind = self.actor_kind();
-        d.causer_id = self.member().map(|m| m.user_id.clone());
+        d.causer_id = self.member().map(|m| m.user_id.to_string());
         d.token_id = self.token_id().map(str::to_owned);
         d.ctx = self.ctx.clone();
         d

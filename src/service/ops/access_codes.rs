@@ -197,7 +197,7 @@ pub struct PendingBatch {
 /// Whether `p` may take the batch `created_by` generated: its creator, or an owner or admin of
 /// the team (audited as taking another person's batch). Anyone else is told it does not exist.
 fn may_download(p: &Member, created_by: &str) -> bool {
-    created_by == p.user_id || matches!(p.role, Role::Owner | Role::Admin)
+    p.user_id == created_by || matches!(p.role, Role::Owner | Role::Admin)
 }
 
 impl crate::service::Service {
@@ -216,7 +216,7 @@ impl crate::service::Service {
             .filter(|b| may_download(p, &b.created_by))
             .map(|b| PendingBatch {
                 quantity: serde_json::from_str::<GenerateInput>(&b.input).map_or(0, |i| i.quantity),
-                generated_by: (b.created_by != p.user_id).then_some(b.created_by_email),
+                generated_by: (p.user_id != b.created_by).then_some(b.created_by_email),
                 job_id: b.job_id,
                 kept_since: b.kept_since,
             })
@@ -243,7 +243,7 @@ impl crate::service::Service {
         let codes = store::take_download(w.conn(), &job_id).await?.ok_or(Error::NotFound)?;
         let codes: Vec<String> = serde_json::from_str(&codes).map_err(|e| Error::Internal(e.into()))?;
         let mut properties = serde_json::json!({"quantity": codes.len()});
-        if created_by != p.user_id {
+        if p.user_id != created_by {
             properties["others_batch"] = serde_json::json!({"created_by": created_by, "as_role": p.role.as_str()});
         }
         let mut entry = caller

@@ -59,7 +59,7 @@ impl Operation for GetTokenInfo {
         One::ok(TokenInfo {
             token: row.view(),
             owner: Owner {
-                id: p.user_id.clone(),
+                id: p.user_id.to_string(),
                 email: p.user_email.clone(),
                 name: p.user_name.clone(),
                 role: p.role,

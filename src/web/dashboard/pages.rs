@@ -43,7 +43,7 @@ impl Nav {
     pub(super) async fn of(s: &AppState, session: &Session, current: &'static str) -> Option<Nav> {
         let p = &session.person;
         Some(Nav {
-            team_id: p.team_id.clone(),
+            team_id: p.team_id.to_string(),
             team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),
             user_email: p.user_email.clone(),
             csrf: session.csrf.clone(),

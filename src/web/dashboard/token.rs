@@ -52,7 +52,7 @@ pub async fn page(
     };
     let since = crate::domain::time::rfc3339(crate::store::now_ms() - crate::domain::time::DAY_MS);
     let args = ActivityQuery {
-        causer_id: Some(p.user_id.clone()),
+        causer_id: Some(p.user_id.to_string()),
         since: Some(since),
         limit: Some(Bounded::max()),
         ..ActivityQuery::default()
@@ -108,7 +108,7 @@ pub async fn replace(
         Err(e) => return refused(e, "No such token."),
     };
     let request = crate::service::accounts::tokens::MintRequest {
-        team_id: p.team_id.clone(),
+        team_id: p.team_id.to_string(),
         user_email: p.user_email.clone(),
         name: old.name.clone(),
         abilities: old.ability_names(),

@@ -185,7 +185,7 @@ pub(super) async fn mint(
     let minted = match crate::service::accounts::tokens::lifetime_of_days(&expires) {
         Ok(expires_in_ms) => {
             let request = crate::service::accounts::tokens::MintRequest {
-                team_id: p.team_id.clone(),
+                team_id: p.team_id.to_string(),
                 user_email: p.user_email.clone(),
                 name: all_of(&fields, "name").first().cloned().unwrap_or_default(),
                 abilities: all_of(&fields, "ability"),
