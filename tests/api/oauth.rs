@@ -751,3 +751,119 @@ async fn private_and_loopback_addresses_are_refused_before_any_request() {
     }
     assert_eq!(docs.hits(), 0);
 }
+
+// ---------------------------------------------------------------- refresh-token format
+
+fn refresh_token(env: memberpass::domain::token::TokenEnv) -> String {
+    memberpass::domain::refresh_token::RefreshSecret::generate(env)
+        .expose_secret()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn scan_finds_refresh_tokens_and_never_prints_their_secret() {
+    use memberpass::domain::token::TokenEnv;
+    let app = spawn_app().await;
+    let dir = std::env::temp_dir().join(format!("mp-oauth-scan-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let refresh = refresh_token(TokenEnv::Live);
+    let glued = refresh_token(TokenEnv::Test);
+    let file = dir.join("transcript.jsonl");
+    std::fs::write(
+        &file,
+        format!("{{\"text\": \"refresh_token=\\n{refresh}\"}}\nx{glued}\n"),
+    )
+    .unwrap();
+    let out = app.cli(&["--json", "scan", file.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains(&refresh[10..22]), "{stdout}");
+    assert!(!stdout.contains(&refresh[23..]), "the secret was printed: {stdout}");
+    assert!(!stdout.contains(&glued[10..22]), "a glued token was reported: {stdout}");
+
+    let human = app.cli(&["scan", file.to_str().unwrap()]).await;
+    let text = String::from_utf8_lossy(&human.stdout).into_owned();
+    assert!(text.contains(&format!("mprt_live_{}", &refresh[10..22])), "{text}");
+
+    let redact = app.cli(&["scan", "--redact", file.to_str().unwrap()]).await;
+    assert_eq!(redact.status.code(), Some(1));
+    let content = std::fs::read_to_string(&file).unwrap();
+    assert!(!content.contains(&refresh[23..]));
+    let redacted = format!("mprt_live_{}_[REDACTED]", &refresh[10..22]);
+    let at = content.find(&redacted).expect("redacted in place");
+    assert_eq!(
+        content[at..].split('"').next().unwrap().len(),
+        61,
+        "padded to the token's length"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_published_rules_match_refresh_tokens_too() {
+    use memberpass::domain::token::TokenEnv;
+    let doc = |name: &str| {
+        std::fs::read_to_string(format!("{}/docs/secret-scanning/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let between = |text: &str, open: &str, close: &str| {
+        let from = text.find(open).unwrap() + open.len();
+        let to = text[from..].find(close).unwrap() + from;
+        text[from..to].to_owned()
+    };
+    let github: Value = serde_json::from_str(&doc("github-custom-pattern.json")).unwrap();
+    let rules = [
+        between(&doc("gitleaks.toml"), "regex = '''", "'''"),
+        between(&doc("trufflehog.yaml"), "token: '", "'\n"),
+        format!(
+            "(?:{})({})(?:{})",
+            github["before_secret"].as_str().unwrap(),
+            github["secret_format"].as_str().unwrap(),
+            github["after_secret"].as_str().unwrap()
+        ),
+    ];
+    for rule in rules {
+        let re = regex::Regex::new(&rule).unwrap();
+        for env in [TokenEnv::Live, TokenEnv::Test] {
+            let t = refresh_token(env);
+            for text in [
+                t.clone(),
+                format!("x = {t}\n"),
+                format!("\"\\n{t}\""),
+                format!("a%3D{t}&b"),
+            ] {
+                let found: Vec<String> = re.captures_iter(&text).map(|c| c[1].to_owned()).collect();
+                assert_eq!(found, std::slice::from_ref(&t), "{rule} on {text:?}");
+            }
+            for fake in [format!("x{t}"), format!("{t}x"), t.replacen("mprt_", "mpqt_", 1)] {
+                assert!(re.captures_iter(&fake).next().is_none(), "{rule} flagged {fake:?}");
+            }
+        }
+    }
+    let keywords = doc("gitleaks.toml");
+    assert!(keywords.contains("\"mprt_live_\"") && keywords.contains("\"mprt_test_\""));
+}
+
+#[tokio::test]
+async fn a_refresh_token_may_be_handed_in_like_an_access_token() {
+    use memberpass::domain::token::TokenEnv;
+    let app = spawn_app().await;
+    let res = app
+        .client
+        .post(format!("{}/v1/tokens/revoke", app.base))
+        .json(&json!({"token": refresh_token(TokenEnv::Test), "source": "a transcript"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let mut bad = refresh_token(TokenEnv::Test);
+    let last = bad.pop().unwrap();
+    bad.push(if last == 'a' { 'b' } else { 'a' });
+    let res = app
+        .client
+        .post(format!("{}/v1/tokens/revoke", app.base))
+        .json(&json!({"token": bad}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 202, "a look-alike with a wrong checksum is refused");
+}
