@@ -115,6 +115,11 @@ const REFUSED_SCHEMES: &[&str] = &[
     "tel",
     "sms",
     "urn",
+    // Android's `intent:` launches any app; `jar:` and `resource:` read local archives.
+    "intent",
+    "jar",
+    "resource",
+    "chrome",
 ];
 
 /// Why a registration is refused: RFC 7591's two error codes, with our own description.
@@ -514,6 +519,9 @@ mod tests {
             "https://a.example/\u{202e}cb",
             "cursor:",
             "ws://127.0.0.1/cb",
+            "intent://scan/#Intent;scheme=zxing;end",
+            "intent:/cb",
+            "jar:https://a.example/x.jar!/cb",
         ] {
             assert!(
                 matches!(check_redirect_uri(bad), Err(RegistrationError::InvalidRedirectUri(_))),
