@@ -45,6 +45,10 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     /// How long one request may run before it is abandoned and rolled back.
     pub request_timeout: Duration,
+    /// Per client IP per minute: `POST /register` (OAuth dynamic client registration).
+    pub rate_limit_oauth_registrations: u32,
+    /// `--oauth-access-ttl`, `--oauth-refresh-grace`, `--oauth-allow-loopback-client-metadata`.
+    pub oauth: crate::domain::oauth::OAuthConfig,
 }
 
 impl ServeConfig {
@@ -66,6 +70,8 @@ impl ServeConfig {
             run_jobs: true,
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            rate_limit_oauth_registrations: 10,
+            oauth: Default::default(),
         }
     }
 }
@@ -112,6 +118,7 @@ impl Application {
                 env: config.env,
                 public_url: public_url.clone(),
                 secret_scanning_keys_url: config.secret_scanning_keys_url.clone(),
+                oauth: config.oauth.clone(),
             },
         );
         let per_minute = PerMinute {
@@ -119,6 +126,7 @@ impl Application {
             mcp: config.rate_limit_mcp,
             auth_failures: config.rate_limit_auth_failures,
             leak_reports: config.rate_limit_leak_reports,
+            oauth_registrations: config.rate_limit_oauth_registrations,
         };
         // SPEC §8: with several replicas the limits are shared. Only PostgreSQL serves several.
         let limits = Arc::new(match service.db().backend() {

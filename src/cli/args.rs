@@ -55,6 +55,9 @@ pub enum Command {
     Token(TokenCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// OAuth clients of /mcp: pre-register one, list them, remove one.
+    #[command(subcommand, name = "oauth-client")]
+    OAuthClient(OAuthClientCmd),
     /// Find MemberPass tokens in files (logs, transcripts, histories); report file, line and ID.
     ///
     /// Exit code: 0 nothing found, 1 tokens found, 2 the command line cannot be run.
@@ -99,6 +102,20 @@ pub struct ServeArgs {
     /// Seed demo data (on an empty database) and print a read-only token.
     #[arg(long)]
     pub demo: bool,
+    /// OAuth dynamic client registrations (`POST /register`) per client IP per minute.
+    #[arg(long, default_value_t = 10)]
+    pub rate_limit_oauth_registrations: u32,
+    /// Lifetime of an OAuth access token (e.g. 15m, 1h, 24h).
+    #[arg(long, default_value = "1h", value_parser = crate::domain::oauth::parse_duration)]
+    pub oauth_access_ttl: std::time::Duration,
+    /// How long a used OAuth refresh token stays valid after its successor is issued, so that
+    /// parallel sessions of one client do not log the person out (e.g. 60s, 5m).
+    #[arg(long, default_value = "60s", value_parser = crate::domain::oauth::parse_duration)]
+    pub oauth_refresh_grace: std::time::Duration,
+    /// Tests and local development only: let an OAuth client ID metadata document be fetched
+    /// over plain http from a loopback address. Never on a server others use.
+    #[arg(long)]
+    pub oauth_allow_loopback_client_metadata: bool,
 }
 
 #[derive(Args, Debug)]
@@ -225,4 +242,28 @@ pub enum AuditCmd {
         #[arg(long)]
         since: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OAuthClientCmd {
+    /// Pre-register a public OAuth client (PKCE, no secret) with its redirect URIs.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// Each redirect URI the client may be sent back to (https, loopback http, or a
+        /// private-use scheme such as cursor://); repeat for several.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// The client id to give it (letters, digits, `-`, `_`, `.`); default: a fresh UUID.
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// Registered and pre-registered clients, oldest first.
+    List {
+        /// Also the cached client ID metadata documents.
+        #[arg(long)]
+        documents: bool,
+    },
+    /// Remove a client: it can no longer be authorised.
+    Remove { client_id: String },
 }

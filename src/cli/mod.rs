@@ -5,6 +5,7 @@
 mod args;
 mod audit;
 mod common;
+mod oauth;
 mod scan;
 mod serve;
 mod teams;
@@ -16,7 +17,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde_json::json;
 
-pub use args::{AuditCmd, Cli, Command, Global, ProjectCmd, ScanArgs, ServeArgs, TeamCmd, TokenCmd, UserCmd};
+pub use args::{
+    AuditCmd, Cli, Command, Global, OAuthClientCmd, ProjectCmd, ScanArgs, ServeArgs, TeamCmd, TokenCmd, UserCmd,
+};
 
 use crate::domain::error::Error;
 use crate::service::Caller;
@@ -71,6 +74,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Project(cmd) => teams::project(&g, cmd).await?,
         Command::Token(cmd) => tokens::token(&g, &Caller::system(), cmd).await?,
         Command::Audit(cmd) => return audit::audit(&g, cmd).await,
+        Command::OAuthClient(cmd) => oauth::oauth_client(&g, cmd).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -32,6 +32,12 @@ pub(super) async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         run_jobs: true,
         header_read_timeout: std::time::Duration::from_secs(10),
         request_timeout: std::time::Duration::from_secs(30),
+        rate_limit_oauth_registrations: args.rate_limit_oauth_registrations,
+        oauth: crate::domain::oauth::OAuthConfig {
+            access_ttl: args.oauth_access_ttl,
+            refresh_grace: args.oauth_refresh_grace,
+            allow_loopback_client_metadata: args.oauth_allow_loopback_client_metadata,
+        },
     };
     let app = Application::build(config).await?;
     let url = app.public_url().to_owned();

@@ -97,12 +97,12 @@ fn is_secret_key(key: &str) -> bool {
 pub fn redact(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if map.keys().any(|k| k.contains(TOKEN_START)) {
+            if map.keys().any(|k| holds_token_start(k)) {
                 // A key is no place for a token either: rename it (keeping keys distinct).
                 *map = std::mem::take(map)
                     .into_iter()
                     .enumerate()
-                    .map(|(i, (k, v))| match k.contains(TOKEN_START) {
+                    .map(|(i, (k, v))| match holds_token_start(&k) {
                         true => (format!("{}#{i}", redact_token_runs(&k)), v),
                         false => (k, v),
                     })
@@ -117,13 +117,30 @@ pub fn redact(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact),
-        Value::String(s) if s.contains(TOKEN_START) => *s = redact_token_runs(s),
+        Value::String(s) if holds_token_start(s) => *s = redact_token_runs(s),
         _ => {}
     }
 }
 
-/// How every token starts (`mpt_`), whether or not the rest is well formed.
+/// How every token starts (`mpt_`, and `mprt_` for an OAuth refresh token), whether or not the
+/// rest is well formed.
 const TOKEN_START: &str = "mpt_";
+const REFRESH_TOKEN_START: &str = "mprt_";
+
+/// Whether a text holds the start of a token of either kind.
+fn holds_token_start(s: &str) -> bool {
+    s.contains(TOKEN_START) || s.contains(REFRESH_TOKEN_START)
+}
+
+/// Where the first token start of either kind is, and its length.
+fn next_token_start(s: &str) -> Option<(usize, usize)> {
+    let access = s.find(TOKEN_START).map(|at| (at, TOKEN_START.len()));
+    let refresh = s.find(REFRESH_TOKEN_START).map(|at| (at, REFRESH_TOKEN_START.len()));
+    match (access, refresh) {
+        (Some(a), Some(r)) => Some(if r.0 < a.0 { r } else { a }),
+        (a, r) => a.or(r),
+    }
+}
 
 /// Most bytes of key names a refusal before the arguments were read keeps.
 pub const ARGUMENT_KEYS_MAX: usize = 2048;
@@ -151,14 +168,14 @@ pub fn argument_keys(args: &Value) -> Value {
     json!({ "argument_keys": keys })
 }
 
-/// Replaces `mpt_` and the token characters after it with `[REDACTED]`.
+/// Replaces `mpt_` (or `mprt_`) and the token characters after it with `[REDACTED]`.
 pub fn redact_token_runs(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(at) = rest.find(TOKEN_START) {
+    while let Some((at, len)) = next_token_start(rest) {
         out.push_str(&rest[..at]);
         out.push_str(REDACTED);
-        let tail = &rest[at + 4..];
+        let tail = &rest[at + len..];
         let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(tail.len());
@@ -189,6 +206,18 @@ mod tests {
         assert_eq!(v["client_secret"], REDACTED);
         assert_eq!(v["nested"][0]["password"], REDACTED);
         assert_eq!(v["nested"][0]["note"], "leaked [REDACTED] here");
+    }
+
+    #[test]
+    fn refresh_tokens_are_redacted_like_access_tokens() {
+        let refresh = crate::domain::refresh_token::RefreshSecret::generate(crate::domain::token::TokenEnv::Test);
+        let mut v = json!({"note": format!("a {} b", refresh.expose_secret()), refresh.expose_secret(): 1,
+                           "both": "mprt_x mpt_y"});
+        redact(&mut v);
+        let text = v.to_string();
+        assert!(!text.contains("mprt_") && !text.contains("mpt_"), "{text}");
+        assert_eq!(v["note"], "a [REDACTED] b");
+        assert_eq!(v["both"], "[REDACTED] [REDACTED]");
     }
 
     #[test]

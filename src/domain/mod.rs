@@ -1,10 +1,13 @@
 //! Pure types: no I/O.
 
 pub mod ability;
+pub mod address;
 pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod kinds;
+pub mod oauth;
+pub mod refresh_token;
 pub mod role;
 pub mod signature;
 pub mod text;

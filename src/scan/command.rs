@@ -16,7 +16,7 @@ use super::report::{Finding, Report, warn};
 use super::revoke::{self, Handed};
 use super::shown::shown;
 use super::walk::{Trail, file_key, walk};
-use crate::domain::token::TokenSecret;
+use crate::domain::refresh_token::AnyToken;
 
 /// What the command line asked for.
 #[derive(Debug, Clone, Default)]
@@ -165,7 +165,7 @@ fn scan_root(
 }
 
 /// Hands each distinct token to the server once, with the first place it was found.
-async fn revoke_found(endpoint: &Url, findings: &[Finding], use_proxy: bool) -> Vec<(TokenSecret, revoke::Answer)> {
+async fn revoke_found(endpoint: &Url, findings: &[Finding], use_proxy: bool) -> Vec<(AnyToken, revoke::Answer)> {
     let mut seen = HashSet::new();
     let handed: Vec<Handed> = findings
         .iter()

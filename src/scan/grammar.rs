@@ -1,37 +1,44 @@
-//! The token grammar over bytes: where a checksum-valid `mpt_` token stands on its own.
+//! The token grammar over bytes: where a checksum-valid `mpt_` token (or `mprt_` OAuth refresh
+//! token) stands on its own.
 //!
-//! A token is `mpt_(live|test)_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}` whose checksum holds, with no
+//! A token is `mpr?t_(live|test)_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}` whose checksum holds, with no
 //! letter, digit or `_` right before it and no letter or digit right after it. An escape right
 //! before it (`%3D` in any case, or the two characters `\n`, `\t`, `\r`) is a boundary too: URLs
 //! and JSON exports store a pasted token as `token%3Dmpt_…` and `"…\nmpt_…"`. This is the rule
 //! of `docs/secret-scanning/gitleaks.toml`, plus the checksum no regular expression can check.
 //!
-//! The search looks for `mpt_` with `memchr`'s SIMD substring finder and checks the 60 bytes
-//! after each hit by hand, so text without tokens costs one pass of the finder; line numbers are
+//! The search looks for `mp` (the start both prefixes share) with `memchr`'s SIMD substring
+//! finder and checks the 60 or 61 bytes after each hit by hand, so text without tokens costs one pass of the finder; line numbers are
 //! counted incrementally, each byte once, with `memchr`'s newline count.
 
-use crate::domain::token::{ID_LEN, PREFIX, TOKEN_LEN, TokenSecret};
+use crate::domain::refresh_token::{AnyToken, REFRESH_PREFIX, REFRESH_TOKEN_LEN};
+use crate::domain::token::{ID_LEN, PREFIX, TOKEN_LEN};
 
-/// Bytes before `mpt_` the boundary rule looks at: `%3D` is the longest escape.
+/// What the finder looks for: the start of both prefixes (`mpt_`, `mprt_`).
+pub(super) const NEEDLE: &[u8] = b"mp";
+/// Bytes before a token the boundary rule looks at: `%3D` is the longest escape.
 pub(super) const LOOKBEHIND: usize = 3;
-/// Where the environment, the ID and the secret start inside a token.
-const ENV_AT: usize = PREFIX.len();
-const ID_AT: usize = ENV_AT + 5;
-const SECRET_AT: usize = ID_AT + ID_LEN + 1;
 
 /// A token found in a text. `token` is the plaintext in its redacting type: print its ID, never it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// Position of the `m` of `mpt_` in the scanned text (in code units for UTF-16).
+    /// Position of the `m` of `mpt_` (`mprt_`) in the scanned text (in code units for UTF-16).
     pub offset: u64,
     /// 1-based; a line ends at `\n`, so a CRLF file counts like an LF one.
     pub line: u64,
-    pub token: TokenSecret,
+    pub token: AnyToken,
 }
 
 impl Found {
-    /// Length of every token, in code units of the scanned text.
-    pub const LEN: usize = TOKEN_LEN;
+    /// Length of the token, in code units of the scanned text (60, or 61 for a refresh token).
+    pub fn len(&self) -> usize {
+        self.token.len()
+    }
+
+    /// Never: a token has a fixed length.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Every token in `text`, in order. `text` is taken as the whole input: its start and end are
@@ -39,14 +46,14 @@ impl Found {
 pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Found> + '_ {
     let mut lines = LineCounter::default();
     let mut next_free = 0;
-    memchr::memmem::find_iter(text, PREFIX).filter_map(move |at| {
+    memchr::memmem::find_iter(text, NEEDLE).filter_map(move |at| {
         if at < next_free {
             return None;
         }
         let Verdict::Token(token) = token_at(text, at, false) else {
             return None;
         };
-        next_free = at + TOKEN_LEN;
+        next_free = at + token.len();
         Some(Found {
             offset: at as u64,
             line: lines.line_at(text, 0, at as u64),
@@ -55,22 +62,33 @@ pub fn find_tokens(text: &[u8]) -> impl Iterator<Item = Found> + '_ {
     })
 }
 
-/// What the bytes at a hit of `mpt_` are.
+/// What the bytes at a hit of `mp` are.
 #[derive(Debug)]
 pub(super) enum Verdict {
-    Token(TokenSecret),
+    Token(AnyToken),
     NotToken,
     /// The text ends before the byte after the token, and more may follow.
     NeedMore,
 }
 
-/// Judges the hit of `mpt_` at `at`. `more` says whether bytes may follow `text`; `text` holds
+/// Judges the hit of `mp` at `at`. `more` says whether bytes may follow `text`; `text` holds
 /// the [`LOOKBEHIND`] bytes before `at` unless `at` is that close to the start of the input.
 pub(super) fn token_at(text: &[u8], at: usize, more: bool) -> Verdict {
+    let rest = &text[at..];
+    let (prefix, len) = if rest.starts_with(PREFIX.as_bytes()) {
+        (PREFIX.len(), TOKEN_LEN)
+    } else if rest.starts_with(REFRESH_PREFIX.as_bytes()) {
+        (REFRESH_PREFIX.len(), REFRESH_TOKEN_LEN)
+    } else if more && (PREFIX.as_bytes().starts_with(rest) || REFRESH_PREFIX.as_bytes().starts_with(rest)) {
+        // The text ends inside what may still become a prefix.
+        return Verdict::NeedMore;
+    } else {
+        return Verdict::NotToken;
+    };
     if !boundary_before(&text[at.saturating_sub(LOOKBEHIND)..at]) {
         return Verdict::NotToken;
     }
-    let end = at + TOKEN_LEN;
+    let end = at + len;
     let after = match text.get(end) {
         Some(&b) => Some(b),
         None if more => return Verdict::NeedMore,
@@ -81,13 +99,13 @@ pub(super) fn token_at(text: &[u8], at: usize, more: bool) -> Verdict {
         return Verdict::NotToken;
     }
     let candidate = &text[at..end];
-    if !has_token_shape(candidate) {
+    if !has_token_shape(candidate, prefix) {
         return Verdict::NotToken;
     }
     // The shape is ASCII, so this never fails; the checksum is the part worth calling for.
     match std::str::from_utf8(candidate)
         .ok()
-        .and_then(|s| TokenSecret::parse(s).ok())
+        .and_then(|s| AnyToken::parse(s).ok())
     {
         Some(token) => Verdict::Token(token),
         None => Verdict::NotToken,
@@ -103,14 +121,17 @@ fn boundary_before(before: &[u8]) -> bool {
     }
 }
 
-/// `mpt_(live|test)_<12 base62>_<38 base62>`, given 60 bytes starting with `mpt_`.
-fn has_token_shape(c: &[u8]) -> bool {
+/// `<prefix>(live|test)_<12 base62>_<38 base62>`, given the bytes of one token starting with
+/// its prefix of `prefix` bytes (`mpt_` or `mprt_`).
+fn has_token_shape(c: &[u8], prefix: usize) -> bool {
     let base62 = |s: &[u8]| s.iter().all(u8::is_ascii_alphanumeric);
-    matches!(&c[ENV_AT..ID_AT - 1], b"live" | b"test")
-        && c[ID_AT - 1] == b'_'
-        && base62(&c[ID_AT..SECRET_AT - 1])
-        && c[SECRET_AT - 1] == b'_'
-        && base62(&c[SECRET_AT..])
+    let id_at = prefix + 5;
+    let secret_at = id_at + ID_LEN + 1;
+    matches!(&c[prefix..id_at - 1], b"live" | b"test")
+        && c[id_at - 1] == b'_'
+        && base62(&c[id_at..secret_at - 1])
+        && c[secret_at - 1] == b'_'
+        && base62(&c[secret_at..])
 }
 
 /// The 1-based line at a position, counting `\n` only over bytes not yet counted; positions
@@ -142,8 +163,12 @@ impl LineCounter {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::domain::token::{TokenEnv, checksum};
+    use crate::domain::refresh_token::RefreshSecret;
+    use crate::domain::token::{TokenEnv, TokenSecret, checksum};
     use proptest::prelude::*;
+
+    /// Where the ID starts inside an access token.
+    const ID_AT: usize = PREFIX.len() + 5;
 
     pub(in crate::scan) fn token() -> String {
         TokenSecret::generate(TokenEnv::Test).expose_secret().to_owned()
@@ -231,6 +256,60 @@ pub(super) mod tests {
         ] {
             assert!(ids(&fake).is_empty(), "{fake}");
             assert!(ids(&format!("say {fake} now")).is_empty(), "{fake}");
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_are_found_by_the_same_rules() {
+        let r = RefreshSecret::generate(TokenEnv::Live);
+        let r = r.expose_secret();
+        let a = token();
+        let text = format!("{r}\n x={a} %3D{r},\\n{r}");
+        let found: Vec<(u64, u64, &str, usize)> = find_tokens(text.as_bytes())
+            .map(|f| (f.offset, f.line, f.token.prefix(), f.len()))
+            .collect();
+        let second = (r.len() + 4) as u64;
+        let third = second + a.len() as u64 + 4;
+        let fourth = third + r.len() as u64 + 3;
+        assert_eq!(
+            found,
+            [
+                (0, 1, "mprt_", 61),
+                (second, 2, "mpt_", 60),
+                (third, 2, "mprt_", 61),
+                (fourth, 2, "mprt_", 61)
+            ]
+        );
+        let (body, check) = r.split_at(55);
+        let wrong = if check == "000000" { "000001" } else { "000000" };
+        for fake in [
+            format!("x{r}"),
+            format!("_{r}"),
+            format!("{r}x"),
+            format!("{body}{wrong}"),
+            r.replacen("mprt_live_", "mprt_prod_", 1),
+            r.replacen("mprt_", "mpr_", 1),
+            r.replacen("mprt_", "MPRT_", 1),
+            r[..60].to_owned(),
+        ] {
+            assert!(ids(&fake).is_empty(), "{fake}");
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_split_across_chunks_is_found() {
+        let r = RefreshSecret::generate(TokenEnv::Test);
+        let text = format!("mp mpr mprt\nx={} mp", r.expose_secret());
+        let whole: Vec<Found> = find_tokens(text.as_bytes()).collect();
+        assert_eq!(whole.len(), 1);
+        for split in 0..=text.len() {
+            let (head, tail) = text.as_bytes().split_at(split);
+            let mut scanner = crate::scan::StreamScanner::default();
+            let mut found = Vec::new();
+            scanner.feed(head, &mut found);
+            scanner.feed(tail, &mut found);
+            scanner.finish(&mut found);
+            assert_eq!(found, whole, "split at {split}");
         }
     }
 

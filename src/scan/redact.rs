@@ -29,7 +29,8 @@ use super::content::{Content, Encoding, is_gzip, sniff};
 use super::file::{GZIP_CAP, scan_content};
 use super::grammar::{Found, find_tokens};
 use super::walk::Trail;
-use crate::domain::token::{TokenSecret, random_base62};
+use crate::domain::refresh_token::AnyToken;
+use crate::domain::token::random_base62;
 
 /// Largest file (and largest gzip content) rewritten whole: that holds it in memory. Files
 /// edited in place have no limit.
@@ -68,10 +69,11 @@ pub struct Redacted {
 /// length.
 const MARKER: &str = "[REDACTED]";
 
-/// The text a token is replaced with: `mpt_<env>_<id>_[REDACTED]XXX…`, as long as the token.
-pub fn redacted_form(token: &TokenSecret) -> String {
-    let form = format!("mpt_{}_{}_{MARKER}", token.env(), token.id());
-    let padding = Found::LEN.saturating_sub(form.len());
+/// The text a token is replaced with: `mpt_<env>_<id>_[REDACTED]XXX…` (`mprt_…` for a refresh
+/// token), as long as the token.
+pub fn redacted_form(token: &AnyToken) -> String {
+    let form = format!("{}{}_{}_{MARKER}", token.prefix(), token.env(), token.id());
+    let padding = token.len().saturating_sub(form.len());
     form + &"X".repeat(padding)
 }
 
@@ -139,7 +141,7 @@ fn redact_in_place(file: &mut File) -> Result<usize, RedactError> {
     let mut overwritten = 0;
     for f in &scan.found {
         let at = f.offset * unit;
-        if bytes_at(file, at, Found::LEN * unit as usize)? != encoding.encode(f.token.expose_secret()) {
+        if bytes_at(file, at, f.len() * unit as usize)? != encoding.encode(f.token.expose_secret()) {
             continue;
         }
         file.seek(SeekFrom::Start(at))?;
@@ -219,7 +221,7 @@ pub fn splice(content: &[u8], found: &[Found], encoding: Encoding) -> Vec<u8> {
         let start = f.offset as usize * unit;
         out.extend_from_slice(&content[copied..start]);
         out.extend(encoding.encode(&redacted_form(&f.token)));
-        copied = start + Found::LEN * unit;
+        copied = start + f.len() * unit;
     }
     out.extend_from_slice(&content[copied..]);
     out
@@ -351,10 +353,10 @@ fn link_count(_meta: &Metadata) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::token::TokenEnv;
+    use crate::domain::token::{TokenEnv, TokenSecret};
 
-    fn token() -> TokenSecret {
-        TokenSecret::generate(TokenEnv::Live)
+    fn token() -> AnyToken {
+        AnyToken::from(TokenSecret::generate(TokenEnv::Live))
     }
 
     #[test]
@@ -405,7 +407,7 @@ mod tests {
     #[test]
     fn bytes_after_the_last_gzip_member_are_kept_and_a_damaged_member_is_refused() {
         let (a, b) = (token(), token());
-        let member = |t: &TokenSecret| {
+        let member = |t: &AnyToken| {
             let mut enc = GzBuilder::new().write(Vec::new(), Compression::fast());
             enc.write_all(format!("x {}\n", t.expose_secret()).as_bytes()).unwrap();
             enc.finish().unwrap()

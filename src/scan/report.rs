@@ -11,13 +11,13 @@ use serde_json::{Value, json};
 use super::redact::Redacted;
 use super::revoke::Answer;
 use super::shown::shown;
-use crate::domain::token::TokenSecret;
+use crate::domain::refresh_token::AnyToken;
 
 /// A token in a file.
 pub struct Finding {
     pub path: PathBuf,
     pub line: u64,
-    pub token: TokenSecret,
+    pub token: AnyToken,
 }
 
 /// Everything a run found and did, for the final output.
@@ -31,12 +31,12 @@ pub struct Report {
     /// With `--redact`: each file with findings and what redacting it did.
     pub redacted: Option<Vec<(PathBuf, Result<Redacted, String>)>>,
     /// With `--revoke`: each distinct token and the server's answer.
-    pub revoked: Option<Vec<(TokenSecret, Answer)>>,
+    pub revoked: Option<Vec<(AnyToken, Answer)>>,
 }
 
-/// `mpt_<env>_<id>`: what identifies a token without revealing it.
-pub fn public_name(token: &TokenSecret) -> String {
-    format!("mpt_{}_{}", token.env(), token.id())
+/// `mpt_<env>_<id>` (`mprt_…` for a refresh token): what identifies a token without revealing it.
+pub fn public_name(token: &AnyToken) -> String {
+    format!("{}{}_{}", token.prefix(), token.env(), token.id())
 }
 
 /// A problem with one path; never fatal. Goes to stderr in both modes.
@@ -151,7 +151,7 @@ fn redaction_json((path, outcome): &(PathBuf, Result<Redacted, String>)) -> Valu
     }
 }
 
-fn revocation_json(token: &TokenSecret, answer: &Answer) -> Value {
+fn revocation_json(token: &AnyToken, answer: &Answer) -> Value {
     let mut v = json!({"token_id": token.id(), "env": token.env()});
     match answer {
         Ok(status) => v["status"] = json!(status.as_u16()),
@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_json_document_names_tokens_by_id_only() {
-        let token = TokenSecret::generate(TokenEnv::Test);
+        let token = AnyToken::from(crate::domain::token::TokenSecret::generate(TokenEnv::Test));
         let report = Report {
             json: true,
             findings: vec![Finding {

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use url::Url;
 
-use crate::domain::token::TokenSecret;
+use crate::domain::refresh_token::AnyToken;
 
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,7 +26,7 @@ const MAX_SOURCE_CHARS: usize = 500;
 
 /// A token to revoke and where it was found.
 pub struct Handed {
-    pub token: TokenSecret,
+    pub token: AnyToken,
     /// `memberpass scan <path>:<line>`, for the owner's audit trail.
     pub source: String,
 }

@@ -3,8 +3,7 @@
 
 use memchr::memmem::Finder;
 
-use super::grammar::{Found, LOOKBEHIND, LineCounter, Verdict, token_at};
-use crate::domain::token::{PREFIX, TOKEN_LEN};
+use super::grammar::{Found, LOOKBEHIND, LineCounter, NEEDLE, Verdict, token_at};
 
 /// The grammar over a text that arrives in chunks: the same tokens, offsets and lines as
 /// [`find_tokens`](super::grammar::find_tokens) over the whole, whatever the chunk sizes.
@@ -14,7 +13,7 @@ pub struct StreamScanner {
     window: Vec<u8>,
     /// Absolute position of `window[0]`.
     window_start: u64,
-    /// Index in `window` where the search for `mpt_` resumes.
+    /// Index in `window` where the search for `mp` (the start of `mpt_` and `mprt_`) resumes.
     search_from: usize,
     lines: LineCounter,
 }
@@ -22,7 +21,7 @@ pub struct StreamScanner {
 impl Default for StreamScanner {
     fn default() -> Self {
         StreamScanner {
-            finder: Finder::new(PREFIX),
+            finder: Finder::new(NEEDLE),
             window: Vec::new(),
             window_start: 0,
             search_from: 0,
@@ -47,15 +46,15 @@ impl StreamScanner {
     /// Searches the window; returns where the next search must resume.
     fn search(&mut self, more: bool, found: &mut Vec<Found>) -> usize {
         let window = &self.window;
-        let mut resume = window.len().saturating_sub(PREFIX.len() - 1).max(self.search_from);
+        let mut resume = window.len().saturating_sub(NEEDLE.len() - 1).max(self.search_from);
         for hit in self.finder.find_iter(&window[self.search_from..]) {
             let at = self.search_from + hit;
             match token_at(window, at, more) {
                 Verdict::Token(token) => {
                     let offset = self.window_start + at as u64;
                     let line = self.lines.line_at(window, self.window_start, offset);
+                    resume = resume.max(at + token.len());
                     found.push(Found { offset, line, token });
-                    resume = resume.max(at + TOKEN_LEN);
                 }
                 Verdict::NotToken => {}
                 Verdict::NeedMore => {

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod limits;
 pub mod members;
 pub mod notifications;
+pub mod oauth;
 pub mod plans;
 pub mod projects;
 mod query;

@@ -109,8 +109,13 @@ async fn revoke_by_possession(State(s): State<AppState>, Ctx(ctx): Ctx, body: Bo
             "must be a JSON object with `token` (a string) and optionally `source` (a string), nothing else",
         )
     })?;
-    if crate::domain::token::TokenSecret::parse(handed.token.trim()).is_err() {
-        return Err(Error::field("token", "is not a MemberPass token (mpt_…, with a valid checksum)").into());
+    // An OAuth refresh token (mprt_…) is handed in the same way.
+    if crate::domain::refresh_token::AnyToken::parse(handed.token.trim()).is_err() {
+        return Err(Error::field(
+            "token",
+            "is not a MemberPass token (mpt_… or mprt_…, with a valid checksum)",
+        )
+        .into());
     }
     if handed.source.as_ref().is_some_and(|s| s.chars().count() > 500) {
         return Err(Error::field("source", "must be at most 500 characters").into());

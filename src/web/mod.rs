@@ -1,5 +1,5 @@
 //! The web surfaces, under one roof: REST (`rest`), MCP (`mcp`), the dashboard (`dashboard`) and
-//! the leak endpoints (`leaks`), each translating onto the service layer; what they share (the
+//! the leak endpoints (`leaks`), OAuth's discovery and registration (`oauth`), each translating onto the service layer; what they share (the
 //! state, the error envelope, extractors, limits, the OpenAPI document); and the router that
 //! composes them. Dependencies run one way: `router` → surfaces → shared pieces → `state`.
 
@@ -10,6 +10,7 @@ mod leaks;
 pub mod limits;
 pub mod mcp;
 mod meta;
+pub mod oauth;
 pub mod openapi;
 pub mod request_log;
 pub mod rest;

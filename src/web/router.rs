@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::error::{self, ApiError, REQUEST_SCOPE, RequestScope};
 use super::state::AppState;
-use super::{dashboard, leaks, mcp, meta, request_log, rest};
+use super::{dashboard, leaks, mcp, meta, oauth, request_log, rest};
 use crate::domain::error::ErrorCode;
 
 pub fn router(state: AppState) -> Router {
@@ -22,7 +22,11 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(rest::routes(crate::service::ops::catalog::all()))
-        .merge(mcp::router(&state, state.http.mcp_hosts.clone()))
+        .merge(oauth::with_challenge(
+            mcp::router(&state, state.http.mcp_hosts.clone()),
+            &state,
+        ))
+        .merge(oauth::router())
         .merge(dashboard::router(&state))
         .merge(meta::router())
         .merge(leaks::router())

@@ -19,6 +19,7 @@ mod layout;
 mod leaks;
 mod matrix;
 mod mcp;
+mod oauth;
 mod output_schemas;
 mod replicas;
 mod requests;

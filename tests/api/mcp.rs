@@ -78,7 +78,13 @@ async fn the_guard_refuses_before_any_json_rpc_and_says_why() {
     let w = app.world().await;
     let no_token = rpc(&app, None, "tools/list", json!({})).await;
     assert_refused(&no_token, 401, "AUTHENTICATION_REQUIRED");
-    assert_eq!(no_token.headers["www-authenticate"], "Bearer");
+    // The OAuth challenge (issue 19); its exact value is pinned in `oauth.rs`.
+    assert!(
+        no_token.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer resource_metadata=")
+    );
 
     let without_gate = app.mint(OWNER_A, &w.team_a, &[Ability::ProjectViewAny], &[]).await;
     let reply = rpc(&app, Some(&without_gate), "tools/list", json!({})).await;

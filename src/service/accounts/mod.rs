@@ -1,7 +1,10 @@
 //! The lifecycle around calls: sign-in and sessions, minting, rotating and revoking tokens, leak
-//! reports and revoke by possession, the operator's commands.
+//! reports and revoke by possession, the operator's commands, OAuth clients (registration and
+//! client ID metadata documents).
 
 pub mod admin;
+pub mod client_documents;
 pub mod leaks;
+pub mod oauth_clients;
 pub mod sessions;
 pub mod tokens;

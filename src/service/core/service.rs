@@ -16,6 +16,8 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// GitHub's secret-scanning public keys (a JSON key document).
     pub secret_scanning_keys_url: String,
+    /// The `serve --oauth-*` settings.
+    pub oauth: crate::domain::oauth::OAuthConfig,
 }
 
 /// GitHub's published secret-scanning keys.

@@ -24,15 +24,18 @@ pub enum Kind {
     PartnerAlerts,
     /// Per client IP: failed authentications, past which it is locked out.
     AuthFailures,
+    /// Per client IP: OAuth dynamic client registrations (`POST /register`).
+    OAuthRegistrations,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::Rest,
         Kind::Mcp,
         Kind::RevokeReports,
         Kind::PartnerAlerts,
         Kind::AuthFailures,
+        Kind::OAuthRegistrations,
     ];
 
     fn prefix(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Kind {
             Kind::RevokeReports => "revoke",
             Kind::PartnerAlerts => "alert",
             Kind::AuthFailures => "fail",
+            Kind::OAuthRegistrations => "register",
         }
     }
 }
@@ -49,13 +53,13 @@ impl Kind {
 /// Where the buckets live: this process (SQLite), or PostgreSQL, shared by every replica.
 enum Store {
     Memory {
-        buckets: Box<[Bucket; 5]>,
+        buckets: Box<[Bucket; 6]>,
         blocked: Mutex<HashMap<String, Instant>>,
         blocked_sweeper: Sweeper,
     },
     Shared {
         pool: AnyPool,
-        quotas: [Option<shared::Quota>; 5],
+        quotas: [Option<shared::Quota>; 6],
     },
 }
 
@@ -208,6 +212,7 @@ pub struct PerMinute {
     pub mcp: u32,
     pub auth_failures: u32,
     pub leak_reports: u32,
+    pub oauth_registrations: u32,
 }
 
 impl PerMinute {
@@ -217,6 +222,7 @@ impl PerMinute {
             Kind::Mcp => self.mcp,
             Kind::RevokeReports | Kind::PartnerAlerts => self.leak_reports,
             Kind::AuthFailures => self.auth_failures,
+            Kind::OAuthRegistrations => self.oauth_registrations,
         }
     }
 }
