@@ -297,6 +297,7 @@ fn draft(rng: &mut Rng, teams: &[Team]) -> AuditDraft {
             user_agent,
             client,
         },
+        oauth: None,
     }
 }
 

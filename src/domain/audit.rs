@@ -16,6 +16,14 @@ pub struct RequestCtx {
     pub client: Option<String>,
 }
 
+/// The OAuth grant a token was issued under, and its client: named in every entry the token's
+/// calls leave (as `properties.oauth`), so the log shows which connected app acted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthRef {
+    pub grant_id: String,
+    pub client_id: String,
+}
+
 /// An entry before it is chained; [`crate::store::audit::append`] assigns seq, id and hashes.
 #[derive(Clone, Debug)]
 pub struct AuditDraft {
@@ -31,6 +39,8 @@ pub struct AuditDraft {
     pub outcome: Outcome,
     pub error_code: Option<&'static str>,
     pub ctx: RequestCtx,
+    /// Set for a call made with an OAuth access token; chained into `properties.oauth`.
+    pub oauth: Option<OAuthRef>,
 }
 
 impl AuditDraft {
@@ -48,6 +58,7 @@ impl AuditDraft {
             outcome: Outcome::Success,
             error_code: None,
             ctx: RequestCtx::default(),
+            oauth: None,
         }
     }
 

@@ -255,6 +255,15 @@ impl AuditRow {
     fn chained(draft: AuditDraft, seq: i64, prev_hash: String, created_at: i64) -> AuditRow {
         let mut properties = draft.properties;
         redact(&mut properties);
+        if let Some(oauth) = draft.oauth {
+            let named = serde_json::json!({"grant_id": oauth.grant_id, "client_id": oauth.client_id});
+            match &mut properties {
+                serde_json::Value::Object(m) => {
+                    m.insert("oauth".to_owned(), named);
+                }
+                other => *other = serde_json::json!({"value": other.take(), "oauth": named}),
+            }
+        }
         // Every text column as the database can store it and a reader can be shown it: whatever
         // a caller managed to put in a draft, one entry can never make the batch's INSERT fail
         // (PostgreSQL refuses NUL) and so fail every other caller of the batch with it.

@@ -197,6 +197,11 @@ pub struct AuthRow {
     pub role: Option<String>,
     pub email: String,
     pub user_name: String,
+    /// For an OAuth access token: its grant, the grant's client, and whether the grant was
+    /// revoked (its tokens are revoked with it; this is read too, so neither can be missed).
+    pub oauth_grant_id: Option<String>,
+    pub oauth_client_id: Option<String>,
+    pub grant_revoked_at: Option<i64>,
 }
 
 /// The token `id` with what authentication needs, or, when no token has that ID, the token
@@ -210,9 +215,11 @@ pub async fn find_for_auth(conn: &mut Conn, id: &str, decoy: Option<&str>) -> sq
     sqlx::query_as::<_, AuthRow>(
         "SELECT t.id, t.env, t.digest, t.team_id, t.user_id, t.name, t.abilities, t.project_ids, t.created_at, \
          t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, \
-         m.role, u.email, u.name AS user_name FROM tokens t \
+         m.role, u.email, u.name AS user_name, \
+         t.oauth_grant_id, g.client_id AS oauth_client_id, g.revoked_at AS grant_revoked_at FROM tokens t \
          JOIN users u ON u.id = t.user_id \
          LEFT JOIN team_members m ON m.team_id = t.team_id AND m.user_id = t.user_id \
+         LEFT JOIN oauth_grants g ON g.id = t.oauth_grant_id \
          WHERE t.id = COALESCE((SELECT k.id FROM tokens k WHERE k.id = $1), $2)",
     )
     .bind(id)

@@ -20,6 +20,7 @@ mod leaks;
 mod matrix;
 mod mcp;
 mod oauth;
+mod oauth_binding;
 mod output_schemas;
 mod replicas;
 mod requests;

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::caller::{Caller, Member, Surface, TokenGrant, Who};
 use super::service::Service;
 use crate::domain::ability::Ability;
-use crate::domain::audit::{ActorKind, AuditDraft, Outcome, RequestCtx};
+use crate::domain::audit::{ActorKind, AuditDraft, OAuthRef, Outcome, RequestCtx};
 use crate::domain::error::{Error, ErrorCode};
 use crate::domain::role::Role;
 use crate::domain::time::MINUTE_MS;
@@ -35,6 +35,8 @@ pub enum AuthFailure {
     Expired,
     WrongEnvironment,
     OwnerNotInTeam,
+    /// An OAuth access token presented anywhere but `/mcp`, the resource it was issued for.
+    WrongResource,
 }
 
 impl AuthFailure {
@@ -48,6 +50,7 @@ impl AuthFailure {
             AuthFailure::Expired => "expired",
             AuthFailure::WrongEnvironment => "wrong_environment",
             AuthFailure::OwnerNotInTeam => "owner_not_in_team",
+            AuthFailure::WrongResource => "wrong_resource",
         }
     }
 }
@@ -111,7 +114,7 @@ impl Service {
             Some(AuthFailure::UnknownId)
         } else if !matches {
             Some(AuthFailure::SecretMismatch)
-        } else if row.token.revoked_at.is_some() {
+        } else if row.token.revoked_at.is_some() || row.grant_revoked_at.is_some() {
             Some(AuthFailure::Revoked)
         } else if row.token.expires_at.is_some_and(|e| e <= now) {
             Some(AuthFailure::Expired)
@@ -119,11 +122,13 @@ impl Service {
             Some(AuthFailure::WrongEnvironment)
         } else if row.role.is_none() {
             Some(AuthFailure::OwnerNotInTeam)
+        } else if row.oauth_grant_id.is_some() && surface != Surface::Mcp {
+            Some(AuthFailure::WrongResource)
         } else {
             None
         };
         if let Some(reason) = failure {
-            let entry = Box::new(failure_entry(&row.token, reason, actor, ctx.clone()));
+            let entry = Box::new(failure_entry(&row, reason, actor, ctx.clone()));
             return Err(AuthError::Refused(Refusal {
                 reason,
                 // The decoy's entry is dropped: an unknown ID records nothing.
@@ -153,6 +158,7 @@ impl Service {
             project_ids,
             id: row.token.id,
             name: row.token.name,
+            oauth: oauth_of(&row.oauth_grant_id, &row.oauth_client_id),
         };
         let member = Member {
             team_id: row.token.team_id,
@@ -236,7 +242,8 @@ pub async fn write_auth_failures(db: Db, mut queue: mpsc::Receiver<Option<AuditD
 }
 
 /// `auth.failed`, with the precise reason, for a token ID that exists.
-fn failure_entry(token: &TokenRow, reason: AuthFailure, actor: ActorKind, ctx: RequestCtx) -> AuditDraft {
+fn failure_entry(row: &AuthRow, reason: AuthFailure, actor: ActorKind, ctx: RequestCtx) -> AuditDraft {
+    let token = &row.token;
     AuditDraft {
         team_id: Some(token.team_id.to_string()),
         project_id: None,
@@ -250,5 +257,17 @@ fn failure_entry(token: &TokenRow, reason: AuthFailure, actor: ActorKind, ctx: R
         outcome: Outcome::Denied,
         error_code: Some(ErrorCode::AuthenticationRequired.as_str()),
         ctx,
+        oauth: oauth_of(&row.oauth_grant_id, &row.oauth_client_id),
+    }
+}
+
+/// The grant and client of an OAuth access token, as its row gives them.
+fn oauth_of(grant_id: &Option<String>, client_id: &Option<String>) -> Option<OAuthRef> {
+    match (grant_id, client_id) {
+        (Some(grant_id), Some(client_id)) => Some(OAuthRef {
+            grant_id: grant_id.clone(),
+            client_id: client_id.clone(),
+        }),
+        _ => None,
     }
 }

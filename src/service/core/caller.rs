@@ -4,7 +4,7 @@
 //! [`Who::System`]. Every audit entry starts from [`Caller::draft`].
 
 use crate::domain::ability::{Ability, AbilitySet};
-use crate::domain::audit::{ActorKind, AuditDraft, RequestCtx};
+use crate::domain::audit::{ActorKind, AuditDraft, OAuthRef, RequestCtx};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{TeamId, UserId};
 use crate::domain::role::Role;
@@ -57,6 +57,9 @@ pub struct TokenGrant {
     pub abilities: AbilitySet,
     /// The projects it is limited to, if any.
     pub project_ids: Option<Vec<String>>,
+    /// The OAuth grant it was issued under (an access token for `/mcp`); `None` for a token
+    /// minted in the dashboard or by the CLI.
+    pub oauth: Option<OAuthRef>,
 }
 
 impl Caller {
@@ -158,6 +161,7 @@ impl Caller {
         d.actor_kind = self.actor_kind();
         d.causer_id = self.member().map(|m| m.user_id.to_string());
         d.token_id = self.token_id().map(str::to_owned);
+        d.oauth = self.grant().and_then(|g| g.oauth.clone());
         d.ctx = self.ctx.clone();
         d
     }

@@ -71,11 +71,15 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         audit_refusal(&s, &caller, &error.body, reason).await;
         return refuse(error, body).await;
     }
-    parts.extensions.insert(McpCaller { caller, docs_base });
     let body = match framing::checked_body(&parts, body).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
+    let body = match step_up(&s, &caller, body).await {
+        Ok(body) => body,
+        Err(challenge) => return challenge,
+    };
+    parts.extensions.insert(McpCaller { caller, docs_base });
     framing::as_json_rpc(next.run(Request::from_parts(parts, body)).await).await
 }
 
@@ -94,6 +98,47 @@ async fn unmetered_call(parts: &axum::http::request::Parts, body: Body) -> (bool
             .and_then(crate::service::ops::catalog::find)
             .is_some_and(|op| !op.spec().metered);
     (unmetered, Body::from(bytes))
+}
+
+/// For an OAuth access token, a `tools/call` of a tool whose ability the person's role holds but
+/// the grant does not is answered HTTP `403` with an `insufficient_scope` challenge naming every
+/// scope the call needs, so the client can ask the person for more (step-up), before rmcp
+/// dispatches anything. The refusal is the call's own, audited by the service's call path. A
+/// pasted token, or a role without the ability, keeps the tool result with `isError`: asking the
+/// person again could not help.
+async fn step_up(s: &AppState, caller: &Caller, body: Body) -> Result<Body, Response> {
+    if caller.grant().is_none_or(|g| g.oauth.is_none()) {
+        return Ok(body);
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, crate::web::limits::MAX_BODY_BYTES).await else {
+        return Ok(Body::empty());
+    };
+    let message: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let needed = (message["method"] == "tools/call")
+        .then(|| message["params"]["name"].as_str())
+        .flatten()
+        .and_then(crate::service::ops::catalog::find)
+        .and_then(|op| Some((op, op.spec().ability?)))
+        .filter(|(_, ability)| caller.member().is_some_and(|m| m.role.holds(*ability)) && !caller.can(*ability));
+    let Some((op, ability)) = needed else {
+        return Ok(Body::from(bytes));
+    };
+    let args = message["params"]["arguments"].clone();
+    let input = crate::service::Input::json(if args.is_null() { json!({}) } else { args });
+    let error = match s.service.call(op, caller, input).await {
+        Err(e) => ApiError::from(e),
+        // Not reached: the grant lacks the ability, so the call path refused it.
+        Ok(_) => ApiError::from(Error::missing(ability)),
+    };
+    let mut res = refusal(error, framing::echoable_id(message.get("id")));
+    *res.status_mut() = axum::http::StatusCode::FORBIDDEN;
+    let scope = format!("{} {}", Ability::McpFull.as_str(), ability.as_str());
+    let metadata = crate::domain::oauth::mcp_resource_metadata_url(&s.http.public_url);
+    let challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{metadata}\"");
+    if let Ok(value) = axum::http::HeaderValue::from_str(&challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    Err(res)
 }
 
 /// The JSON-RPC error response of a refusal, answering the request's id when it can be read.
