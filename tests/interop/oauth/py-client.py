@@ -215,7 +215,13 @@ async def main() -> int:
         person.authorize(url)
 
     async def callback_handler() -> AuthorizationCodeResult:
-        landed = await asyncio.wait_for(callback.queue.get(), CHECK_TIMEOUT_S)
+        getting = asyncio.ensure_future(callback.queue.get())
+        done, _ = await asyncio.wait({getting, person.runs[-1]}, timeout=CHECK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        if getting not in done:
+            getting.cancel()
+            run = person.runs[-1].result() if person.runs[-1].done() else {"error": "timed out"}
+            raise CheckFailed(f"no callback: the person did not get there: {run}")
+        landed = getting.result()
         run = await person.runs[-1]
         q = parse_qs(urlsplit(landed).query)
         if "error" in q:

@@ -61,6 +61,15 @@ const fetchFn = recordingFetch(log);
 const callback = await CallbackServer.start();
 const provider = new Provider(callback);
 
+/** The callback's URL once the person got there; fails as soon as the person fails. */
+async function arrival(waiting) {
+    const runP = provider.personRuns.at(-1);
+    if (!runP) throw new Error('the SDK never asked to open the authorization URL');
+    const failed = runP.then((r) => (r.ok ? new Promise(() => {}) : Promise.reject(new Error(`the person could not consent: ${JSON.stringify(r)}`))));
+    const landed = await Promise.race([waiting, failed]);
+    return { landed, run: await runP };
+}
+
 async function connectWithOAuth() {
     const waiting = callback.next();
     const transport = new StreamableHTTPClientTransport(MCP_URL, { authProvider: provider, fetch: fetchFn });
@@ -73,9 +82,7 @@ async function connectWithOAuth() {
         first = e;
     }
     if (!(first instanceof UnauthorizedError)) throw new Error(`expected UnauthorizedError (the SDK redirects to authorization), got ${first?.stack ?? first}`);
-    const landed = await waiting;
-    const run = await provider.personRuns.at(-1);
-    if (!run.ok) throw new Error(`the person could not consent: ${JSON.stringify(run)}`);
+    const { landed, run } = await arrival(waiting);
     const q = landed.searchParams;
     if (q.get('error')) throw new Error(`the authorization answered error=${q.get('error')}`);
     if (q.getAll('state').length !== 1 || q.get('state') !== provider._state) throw new Error(`state ${q.getAll('state')} ≠ ${provider._state}`);
@@ -194,9 +201,7 @@ await checks.run('reconnect: the SDK sees 401, its refresh token is dead, it aut
     const refresh = log.slice(mark).find((x) => x.url === `${BASE}/token` && /grant_type=refresh_token/.test(x.request ?? ''));
     if (refresh && refresh.status === 200) throw new Error('the revoked grant\'s refresh token still worked');
     if (provider.redirects.length === before) throw new Error('no new authorization');
-    const landed = await waiting;
-    const run = await provider.personRuns.at(-1);
-    if (!run.ok) throw new Error(`consent failed: ${JSON.stringify(run)}`);
+    const { landed } = await arrival(waiting);
     await session.transport.finishAuth(landed.searchParams.get('code'));
     const t = new StreamableHTTPClientTransport(MCP_URL, { authProvider: provider, fetch: fetchFn });
     const c = new Client({ name: 'memberpass-interop-ts-oauth', version: '0.0.0' }, { capabilities: {} });
