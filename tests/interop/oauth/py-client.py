@@ -218,10 +218,14 @@ async def main() -> int:
         getting = asyncio.ensure_future(callback.queue.get())
         done, _ = await asyncio.wait({getting, person.runs[-1]}, timeout=CHECK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
         if getting not in done:
-            getting.cancel()
-            run = person.runs[-1].result() if person.runs[-1].done() else {"error": "timed out"}
-            raise CheckFailed(f"no callback: the person did not get there: {run}")
-        landed = getting.result()
+            finished = person.runs[-1].done() and person.runs[-1].result().get("ok")
+            if not finished:
+                getting.cancel()
+                run = person.runs[-1].result() if person.runs[-1].done() else {"error": "timed out"}
+                raise CheckFailed(f"no callback: the person did not get there: {run}")
+            landed = await asyncio.wait_for(getting, 10)
+        else:
+            landed = getting.result()
         run = await person.runs[-1]
         q = parse_qs(urlsplit(landed).query)
         if "error" in q:
