@@ -125,15 +125,31 @@ async fn consent(base: &str, session: &str, auth_url: &str) -> String {
     let web = no_redirects();
     assert!(auth_url.starts_with(&format!("{base}/authorize?")), "{auth_url}");
     let page = web.get(auth_url).header("cookie", session).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK, "the signed-in person sees the consent page");
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "the signed-in person sees the consent page"
+    );
     let headers = page.headers().clone();
     let html = page.text().await.unwrap();
     assert_eq!(headers["x-frame-options"], "DENY");
     assert!(html.contains(CLIENT_NAME), "the consent page names the client");
     let c = parse_consent(&html);
-    assert!(c.checked.iter().any(|a| a == "project:view-any"), "read preset: {:?}", c.checked);
-    assert!(!c.checked.iter().any(|a| a == "project:create"), "writes are opt-in: {:?}", c.checked);
-    assert!(c.offered.iter().any(|a| a == "project:create"), "an owner may grant a write: {:?}", c.offered);
+    assert!(
+        c.checked.iter().any(|a| a == "project:view-any"),
+        "read preset: {:?}",
+        c.checked
+    );
+    assert!(
+        !c.checked.iter().any(|a| a == "project:create"),
+        "writes are opt-in: {:?}",
+        c.checked
+    );
+    assert!(
+        c.offered.iter().any(|a| a == "project:create"),
+        "an owner may grant a write: {:?}",
+        c.offered
+    );
 
     let mut form: Vec<(&str, &str)> = vec![
         ("request", &c.request),
@@ -144,7 +160,9 @@ async fn consent(base: &str, session: &str, auth_url: &str) -> String {
     for a in &c.checked {
         form.push(("ability", a));
     }
-    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
     let answer = web
         .post(format!("{base}/authorize"))
         .header("cookie", session)
@@ -171,7 +189,10 @@ async fn authorize(base: &str, session: &str, registered: Option<&str>) -> (Auth
     if let Some(id) = registered {
         request = request.with_preregistered_client(id);
     }
-    state.start_authorization(request).await.expect("discovery and registration");
+    state
+        .start_authorization(request)
+        .await
+        .expect("discovery and registration");
     let auth_url = state.get_authorization_url().await.unwrap();
     let location = consent(base, session, &auth_url).await;
     let iss = url::Url::parse(&location)
@@ -184,8 +205,14 @@ async fn authorize(base: &str, session: &str, registered: Option<&str>) -> (Auth
     let (client_id, creds) = state.get_credentials().await.unwrap();
     let creds = creds.expect("tokens");
     let access = serde_json::to_value(&creds).unwrap();
-    assert!(access["access_token"].as_str().unwrap().starts_with("mpt_test_"), "an mpt_ access token");
-    assert!(access["refresh_token"].as_str().unwrap().starts_with("mprt_test_"), "an mprt_ refresh token");
+    assert!(
+        access["access_token"].as_str().unwrap().starts_with("mpt_test_"),
+        "an mpt_ access token"
+    );
+    assert!(
+        access["refresh_token"].as_str().unwrap().starts_with("mprt_test_"),
+        "an mprt_ refresh token"
+    );
     state.complete_authorization().await.unwrap();
     let OAuthState::Authorized(manager) = state else {
         panic!("not authorised")
@@ -195,7 +222,10 @@ async fn authorize(base: &str, session: &str, registered: Option<&str>) -> (Auth
 
 async fn access_token(client: &AuthClient<reqwest::Client>) -> String {
     let (_, creds) = client.auth_manager.lock().await.get_credentials().await.unwrap();
-    serde_json::to_value(creds.unwrap()).unwrap()["access_token"].as_str().unwrap().to_owned()
+    serde_json::to_value(creds.unwrap()).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// A raw `tools/list` with `token`: the HTTP status.
@@ -217,7 +247,12 @@ async fn raw_status(base: &str, token: &str) -> u16 {
 /// CSRF token as the dashboard's own form would.
 async fn revoke_in_connected_apps(base: &str, session: &str) -> String {
     let web = no_redirects();
-    let page = web.get(format!("{base}/settings/apps")).header("cookie", session).send().await.unwrap();
+    let page = web
+        .get(format!("{base}/settings/apps"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains(CLIENT_NAME), "Connected apps lists the client");
@@ -272,17 +307,30 @@ async fn rmcps_oauth_client_registers_consents_calls_refreshes_and_reconnects_af
     );
     let mcp = ().serve(transport).await.expect("rmcp connects with the OAuth token");
 
-    let tools: Vec<String> = mcp.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+    let tools: Vec<String> = mcp
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
     assert!(tools.iter().any(|t| t == "list_projects"), "{tools:?}");
-    assert!(!tools.iter().any(|t| t == "create_project"), "tools/list is filtered by the grant: {tools:?}");
+    assert!(
+        !tools.iter().any(|t| t == "create_project"),
+        "tools/list is filtered by the grant: {tools:?}"
+    );
 
-    let read = mcp.call_tool(CallToolRequestParams::new("list_projects")).await.unwrap();
+    let read = mcp
+        .call_tool(CallToolRequestParams::new("list_projects"))
+        .await
+        .unwrap();
     assert_ne!(read.is_error, Some(true), "{read:?}");
 
     let write = mcp
-        .call_tool(CallToolRequestParams::new("create_project").with_arguments(
-            json!({"name": "from rmcp"}).as_object().unwrap().clone(),
-        ))
+        .call_tool(
+            CallToolRequestParams::new("create_project")
+                .with_arguments(json!({"name": "from rmcp"}).as_object().unwrap().clone()),
+        )
         .await;
     match write {
         Err(e) => assert!(
@@ -300,8 +348,15 @@ async fn rmcps_oauth_client_registers_consents_calls_refreshes_and_reconnects_af
 
     // Expiry: rmcp refreshes (a new mpt_ token), the call goes through.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(raw_status(&app.base, &first_token).await, 401, "the first access token expired");
-    let again = mcp.call_tool(CallToolRequestParams::new("list_projects")).await.unwrap();
+    assert_eq!(
+        raw_status(&app.base, &first_token).await,
+        401,
+        "the first access token expired"
+    );
+    let again = mcp
+        .call_tool(CallToolRequestParams::new("list_projects"))
+        .await
+        .unwrap();
     assert_ne!(again.is_error, Some(true));
     let refreshed = access_token(&auth).await;
     assert_ne!(refreshed, first_token, "rmcp refreshed the access token");
@@ -311,7 +366,9 @@ async fn rmcps_oauth_client_registers_consents_calls_refreshes_and_reconnects_af
     revoke_in_connected_apps(&app.base, &session).await;
     assert_eq!(raw_status(&app.base, &refreshed).await, 401, "revoked grant → 401");
     assert!(
-        mcp.call_tool(CallToolRequestParams::new("list_projects")).await.is_err(),
+        mcp.call_tool(CallToolRequestParams::new("list_projects"))
+            .await
+            .is_err(),
         "rmcp cannot refresh a revoked grant"
     );
     let _ = mcp.cancel().await;
