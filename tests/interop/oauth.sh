@@ -164,7 +164,7 @@ for c in "${CLIENTS[@]}"; do
     case "$c" in
         ts) log "TypeScript SDK client"; cmd=("$NODE" "$OAUTH/ts-client.mjs") ;;
         py) log "Python SDK client"; cmd=("$PY" "$OAUTH/py-client.py") ;;
-        remote) log "mcp-remote"; mkdir -p "$RUN_DIR/remote"; cmd=(env MP_REMOTE_DIR="$RUN_DIR/remote" "$NODE" "$OAUTH/remote-client.mjs") ;;
+        remote) log "mcp-remote"; mkdir -p "$RUN_DIR/remote"; cmd=(env MP_REMOTE_DIR="$RUN_DIR/remote" MP_SERVER_LOG="$RUN_DIR/server.log" "$NODE" "$OAUTH/remote-client.mjs") ;;
     esac
     if ! timeout --kill-after=10 "$OAUTH_CLIENT_TIMEOUT_S" "${cmd[@]}" 2>"$RUN_DIR/$c.log"; then
         FAILED+=("$c")

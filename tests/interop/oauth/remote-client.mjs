@@ -107,9 +107,12 @@ await run('list tools and call a read tool through the bridge', async () => {
 });
 
 const writeName = `interop-oauth-remote-${process.pid}`;
-await run('a write outside the grant is refused (403 insufficient_scope → step-up, the person denies)', async () => {
+const SERVER_LOG = process.env.MP_SERVER_LOG;
+const mcp403 = () => (SERVER_LOG ? lines(SERVER_LOG).filter((l) => /path="\/mcp" status=403/.test(l)).length : 0);
+await run('a write outside the grant is refused (HTTP 403 on /mcp; a step-up, if any, is denied)', async () => {
     writeFileSync(MODE, 'deny');
     const before = browserUrls().length;
+    const forbidden = mcp403();
     let outcome;
     try {
         outcome = await client.callTool({ name: 'create_project', arguments: { name: writeName } }, undefined, { timeout: 60000 });
@@ -119,11 +122,12 @@ await run('a write outside the grant is refused (403 insufficient_scope → step
         writeFileSync(MODE, 'allow');
     }
     if (!(outcome instanceof Error) && !outcome?.isError) throw new Error(`the write succeeded: ${JSON.stringify(outcome).slice(0, 300)}`);
+    if (SERVER_LOG && mcp403() <= forbidden) throw new Error('the server log shows no 403 on /mcp for the write');
     const stepUp = browserUrls().slice(before);
-    if (!stepUp.length || !/project:create/.test(stepUp[0].searchParams.get('scope') ?? '')) throw new Error(`no step-up asking for project:create (browser opened ${stepUp.length}×)`);
+    if (stepUp.length && !/project:create/.test(stepUp[0].searchParams.get('scope') ?? '')) throw new Error(`a step-up that does not ask for project:create: ${stepUp[0]}`);
     const r = await client.callTool({ name: 'list_projects', arguments: {} });
     if (JSON.stringify(r.content).includes(writeName)) throw new Error('the project was created anyway');
-    return `refused: ${String(outcome?.message ?? JSON.stringify(outcome.content)).slice(0, 160)}`;
+    return `${stepUp.length ? 'step-up denied in Chromium' : 'no step-up'}; refused: ${String(outcome?.message ?? JSON.stringify(outcome.content)).slice(0, 160)}`;
 });
 
 await run(`refresh after the access token expires (${TTL_S} s), no browser`, async () => {

@@ -130,9 +130,10 @@ await checks.run('call a read tool (list_projects)', log, async () => {
 });
 
 const writeName = `interop-oauth-ts-${process.pid}`;
-await checks.run('a write outside the grant is refused: HTTP 403 insufficient_scope (the SDK then asks to step up)', log, async () => {
+await checks.run('a write outside the grant is refused: HTTP 403 insufficient_scope; the grant does not widen', log, async () => {
     provider.consent = false;
     const before = provider.redirects.length;
+    const mark = log.length;
     let outcome;
     try {
         outcome = await client.callTool({ name: 'create_project', arguments: { name: writeName } });
@@ -142,14 +143,28 @@ await checks.run('a write outside the grant is refused: HTTP 403 insufficient_sc
         provider.consent = true;
     }
     if (!(outcome instanceof Error)) throw new Error(`the write was answered with a result: ${JSON.stringify(outcome).slice(0, 300)}`);
-    const refused = log.filter((e) => e.status === 403 && /insufficient_scope/.test(e.wwwAuthenticate ?? ''));
+    const seen = log.slice(mark);
+    const refused = seen.filter((e) => e.status === 403 && /insufficient_scope/.test(e.wwwAuthenticate ?? ''));
     if (!refused.length) throw new Error('no 403 with error="insufficient_scope"');
     if (!/project:create/.test(refused[0].wwwAuthenticate)) throw new Error(`the challenge does not name project:create: ${refused[0].wwwAuthenticate}`);
+    // SDK 1.32: on insufficient_scope it first tries its refresh token; a refresh never widens
+    // the grant, so the retry is refused again and the SDK gives up. A newer SDK may instead
+    // redirect the person (asking for project:create); both are a refusal.
     const stepUp = provider.redirects.slice(before);
-    if (!stepUp.length || !/project:create/.test(stepUp[0].searchParams.get('scope') ?? '')) throw new Error('the SDK did not ask for project:create');
+    const refreshed = seen.some((e) => e.url === `${BASE}/token` && /grant_type=refresh_token/.test(e.request ?? '') && e.status === 200);
+    let how;
+    if (stepUp.length) {
+        if (!/project:create/.test(stepUp[0].searchParams.get('scope') ?? '')) throw new Error(`the step-up did not ask for project:create: ${stepUp[0]}`);
+        how = 'the SDK asked the person to step up (not granted)';
+    } else if (refreshed) {
+        if (refused.length < 2) throw new Error('the SDK refreshed but did not retry');
+        how = 'the SDK refreshed and was refused again: the refresh did not widen the grant';
+    } else {
+        throw new Error(`neither a step-up nor a refresh after the 403: ${outcome}`);
+    }
     const { content } = await client.callTool({ name: 'list_projects', arguments: {} });
     if (JSON.stringify(content).includes(writeName)) throw new Error('the project was created anyway');
-    return `challenge: ${refused[0].wwwAuthenticate}`;
+    return `${how}; challenge: ${refused[0].wwwAuthenticate}`;
 });
 
 await checks.run(`refresh after the access token expires (${TTL_S} s)`, log, async () => {
