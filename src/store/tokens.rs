@@ -237,14 +237,14 @@ pub async fn any_id(conn: &mut Conn) -> sqlx::Result<Option<String>> {
 }
 
 /// Records a use unless one was recorded in the last `window_ms`: the condition makes concurrent
-/// replicas agree on which one writes.
+/// replicas agree on which one writes. True when this call recorded it.
 pub async fn touch_last_used(
     conn: &mut Conn,
     id: &str,
     ip: Option<&str>,
     now: i64,
     window_ms: i64,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     sqlx::query(
         "UPDATE tokens SET last_used_at = $1, last_used_ip = $2 \
          WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $4)",
@@ -255,7 +255,7 @@ pub async fn touch_last_used(
     .bind(now - window_ms)
     .execute(&mut *conn)
     .await
-    .map(|_| ())
+    .map(|r| r.rows_affected() == 1)
 }
 
 /// A token's revocation and expiry with the role its owner holds now in `team_id` (none when

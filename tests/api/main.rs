@@ -21,6 +21,7 @@ mod matrix;
 mod mcp;
 mod oauth;
 mod oauth_binding;
+mod oauth_flow;
 mod oauth_rmcp;
 mod output_schemas;
 mod replicas;
