@@ -176,8 +176,10 @@ done
 log "times: ${TIMES[*]}"
 
 # Nothing of the person may be left behind: chromedriver/Chromium of this run's profiles.
+# (mcp-remote's browser runs detached: give a last one a few seconds to close.)
+for _ in $(seq 100); do pgrep -f "memberpass-person-" >/dev/null 2>&1 || break; sleep 0.1; done
 if pgrep -f "memberpass-person-" >/dev/null 2>&1; then
-    FAILED+=("leftover Chromium processes")
+    FAILED+=("leftover Chromium processes: $(pgrep -f "memberpass-person-" | tr '\n' ' ')")
 fi
 
 if ((${#FAILED[@]})); then

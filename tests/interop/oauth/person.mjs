@@ -253,10 +253,15 @@ async function revoke(b, opts) {
     const id = found.ids[0];
     const [button] = await b.find(`form[action$="/settings/apps/${CSS.escape(id)}/revoke"] button, form[action$="/settings/apps/${CSS.escape(id)}/revoke"] input[type="submit"]`);
     if (!button) throw new Error(`the revoke form of ${id} has no button`);
-    const before = await b.url();
     await b.click(button);
-    await waitLeaving(b, before).catch(() => {});
-    await sleep(200);
+    // The answer redirects back to /settings/apps (same URL): wait until the page no longer
+    // offers this grant's form (the DOM may be mid-navigation: retry on script errors).
+    const until = Date.now() + TIMEOUT_MS;
+    while (Date.now() < until) {
+        const now = await b.js(pick, opts.clientName).catch(() => null);
+        if (now && !now.ids.includes(id)) break;
+        await sleep(100);
+    }
     // After the answer (a redirect back, typically), the app must no longer be offered for revocation.
     await b.goto(`${base}/settings/apps`);
     const after = await b.js(pick, opts.clientName);

@@ -84,7 +84,8 @@ async function run(name, fn) {
 
 const connected = await run(`connect: mcp-remote ${VERSION} registers, opens $BROWSER (Chromium consent), gets a token`, async () => {
     await client.connect(transport);
-    const runs = personRuns();
+    // The browser reached the callback before the person wrote its result: wait for it.
+    const runs = await until("the person's result", () => (personRuns().length ? personRuns() : undefined), 20000);
     if (runs.length !== 1 || !runs[0].ok) throw new Error(`the person's runs: ${JSON.stringify(runs)}`);
     const consent = runs[0].consent;
     if (!consent?.text.includes(CLIENT_NAME)) throw new Error('the consent page does not name mcp-remote');
@@ -130,6 +131,9 @@ await run('a write outside the grant is refused (HTTP 403 on /mcp; a step-up, if
     return `${stepUp.length ? 'step-up denied in Chromium' : 'no step-up'}; refused: ${String(outcome?.message ?? JSON.stringify(outcome.content)).slice(0, 160)}`;
 });
 
+// mcp-remote refreshes 60 s before expiry (TOKEN_EXPIRY_MARGIN_MS): with tokens this short it
+// refreshes before each request instead of waiting for a 401. The check: after expiry, calls go
+// on with a new, rotated pair, the old access token is refused, and no browser was opened.
 await run(`refresh after the access token expires (${TTL_S} s), no browser`, async () => {
     const old = storedTokens();
     const opened = browserUrls().length;
@@ -142,6 +146,12 @@ await run(`refresh after the access token expires (${TTL_S} s), no browser`, asy
     }, 10000);
     if (now.refresh_token === old.refresh_token) throw new Error('the refresh token did not rotate');
     if (browserUrls().length !== opened) throw new Error('mcp-remote opened the browser instead of refreshing');
+    const stale = await fetch(MCP_URL, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${old.access_token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    });
+    if (stale.status !== 401) throw new Error(`the expired access token got ${stale.status}`);
     return 'new access token, rotated refresh token';
 });
 
