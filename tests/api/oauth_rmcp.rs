@@ -213,7 +213,7 @@ async fn authorize(base: &str, session: &str, registered: Option<&str>) -> (Auth
         access["refresh_token"].as_str().unwrap().starts_with("mprt_test_"),
         "an mprt_ refresh token"
     );
-    state.complete_authorization().await.unwrap();
+    // handle_callback_url has moved the state on to Authorized.
     let OAuthState::Authorized(manager) = state else {
         panic!("not authorised")
     };
