@@ -156,6 +156,7 @@ class Person:
 
     def __init__(self) -> None:
         self.deny = False
+        self.tick: list[str] = []  # abilities the person ticks on the consent page
         self.urls: list[str] = []
         self.runs: list[asyncio.Task[dict[str, Any]]] = []
 
@@ -169,7 +170,8 @@ class Person:
 
     def authorize(self, url: str) -> None:
         self.urls.append(url)
-        self.runs.append(asyncio.create_task(self._run("authorize", "--url", url, *(["--deny"] if self.deny else []))))
+        extra = ["--deny"] if self.deny else [a for t in self.tick for a in ("--ability", t)]
+        self.runs.append(asyncio.create_task(self._run("authorize", "--url", url, *extra)))
 
     async def revoke(self) -> dict[str, Any]:
         return await self._run("revoke", "--base", BASE, "--client-name", CLIENT_NAME)
@@ -322,6 +324,25 @@ async def main() -> int:
         return f"challenge {refused[0]['www_authenticate']}; the person denied the step-up"
 
     await check("a write outside the grant: 403 insufficient_scope, step-up denied in Chromium", log, write_refused)
+
+    async def step_up_granted() -> str:
+        mark = len(log.entries)
+        before = len(person.urls)
+        person.tick = ["project:create"]
+        try:
+            r = await call("create_project", {"name": write_name})
+        finally:
+            person.tick = []
+        expect(not r.is_error, f"the write failed after the step-up: {text_of(r)[:300]}")
+        expect(len(person.urls) == before + 1, f"expected one step-up, the person was asked {len(person.urls) - before}×")
+        run = await person.runs[-1]
+        expect(run.get("consent", {}).get("ticked") == ["project:create"], f"the person did not tick project:create: {run}")
+        expect(any(e.get("status") == 403 for e in log.since(mark)), "no 403 before the step-up")
+        expect("project:create" in (storage.tokens.scope or "").split(), f"the new token lacks project:create: {storage.tokens.scope}")
+        expect(write_name in text_of(await call("list_projects")), "the project is not listed")
+        return f"scope now includes project:create; {write_name} created"
+
+    await check("step-up granted: the person ticks project:create in Chromium, the write goes through", log, step_up_granted)
 
     async def refresh() -> str:
         old = storage.tokens
