@@ -894,3 +894,31 @@ async fn the_sign_in_page_follows_only_a_relative_path_of_this_origin() {
         "/settings/apps"
     );
 }
+
+#[tokio::test]
+async fn oauth_access_tokens_are_not_listed_among_pasted_tokens_nor_rotated() {
+    let s = setup().await;
+    let (access, _) = pair(&s, READ).await;
+    let id = crate::helpers::token_id(&access);
+    let html = page(&s.app, "/settings/tokens", &s.cookie).await.text().await.unwrap();
+    assert!(
+        !html.contains(&id),
+        "each refresh issues one: the grant is what is listed"
+    );
+    let csrf = csrf_of(&html);
+    let res = post_form(
+        &s.app,
+        &format!("/settings/tokens/{id}/rotate"),
+        &s.cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), 409, "a rotated copy would not be bound to /mcp");
+    let refused = s
+        .app
+        .service
+        .rotate_token(&memberpass::service::Caller::system(), &id)
+        .await;
+    assert!(matches!(refused, Err(memberpass::domain::error::Error::Conflict(_))));
+    assert_eq!(tools_list_status(&s.app, &access).await, 200);
+}
