@@ -54,6 +54,15 @@ pub async fn find_request(conn: &mut Conn, handle_digest: &str) -> sqlx::Result<
     .await
 }
 
+/// Forgets requests that expired before `before` (answered or not): nothing refers to them.
+pub async fn sweep_requests(conn: &mut Conn, before: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM oauth_authorization_requests WHERE expires_at < $1")
+        .bind(before)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
 /// Marks a request answered; false when it already was (a form is answered once).
 pub async fn answer_request(conn: &mut Conn, handle_digest: &str, now: i64) -> sqlx::Result<bool> {
     sqlx::query(

@@ -610,6 +610,15 @@ async fn an_expired_or_answered_form_and_someone_elses_form_are_refused() {
     assert_eq!(res.status(), 409);
     assert!(res.headers().get("location").is_none());
     assert_eq!(s.app.count("oauth_grants").await, 1);
+
+    // Requests expired for a day are forgotten when the next one is stored.
+    sqlx::query("UPDATE oauth_authorization_requests SET expires_at = $1")
+        .bind(memberpass::store::now_ms() - 2 * memberpass::domain::time::DAY_MS)
+        .execute(s.app.pool())
+        .await
+        .unwrap();
+    consent_form(&s, &s.cookie, &authorize_path(&s.client_id, &[])).await;
+    assert_eq!(s.app.count("oauth_authorization_requests").await, 1);
 }
 
 #[tokio::test]
