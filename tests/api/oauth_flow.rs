@@ -931,3 +931,55 @@ async fn oauth_access_tokens_are_not_listed_among_pasted_tokens_nor_rotated() {
     assert!(matches!(refused, Err(memberpass::domain::error::Error::Conflict(_))));
     assert_eq!(tools_list_status(&s.app, &access).await, 200);
 }
+
+#[tokio::test]
+async fn a_metadata_document_client_and_a_pre_registered_client_are_authorised_without_the_unverified_mark() {
+    let docs = crate::oauth::DocumentServer::start().await;
+    let s = setup_with(|c| c.oauth.allow_loopback_client_metadata = true).await;
+    // The document registers a port-less loopback callback; the client listens on a port.
+    let url = docs.url("/good");
+    let redirect = "http://127.0.0.1:7777/callback";
+    let path = authorize_path(&url, &[("redirect_uri", Some(redirect))]);
+    let (handle, csrf, html) = consent_form(&s, &s.cookie, &path).await;
+    assert!(html.contains("Doc client"));
+    assert!(!html.contains("(unverified)"));
+    assert!(
+        html.contains("Published by <strong>127.0.0.1</strong>"),
+        "the document's domain is shown"
+    );
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", READ, &[], &s.w.team_a).await;
+    let back = location(&res);
+    assert!(back.starts_with(&format!("{redirect}?code=")), "{back}");
+    let code = query_of(&back)["code"].clone();
+    let (status, _, body) = token(
+        &s.app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &url),
+            ("redirect_uri", redirect),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body:#}");
+
+    // A client the operator added: its name, no mark, its exact redirect.
+    let request: memberpass::domain::oauth::RegistrationRequest =
+        serde_json::from_value(json!({"client_name": "Operator tool", "redirect_uris": ["https://tool.example/cb"]}))
+            .unwrap();
+    let added = s
+        .app
+        .service
+        .add_client(Some("operator-tool"), request)
+        .await
+        .unwrap()
+        .unwrap();
+    let path = authorize_path(&added.id, &[("redirect_uri", Some("https://tool.example/cb"))]);
+    let (_, _, html) = consent_form(&s, &s.cookie, &path).await;
+    assert!(html.contains("Operator tool") && !html.contains("(unverified)"));
+    assert!(
+        !html.contains("class=\"warning\""),
+        "no loopback warning for an https redirect"
+    );
+}
