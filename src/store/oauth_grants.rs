@@ -158,6 +158,17 @@ pub async fn live_grant_ids_of_client(conn: &mut Conn, client_id: &str) -> sqlx:
         .await
 }
 
+/// A person's live grants in one team.
+pub async fn live_grant_ids_of_member(conn: &mut Conn, team_id: &str, user_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT id FROM oauth_grants WHERE team_id = $1 AND user_id = $2 AND revoked_at IS NULL ORDER BY id",
+    )
+    .bind(team_id)
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// A person's live grants in every team, newest first.
 pub async fn live_grants_of_user(conn: &mut Conn, user_id: &str) -> sqlx::Result<Vec<GrantRow>> {
     sqlx::query_as(AssertSqlSafe(format!(

@@ -746,6 +746,16 @@ async fn a_person_removed_from_the_team_gets_no_new_tokens() {
     let (status, body) = refresh(&s, &refresh_token, &[]).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(tools_list_status(&s.app, &access).await, 401);
+    // Added back, nothing of the old grant comes back to life.
+    s.app
+        .service
+        .set_member_role(&s.w.team_a, ALICE, Role::Admin)
+        .await
+        .unwrap();
+    let (status, body) = refresh(&s, &refresh_token, &[]).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(tools_list_status(&s.app, &access).await, 401);
+    assert_eq!(live_grants(&s.app).await, 0);
     let (status, body) = refresh(&s, "mprt_test_garbage", &[]).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
 }
