@@ -52,6 +52,8 @@ pub fn redirect_key(uri: &str) -> String {
 pub fn redirect_source(uri: &str) -> Option<String> {
     let u = url::Url::parse(uri).ok()?;
     match u.scheme() {
+        // CSP has no syntax for an IPv6 literal: its scheme has to do.
+        "http" | "https" if matches!(u.host(), Some(url::Host::Ipv6(_))) => Some(format!("{}:", u.scheme())),
         "http" | "https" => {
             let origin = u.origin();
             origin.is_tuple().then(|| origin.ascii_serialization())
@@ -294,6 +296,7 @@ mod tests {
             Some("https://a.example")
         );
         assert_eq!(redirect_source("cursor://x/cb").as_deref(), Some("cursor:"));
+        assert_eq!(redirect_source("http://[::1]:5/cb").as_deref(), Some("http:"));
         assert_eq!(redirect_host("http://localhost:9/cb"), ("localhost".to_owned(), true));
         assert_eq!(redirect_host("https://a.example/cb"), ("a.example".to_owned(), false));
     }

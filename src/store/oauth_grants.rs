@@ -54,6 +54,15 @@ pub async fn find_request(conn: &mut Conn, handle_digest: &str) -> sqlx::Result<
     .await
 }
 
+/// Forgets requests that expired before `before` (answered or not): nothing refers to them.
+pub async fn sweep_requests(conn: &mut Conn, before: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM oauth_authorization_requests WHERE expires_at < $1")
+        .bind(before)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
 /// Marks a request answered; false when it already was (a form is answered once).
 pub async fn answer_request(conn: &mut Conn, handle_digest: &str, now: i64) -> sqlx::Result<bool> {
     sqlx::query(
@@ -147,6 +156,17 @@ pub async fn live_grant_ids_of_client(conn: &mut Conn, client_id: &str) -> sqlx:
         .bind(client_id)
         .fetch_all(&mut *conn)
         .await
+}
+
+/// A person's live grants in one team.
+pub async fn live_grant_ids_of_member(conn: &mut Conn, team_id: &str, user_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT id FROM oauth_grants WHERE team_id = $1 AND user_id = $2 AND revoked_at IS NULL ORDER BY id",
+    )
+    .bind(team_id)
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// A person's live grants in every team, newest first.

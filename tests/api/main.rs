@@ -4,6 +4,7 @@ mod arguments;
 mod audit;
 mod bad_input;
 mod browser;
+mod browser_oauth;
 mod catalog;
 mod cli;
 mod dashboard;

@@ -610,6 +610,15 @@ async fn an_expired_or_answered_form_and_someone_elses_form_are_refused() {
     assert_eq!(res.status(), 409);
     assert!(res.headers().get("location").is_none());
     assert_eq!(s.app.count("oauth_grants").await, 1);
+
+    // Requests expired for a day are forgotten when the next one is stored.
+    sqlx::query("UPDATE oauth_authorization_requests SET expires_at = $1")
+        .bind(memberpass::store::now_ms() - 2 * memberpass::domain::time::DAY_MS)
+        .execute(s.app.pool())
+        .await
+        .unwrap();
+    consent_form(&s, &s.cookie, &authorize_path(&s.client_id, &[])).await;
+    assert_eq!(s.app.count("oauth_authorization_requests").await, 1);
 }
 
 #[tokio::test]
@@ -737,6 +746,16 @@ async fn a_person_removed_from_the_team_gets_no_new_tokens() {
     let (status, body) = refresh(&s, &refresh_token, &[]).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(tools_list_status(&s.app, &access).await, 401);
+    // Added back, nothing of the old grant comes back to life.
+    s.app
+        .service
+        .set_member_role(&s.w.team_a, ALICE, Role::Admin)
+        .await
+        .unwrap();
+    let (status, body) = refresh(&s, &refresh_token, &[]).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(tools_list_status(&s.app, &access).await, 401);
+    assert_eq!(live_grants(&s.app).await, 0);
     let (status, body) = refresh(&s, "mprt_test_garbage", &[]).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
 }
@@ -892,5 +911,85 @@ async fn the_sign_in_page_follows_only_a_relative_path_of_this_origin() {
     assert_eq!(
         location(&page(&app, "/login?next=%2Fsettings%2Fapps", &c).await),
         "/settings/apps"
+    );
+}
+
+#[tokio::test]
+async fn oauth_access_tokens_are_not_listed_among_pasted_tokens_nor_rotated() {
+    let s = setup().await;
+    let (access, _) = pair(&s, READ).await;
+    let id = crate::helpers::token_id(&access);
+    let html = page(&s.app, "/settings/tokens", &s.cookie).await.text().await.unwrap();
+    assert!(
+        !html.contains(&id),
+        "each refresh issues one: the grant is what is listed"
+    );
+    let csrf = csrf_of(&html);
+    let res = post_form(
+        &s.app,
+        &format!("/settings/tokens/{id}/rotate"),
+        &s.cookie,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), 409, "a rotated copy would not be bound to /mcp");
+    let refused = s
+        .app
+        .service
+        .rotate_token(&memberpass::service::Caller::system(), &id)
+        .await;
+    assert!(matches!(refused, Err(memberpass::domain::error::Error::Conflict(_))));
+    assert_eq!(tools_list_status(&s.app, &access).await, 200);
+}
+
+#[tokio::test]
+async fn a_metadata_document_client_and_a_pre_registered_client_are_authorised_without_the_unverified_mark() {
+    let docs = crate::oauth::DocumentServer::start().await;
+    let s = setup_with(|c| c.oauth.allow_loopback_client_metadata = true).await;
+    // The document registers a port-less loopback callback; the client listens on a port.
+    let url = docs.url("/good");
+    let redirect = "http://127.0.0.1:7777/callback";
+    let path = authorize_path(&url, &[("redirect_uri", Some(redirect))]);
+    let (handle, csrf, html) = consent_form(&s, &s.cookie, &path).await;
+    assert!(html.contains("Doc client"));
+    assert!(!html.contains("(unverified)"));
+    assert!(
+        html.contains("Published by <strong>127.0.0.1</strong>"),
+        "the document's domain is shown"
+    );
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", READ, &[], &s.w.team_a).await;
+    let back = location(&res);
+    assert!(back.starts_with(&format!("{redirect}?code=")), "{back}");
+    let code = query_of(&back)["code"].clone();
+    let (status, _, body) = token(
+        &s.app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &url),
+            ("redirect_uri", redirect),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body:#}");
+
+    // A client the operator added: its name, no mark, its exact redirect.
+    let request: memberpass::domain::oauth::RegistrationRequest =
+        serde_json::from_value(json!({"client_name": "Operator tool", "redirect_uris": ["https://tool.example/cb"]}))
+            .unwrap();
+    let added = s
+        .app
+        .service
+        .add_client(Some("operator-tool"), request)
+        .await
+        .unwrap()
+        .unwrap();
+    let path = authorize_path(&added.id, &[("redirect_uri", Some("https://tool.example/cb"))]);
+    let (_, _, html) = consent_form(&s, &s.cookie, &path).await;
+    assert!(html.contains("Operator tool") && !html.contains("(unverified)"));
+    assert!(
+        !html.contains("class=\"warning\""),
+        "no loopback warning for an https redirect"
     );
 }

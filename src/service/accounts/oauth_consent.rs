@@ -199,6 +199,8 @@ impl Service {
         // The session's team first: it is the one selected.
         teams.sort_by_key(|t| t.id != person.team_id.as_str());
         let mut w = self.audited().await?;
+        // Requests expired for a day are forgotten as new ones arrive (no sweeper needed).
+        store::sweep_requests(w.conn(), now - crate::domain::time::DAY_MS).await?;
         store::insert_request(
             w.conn(),
             &RequestRow {

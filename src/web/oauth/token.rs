@@ -3,9 +3,11 @@
 //! 6749's `{"error", "error_description"}` (400, or 401 for `invalid_client`). Public clients
 //! only: no client authentication, `client_id` in the form.
 //!
-//! Limits: bodies are capped; a refused `/token` request counts toward the address's
-//! failed-authentication bucket (SPEC §8) and a locked-out address is answered `429` before
-//! anything is checked; `/revoke` takes from the per-address bucket of revoke by possession.
+//! Limits: bodies are capped; `/token` takes from a per-address bucket of its own (as large as
+//! the MCP bucket of one token: a client refreshes a few times an hour), not from the
+//! failed-authentication bucket — an MCP client's expired access tokens are refused at `/mcp`
+//! and counted there, and must not lock it out of the refresh that mends them; `/revoke` takes
+//! from the per-address bucket of revoke by possession.
 //! The checks and the audited writes are `service::accounts::oauth_tokens`.
 
 use axum::Json;
@@ -71,9 +73,12 @@ fn fields(body: &[u8]) -> Option<TokenRequest> {
 }
 
 async fn token(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<Response, ApiError> {
-    let ip = ctx.ip.clone().unwrap_or_default();
-    let limited = |e: sqlx::Error| ApiError::from(Error::Internal(e.into()));
-    if let Some(wait) = s.limits.auth_blocked(&ip).await.map_err(limited)? {
+    let limited = s
+        .limits
+        .take(Kind::OAuthTokens, ctx.ip.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
+    if let Some(wait) = limited {
         return Err(ApiError::rate_limited(wait));
     }
     let Ok(body) = axum::body::to_bytes(body, MAX_TOKEN_BODY_BYTES).await else {
@@ -93,10 +98,6 @@ async fn token(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<R
     match s.service.token(request, &ctx).await? {
         Ok(issued) => Ok(issued_response(&issued)),
         Err(refused) => {
-            if refused.error == "invalid_grant" || refused.error == "invalid_client" {
-                // Counted like a refused token; the answer stays the refusal.
-                s.limits.auth_failed(&ip).await.map_err(limited)?;
-            }
             let status = StatusCode::from_u16(refused.status()).unwrap_or(StatusCode::BAD_REQUEST);
             Ok(oauth_error(status, refused.error, refused.description))
         }
