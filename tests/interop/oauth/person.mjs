@@ -22,7 +22,7 @@
 // always removed on exit.
 
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,11 +69,15 @@ class Browser {
         const driverPath = process.env.CHROMEDRIVER || '/usr/bin/chromedriver';
         if (!existsSync(driverPath)) throw new Error(`no chromedriver at ${driverPath} (apt-get install chromium chromium-driver)`);
         const b = new Browser();
+        // Everything Chromium writes goes under one directory removed on exit: the profile and
+        // its temporary files (TMPDIR: else /tmp/org.chromium.Chromium.* stay behind).
         b.profile = mkdtempSync(join(tmpdir(), 'memberpass-person-'));
+        const tmp = join(b.profile, 'tmp');
+        mkdirSync(tmp);
         for (let attempt = 0; attempt < 5; attempt++) {
             const port = await freePort();
             // A process group of its own: chromedriver and every Chromium it starts die together.
-            b.driver = spawn(driverPath, [`--port=${port}`], { stdio: 'ignore', detached: true });
+            b.driver = spawn(driverPath, [`--port=${port}`], { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: tmp } });
             b.base = `http://127.0.0.1:${port}`;
             const until = Date.now() + 10000;
             let up = false;
@@ -91,7 +95,7 @@ class Browser {
         if (!b.driver) throw new Error('chromedriver did not start on five free ports');
         const chromeOptions = {
             args: ['--headless=new', '--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run',
-                '--lang=en-US', '--window-size=1280,900', `--user-data-dir=${b.profile}`],
+                '--lang=en-US', '--window-size=1280,900', `--user-data-dir=${join(b.profile, 'data')}`],
         };
         const chromium = process.env.CHROMIUM || (existsSync('/usr/bin/chromium') ? '/usr/bin/chromium' : undefined);
         if (chromium) chromeOptions.binary = chromium;
@@ -132,9 +136,9 @@ class Browser {
         catch (e) { return `<unreadable: ${e.message}>`; }
     }
 
-    killDriver() {
-        if (this.driver?.pid && this.driver.exitCode === null) {
-            try { process.kill(-this.driver.pid, 'SIGKILL'); } catch { /* gone */ }
+    killDriver(signal = 'SIGKILL') {
+        if (this.driver?.pid) {
+            try { process.kill(-this.driver.pid, signal); } catch { /* gone */ }
         }
     }
 
@@ -142,7 +146,11 @@ class Browser {
         if (this.session) {
             try { await this.cmd('DELETE', this.s('')); } catch { /* the group kill below ends it */ }
         }
-        this.killDriver();
+        // Let the group (chromedriver and every Chromium process) end cleanly, then make sure.
+        this.killDriver('SIGTERM');
+        for (let i = 0; i < 30 && this.driver && this.driver.exitCode === null && this.driver.signalCode === null; i++) await sleep(50);
+        await sleep(200);
+        this.killDriver('SIGKILL');
         if (this.profile) {
             for (let i = 0; i < 20; i++) {
                 try { rmSync(this.profile, { recursive: true, force: true }); break; } catch { await sleep(100); }
