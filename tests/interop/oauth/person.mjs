@@ -22,7 +22,7 @@
 // always removed on exit.
 
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,7 +146,9 @@ class Browser {
         if (this.session) {
             try { await this.cmd('DELETE', this.s('')); } catch { /* the group kill below ends it */ }
         }
-        // Let the group (chromedriver and every Chromium process) end cleanly, then make sure.
+        // Let Chromium finish quitting (it removes its temporary directories), then end the group
+        // (chromedriver and any Chromium process left) cleanly, then make sure.
+        for (let i = 0; i < 40 && chromiumsOf(this.driver?.pid).length; i++) await sleep(50);
         this.killDriver('SIGTERM');
         for (let i = 0; i < 30 && this.driver && this.driver.exitCode === null && this.driver.signalCode === null; i++) await sleep(50);
         await sleep(200);
@@ -157,6 +159,21 @@ class Browser {
             }
         }
     }
+}
+
+/** The pids of the processes in process group `pgid` other than its leader (chromedriver). */
+function chromiumsOf(pgid) {
+    if (!pgid) return [];
+    const out = [];
+    for (const d of readdirSync('/proc')) {
+        if (!/^\d+$/.test(d) || Number(d) === pgid) continue;
+        try {
+            const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            if (Number(fields[2]) === pgid && fields[0] !== 'Z') out.push(Number(d));
+        } catch { /* gone */ }
+    }
+    return out;
 }
 
 function creds() {
