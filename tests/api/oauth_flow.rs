@@ -993,3 +993,49 @@ async fn a_metadata_document_client_and_a_pre_registered_client_are_authorised_w
         "no loopback warning for an https redirect"
     );
 }
+
+#[tokio::test]
+async fn a_person_in_two_teams_grants_one_within_their_role_there() {
+    let s = setup().await;
+    s.app
+        .service
+        .set_member_role(&s.w.team_b, ALICE, Role::Viewer)
+        .await
+        .unwrap();
+    let (handle, csrf, html) = consent_form(&s, &s.cookie, &authorize_path(&s.client_id, &[])).await;
+    assert!(html.contains(&format!("<option value=\"{}\" selected>", s.w.team_a)));
+    assert!(html.contains(&format!("<option value=\"{}\">", s.w.team_b)));
+    assert!(
+        html.contains("value=\"project:create\""),
+        "offered: her admin role in A holds it"
+    );
+    let b = s.w.team_b.as_str();
+    // A write her viewer role in B lacks, or a project of A, is refused for B.
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", &["project:create"], &[], b).await;
+    assert_eq!(res.status(), 422);
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", READ, &[&s.w.p1], b).await;
+    assert_eq!(res.status(), 422);
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", READ, &[], b).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let code = query_of(&location(&res))["code"].clone();
+    let (status, body) = exchange(&s, &code, VERIFIER).await;
+    assert_eq!(status, 200, "{body:#}");
+    let access = body["access_token"].as_str().unwrap();
+    let listed = rpc(
+        &s.app,
+        Some(access),
+        "tools/call",
+        json!({"name": "list_projects", "arguments": {}}),
+    )
+    .await;
+    let text = listed.body.to_string();
+    assert!(
+        !text.contains(&s.w.p1) && !text.contains(&s.w.p2),
+        "team A's projects are not B's"
+    );
+    let team: String = sqlx::query_scalar("SELECT team_id FROM oauth_grants")
+        .fetch_one(s.app.pool())
+        .await
+        .unwrap();
+    assert_eq!(team, s.w.team_b);
+}
