@@ -805,3 +805,18 @@ async fn a_person_in_two_teams_grants_one_within_their_role_there() {
         .unwrap();
     assert_eq!(team, s.w.team_b);
 }
+
+#[tokio::test]
+async fn the_token_endpoint_is_rate_limited_per_address() {
+    // The /token bucket is as large as one token's MCP bucket.
+    let s = setup_with(|c| c.rate_limit_mcp = 3).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, headers, _) = token(&s.app, &[("grant_type", "refresh_token")]).await;
+        if status == 429 {
+            assert!(headers.get("retry-after").is_some());
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 400, 429, 429]);
+}

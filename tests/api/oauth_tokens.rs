@@ -245,3 +245,46 @@ async fn oauth_access_tokens_are_not_listed_among_pasted_tokens_nor_rotated() {
     assert!(matches!(refused, Err(memberpass::domain::error::Error::Conflict(_))));
     assert_eq!(tools_list_status(&s.app, &access).await, 200);
 }
+
+#[tokio::test]
+async fn a_refresh_token_handed_in_by_possession_revokes_its_grant() {
+    let s = setup().await;
+    let (access, refresh_token) = pair(&s, READ).await;
+    let res = s
+        .app
+        .call(
+            reqwest::Method::POST,
+            "/v1/tokens/revoke",
+            None,
+            Some(serde_json::json!({"token": refresh_token})),
+        )
+        .await;
+    assert_eq!(res.status, 202);
+    assert_eq!(tools_list_status(&s.app, &access).await, 401);
+    assert_eq!(refresh(&s, &refresh_token, &[]).await.0, 400);
+    assert_eq!(live_grants(&s.app).await, 0);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_caps_its_body_and_refuses_repeated_parameters() {
+    let s = setup().await;
+    let big = "x".repeat(20 * 1024);
+    let (status, headers, body) = token(&s.app, &[("grant_type", "authorization_code"), ("code", &big)]).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(headers["cache-control"], "no-store");
+    let res = s
+        .app
+        .client
+        .post(format!("{}/token", s.app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=refresh_token&client_id=a&client_id=b&refresh_token=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+}
