@@ -24,6 +24,7 @@ mod oauth;
 mod oauth_binding;
 mod oauth_flow;
 mod oauth_rmcp;
+mod oauth_tokens;
 mod output_schemas;
 mod replicas;
 mod requests;

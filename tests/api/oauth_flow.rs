@@ -12,13 +12,13 @@ use crate::dashboard::{PASSWORD, client, cookie, csrf_of, page, person, post_for
 use crate::helpers::{TestApp, World, captured_logs, spawn_app, spawn_with};
 use crate::mcp::rpc;
 
-const ALICE: &str = "alice-oauth@memberpass.test";
-const BOB: &str = "bob-oauth@memberpass.test";
-const REDIRECT: &str = "http://127.0.0.1:9/cb";
-const VERIFIER: &str = "a-verifier-of-at-least-43-characters-0123456789-abcdefghij";
+pub(crate) const ALICE: &str = "alice-oauth@memberpass.test";
+pub(crate) const BOB: &str = "bob-oauth@memberpass.test";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/cb";
+pub(crate) const VERIFIER: &str = "a-verifier-of-at-least-43-characters-0123456789-abcdefghij";
 
 /// reqwest is built without its `form` feature here.
-trait FormOf {
+pub(crate) trait FormOf {
     fn form_of(self, pairs: &[(&str, &str)]) -> Self;
 }
 
@@ -50,14 +50,14 @@ async fn register(app: &TestApp, redirect: &str) -> String {
 }
 
 /// A world with Alice (admin of team A, with a password) signed in, and a registered client.
-struct Setup {
-    app: TestApp,
-    w: World,
-    cookie: String,
-    client_id: String,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) w: World,
+    pub(crate) cookie: String,
+    pub(crate) client_id: String,
 }
 
-async fn setup_with(tweak: impl FnOnce(&mut memberpass::app::ServeConfig)) -> Setup {
+pub(crate) async fn setup_with(tweak: impl FnOnce(&mut memberpass::app::ServeConfig)) -> Setup {
     let app = spawn_with(tweak).await;
     let w = app.world().await;
     person(&app, &w.team_a, ALICE, Role::Admin).await;
@@ -71,13 +71,13 @@ async fn setup_with(tweak: impl FnOnce(&mut memberpass::app::ServeConfig)) -> Se
     }
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     setup_with(|_| {}).await
 }
 
 /// `/authorize?…` with the usual parameters, `overrides` replacing (or, with `None`, removing)
 /// any of them.
-fn authorize_path(client_id: &str, overrides: &[(&str, Option<&str>)]) -> String {
+pub(crate) fn authorize_path(client_id: &str, overrides: &[(&str, Option<&str>)]) -> String {
     let challenge = s256(VERIFIER);
     let mut params: Vec<(&str, String)> = vec![
         ("response_type", "code".into()),
@@ -100,14 +100,14 @@ fn authorize_path(client_id: &str, overrides: &[(&str, Option<&str>)]) -> String
     format!("/authorize?{q}")
 }
 
-fn location(res: &reqwest::Response) -> String {
+pub(crate) fn location(res: &reqwest::Response) -> String {
     res.headers()
         .get("location")
         .map(|l| l.to_str().unwrap().to_owned())
         .unwrap_or_default()
 }
 
-fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> std::collections::HashMap<String, String> {
     let q = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
     url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
@@ -119,7 +119,7 @@ fn value_of(html: &str, name: &str) -> String {
 }
 
 /// The consent page of a fresh request: (handle, csrf, html).
-async fn consent_form(s: &Setup, cookie: &str, path: &str) -> (String, String, String) {
+pub(crate) async fn consent_form(s: &Setup, cookie: &str, path: &str) -> (String, String, String) {
     let res = page(&s.app, path, cookie).await;
     assert_eq!(res.status(), 200, "{}", location(&res));
     let html = res.text().await.unwrap();
@@ -127,7 +127,7 @@ async fn consent_form(s: &Setup, cookie: &str, path: &str) -> (String, String, S
 }
 
 /// Answers a consent form; the response is not followed.
-async fn answer(
+pub(crate) async fn answer(
     s: &Setup,
     cookie: &str,
     (handle, csrf): (&str, &str),
@@ -147,10 +147,10 @@ async fn answer(
     post_form(&s.app, "/authorize", cookie, &pairs).await
 }
 
-const READ: &[&str] = &["mcp:full", "project:view-any", "project:view"];
+pub(crate) const READ: &[&str] = &["mcp:full", "project:view-any", "project:view"];
 
 /// Consent with `abilities` and answers the code.
-async fn code_for(s: &Setup, abilities: &[&str]) -> String {
+pub(crate) async fn code_for(s: &Setup, abilities: &[&str]) -> String {
     let (handle, csrf, _) = consent_form(s, &s.cookie, &authorize_path(&s.client_id, &[])).await;
     let res = answer(s, &s.cookie, (&handle, &csrf), "allow", abilities, &[], &s.w.team_a).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -158,7 +158,7 @@ async fn code_for(s: &Setup, abilities: &[&str]) -> String {
     q["code"].clone()
 }
 
-async fn token(app: &TestApp, form: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+pub(crate) async fn token(app: &TestApp, form: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let res = app
         .client
         .post(format!("{}/token", app.base))
@@ -170,7 +170,7 @@ async fn token(app: &TestApp, form: &[(&str, &str)]) -> (StatusCode, reqwest::he
     (status, headers, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn exchange(s: &Setup, code: &str, verifier: &str) -> (StatusCode, Value) {
+pub(crate) async fn exchange(s: &Setup, code: &str, verifier: &str) -> (StatusCode, Value) {
     let (status, _, body) = token(
         &s.app,
         &[
@@ -186,7 +186,7 @@ async fn exchange(s: &Setup, code: &str, verifier: &str) -> (StatusCode, Value) 
     (status, body)
 }
 
-async fn refresh(s: &Setup, refresh_token: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+pub(crate) async fn refresh(s: &Setup, refresh_token: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
     let mut form = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
@@ -197,12 +197,12 @@ async fn refresh(s: &Setup, refresh_token: &str, extra: &[(&str, &str)]) -> (Sta
     (status, body)
 }
 
-async fn tools_list_status(app: &TestApp, access: &str) -> u16 {
+pub(crate) async fn tools_list_status(app: &TestApp, access: &str) -> u16 {
     rpc(app, Some(access), "tools/list", json!({})).await.status.as_u16()
 }
 
 /// A full pair for Alice with `abilities`: (access, refresh).
-async fn pair(s: &Setup, abilities: &[&str]) -> (String, String) {
+pub(crate) async fn pair(s: &Setup, abilities: &[&str]) -> (String, String) {
     let code = code_for(s, abilities).await;
     let (status, body) = exchange(s, &code, VERIFIER).await;
     assert_eq!(status, 200, "{body:#}");
@@ -212,7 +212,7 @@ async fn pair(s: &Setup, abilities: &[&str]) -> (String, String) {
     )
 }
 
-async fn events(app: &TestApp, event: &str) -> i64 {
+pub(crate) async fn events(app: &TestApp, event: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = $1")
         .bind(event)
         .fetch_one(app.pool())
@@ -220,7 +220,7 @@ async fn events(app: &TestApp, event: &str) -> i64 {
         .unwrap()
 }
 
-async fn live_grants(app: &TestApp) -> i64 {
+pub(crate) async fn live_grants(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM oauth_grants WHERE revoked_at IS NULL")
         .fetch_one(app.pool())
         .await
@@ -660,212 +660,6 @@ async fn abilities_beyond_the_role_an_empty_grant_and_another_teams_project_are_
     assert_eq!(projects, Some(format!(r#"["{}"]"#, s.w.p2)));
 }
 
-// ---------------------------------------------------------------- /token refusals
-
-#[tokio::test]
-async fn a_wrong_verifier_client_redirect_or_resource_is_refused_and_a_reused_code_revokes_what_it_gave() {
-    let s = setup().await;
-    let code = code_for(&s, READ).await;
-    let resource = format!("{}/mcp", s.app.base);
-    for (field, value, error) in [
-        (
-            "code_verifier",
-            "a-wrong-verifier-of-at-least-43-characters-0123456789",
-            "invalid_grant",
-        ),
-        ("code_verifier", "short", "invalid_grant"),
-        ("client_id", "another-client", "invalid_grant"),
-        ("redirect_uri", "http://127.0.0.1:9/other", "invalid_grant"),
-        ("resource", "https://evil.example/mcp", "invalid_target"),
-    ] {
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("client_id", s.client_id.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("resource", resource.as_str()),
-        ];
-        form.retain(|(k, _)| *k != field);
-        form.push((field, value));
-        let (status, headers, body) = token(&s.app, &form).await;
-        assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some(error)), "{field}");
-        assert!(body["error_description"].is_string());
-        assert_eq!(headers["cache-control"], "no-store");
-    }
-    for (form, error) in [
-        (vec![("grant_type", "password")], "unsupported_grant_type"),
-        (vec![("code", code.as_str())], "invalid_request"),
-        (
-            vec![("grant_type", "authorization_code"), ("code", code.as_str())],
-            "invalid_request",
-        ),
-    ] {
-        let (status, _, body) = token(&s.app, &form).await;
-        assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
-            (400, Some(error)),
-            "{form:?}"
-        );
-    }
-    // None of those used the code; the right request does, once.
-    let (status, body) = exchange(&s, &code, VERIFIER).await;
-    assert_eq!(status, 200, "{body:#}");
-    let access = body["access_token"].as_str().unwrap().to_owned();
-    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
-    assert_eq!(tools_list_status(&s.app, &access).await, 200);
-    let (status, body) = exchange(&s, &code, VERIFIER).await;
-    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(
-        tools_list_status(&s.app, &access).await,
-        401,
-        "the reuse revoked the grant"
-    );
-    assert_eq!(refresh(&s, &refresh_token, &[]).await.0, 400);
-    assert_eq!(events(&s.app, "oauth.code_reused").await, 1);
-}
-
-#[tokio::test]
-async fn an_expired_code_is_refused() {
-    let s = setup().await;
-    let code = code_for(&s, READ).await;
-    sqlx::query("UPDATE oauth_codes SET expires_at = $1")
-        .bind(memberpass::store::now_ms() - 1)
-        .execute(s.app.pool())
-        .await
-        .unwrap();
-    let (status, body) = exchange(&s, &code, VERIFIER).await;
-    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
-}
-
-#[tokio::test]
-async fn a_person_removed_from_the_team_gets_no_new_tokens() {
-    let s = setup().await;
-    let (access, refresh_token) = pair(&s, READ).await;
-    s.app.service.remove_member(&s.w.team_a, ALICE).await.unwrap();
-    let (status, body) = refresh(&s, &refresh_token, &[]).await;
-    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(tools_list_status(&s.app, &access).await, 401);
-    // Added back, nothing of the old grant comes back to life.
-    s.app
-        .service
-        .set_member_role(&s.w.team_a, ALICE, Role::Admin)
-        .await
-        .unwrap();
-    let (status, body) = refresh(&s, &refresh_token, &[]).await;
-    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
-    assert_eq!(tools_list_status(&s.app, &access).await, 401);
-    assert_eq!(live_grants(&s.app).await, 0);
-    let (status, body) = refresh(&s, "mprt_test_garbage", &[]).await;
-    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("invalid_grant")));
-}
-
-#[tokio::test]
-async fn re_authorising_the_same_client_and_redirect_replaces_the_grant() {
-    let s = setup().await;
-    let (first, first_refresh) = pair(&s, READ).await;
-    // Again, from another loopback port: the same client and redirect.
-    let path = authorize_path(&s.client_id, &[("redirect_uri", Some("http://127.0.0.1:4444/cb"))]);
-    let (handle, csrf, _) = consent_form(&s, &s.cookie, &path).await;
-    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", READ, &[], &s.w.team_a).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(tools_list_status(&s.app, &first).await, 401);
-    assert_eq!(refresh(&s, &first_refresh, &[]).await.0, 400);
-    assert_eq!(live_grants(&s.app).await, 1);
-}
-
-// ---------------------------------------------------------------- /revoke and Connected apps
-
-#[tokio::test]
-async fn revoke_always_answers_200_and_a_refresh_token_takes_its_grant_with_it() {
-    let s = setup().await;
-    let revoke = |t: &str| {
-        s.app
-            .client
-            .post(format!("{}/revoke", s.app.base))
-            .form_of(&[("token", t), ("token_type_hint", "refresh_token")])
-            .send()
-    };
-    for junk in [
-        "",
-        "nope",
-        "mpt_test_AAAAAAAAAAAA_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB",
-    ] {
-        assert_eq!(revoke(junk).await.unwrap().status(), 200, "{junk}");
-    }
-    // An access token revokes itself only.
-    let (access, refresh_token) = pair(&s, READ).await;
-    assert_eq!(revoke(&access).await.unwrap().status(), 200);
-    assert_eq!(tools_list_status(&s.app, &access).await, 401);
-    let (status, body) = refresh(&s, &refresh_token, &[]).await;
-    assert_eq!(status, 200, "{body:#}");
-    let (access2, refresh2) = (
-        body["access_token"].as_str().unwrap().to_owned(),
-        body["refresh_token"].as_str().unwrap().to_owned(),
-    );
-    // A refresh token revokes the grant, and again is still 200.
-    assert_eq!(revoke(&refresh2).await.unwrap().status(), 200);
-    assert_eq!(revoke(&refresh2).await.unwrap().status(), 200);
-    assert_eq!(tools_list_status(&s.app, &access2).await, 401);
-    assert_eq!(refresh(&s, &refresh2, &[]).await.0, 400);
-    assert_eq!(live_grants(&s.app).await, 0);
-}
-
-#[tokio::test]
-async fn connected_apps_lists_the_grant_and_revoking_it_ends_its_tokens() {
-    let s = setup().await;
-    let (access, refresh_token) = pair(&s, READ).await;
-    assert_eq!(tools_list_status(&s.app, &access).await, 200);
-    let grant: String = sqlx::query_scalar("SELECT id FROM oauth_grants")
-        .fetch_one(s.app.pool())
-        .await
-        .unwrap();
-    let (last_used, uses): (Option<i64>, i64) = sqlx::query_as("SELECT last_used_at, use_count FROM oauth_grants")
-        .fetch_one(s.app.pool())
-        .await
-        .unwrap();
-    assert!(last_used.is_some() && uses >= 1, "a use is recorded on the grant");
-    let html = page(&s.app, "/settings/apps", &s.cookie).await.text().await.unwrap();
-    let button = format!("id=\"revoke-{grant}\"");
-    for piece in ["Flow tool", "127.0.0.1", "project:view-any", button.as_str()] {
-        assert!(html.contains(piece), "the page lacks {piece}");
-    }
-    let tokens_page = page(&s.app, "/settings/tokens", &s.cookie).await.text().await.unwrap();
-    assert!(
-        tokens_page.contains("href=\"/settings/apps\""),
-        "linked from the navigation"
-    );
-    let path = format!("/settings/apps/{grant}/revoke");
-
-    // Someone else cannot revoke it; without the CSRF token nobody can.
-    person(&s.app, &s.w.team_a, BOB, Role::Owner).await;
-    let bob = cookie(&s.app, BOB).await;
-    let bob_csrf = csrf_of(&page(&s.app, "/settings/tokens", &bob).await.text().await.unwrap());
-    assert_eq!(
-        post_form(&s.app, &path, &bob, &[("csrf", &bob_csrf)]).await.status(),
-        404
-    );
-    assert_eq!(post_form(&s.app, &path, &s.cookie, &[]).await.status(), 403);
-    assert_eq!(tools_list_status(&s.app, &access).await, 200);
-
-    let csrf = csrf_of(&html);
-    let res = post_form(&s.app, &path, &s.cookie, &[("csrf", &csrf)]).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(tools_list_status(&s.app, &access).await, 401);
-    assert_eq!(refresh(&s, &refresh_token, &[]).await.0, 400);
-    let html = page(&s.app, "/settings/apps", &s.cookie).await.text().await.unwrap();
-    assert!(!html.contains(&format!("revoke-{grant}")));
-    let (causer, revoked_by): (Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT a.causer_id, g.revoked_by FROM audit_log a JOIN oauth_grants g ON g.id = a.subject_id \
-         WHERE a.event = 'oauth.grant_revoked'",
-    )
-    .fetch_one(s.app.pool())
-    .await
-    .unwrap();
-    assert!(causer.is_some());
-    assert_eq!(causer, revoked_by);
-}
-
 // ---------------------------------------------------------------- sign-in's next
 
 #[tokio::test]
@@ -912,34 +706,6 @@ async fn the_sign_in_page_follows_only_a_relative_path_of_this_origin() {
         location(&page(&app, "/login?next=%2Fsettings%2Fapps", &c).await),
         "/settings/apps"
     );
-}
-
-#[tokio::test]
-async fn oauth_access_tokens_are_not_listed_among_pasted_tokens_nor_rotated() {
-    let s = setup().await;
-    let (access, _) = pair(&s, READ).await;
-    let id = crate::helpers::token_id(&access);
-    let html = page(&s.app, "/settings/tokens", &s.cookie).await.text().await.unwrap();
-    assert!(
-        !html.contains(&id),
-        "each refresh issues one: the grant is what is listed"
-    );
-    let csrf = csrf_of(&html);
-    let res = post_form(
-        &s.app,
-        &format!("/settings/tokens/{id}/rotate"),
-        &s.cookie,
-        &[("csrf", &csrf)],
-    )
-    .await;
-    assert_eq!(res.status(), 409, "a rotated copy would not be bound to /mcp");
-    let refused = s
-        .app
-        .service
-        .rotate_token(&memberpass::service::Caller::system(), &id)
-        .await;
-    assert!(matches!(refused, Err(memberpass::domain::error::Error::Conflict(_))));
-    assert_eq!(tools_list_status(&s.app, &access).await, 200);
 }
 
 #[tokio::test]
@@ -992,4 +758,65 @@ async fn a_metadata_document_client_and_a_pre_registered_client_are_authorised_w
         !html.contains("class=\"warning\""),
         "no loopback warning for an https redirect"
     );
+}
+
+#[tokio::test]
+async fn a_person_in_two_teams_grants_one_within_their_role_there() {
+    let s = setup().await;
+    s.app
+        .service
+        .set_member_role(&s.w.team_b, ALICE, Role::Viewer)
+        .await
+        .unwrap();
+    let (handle, csrf, html) = consent_form(&s, &s.cookie, &authorize_path(&s.client_id, &[])).await;
+    assert!(html.contains(&format!("<option value=\"{}\" selected>", s.w.team_a)));
+    assert!(html.contains(&format!("<option value=\"{}\">", s.w.team_b)));
+    assert!(
+        html.contains("value=\"project:create\""),
+        "offered: her admin role in A holds it"
+    );
+    let b = s.w.team_b.as_str();
+    // A write her viewer role in B lacks, or a project of A, is refused for B.
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", &["project:create"], &[], b).await;
+    assert_eq!(res.status(), 422);
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", READ, &[&s.w.p1], b).await;
+    assert_eq!(res.status(), 422);
+    let res = answer(&s, &s.cookie, (&handle, &csrf), "allow", READ, &[], b).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let code = query_of(&location(&res))["code"].clone();
+    let (status, body) = exchange(&s, &code, VERIFIER).await;
+    assert_eq!(status, 200, "{body:#}");
+    let access = body["access_token"].as_str().unwrap();
+    let listed = rpc(
+        &s.app,
+        Some(access),
+        "tools/call",
+        json!({"name": "list_projects", "arguments": {}}),
+    )
+    .await;
+    let text = listed.body.to_string();
+    assert!(
+        !text.contains(&s.w.p1) && !text.contains(&s.w.p2),
+        "team A's projects are not B's"
+    );
+    let team: String = sqlx::query_scalar("SELECT team_id FROM oauth_grants")
+        .fetch_one(s.app.pool())
+        .await
+        .unwrap();
+    assert_eq!(team, s.w.team_b);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_rate_limited_per_address() {
+    // The /token bucket is as large as one token's MCP bucket.
+    let s = setup_with(|c| c.rate_limit_mcp = 3).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, headers, _) = token(&s.app, &[("grant_type", "refresh_token")]).await;
+        if status == 429 {
+            assert!(headers.get("retry-after").is_some());
+        }
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 400, 429, 429]);
 }

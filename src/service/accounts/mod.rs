@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod client_documents;
+pub mod connected_apps;
 pub mod leaks;
 pub mod oauth_clients;
 pub mod oauth_consent;

@@ -1,6 +1,6 @@
 //! Settings → Connected apps: the person's OAuth grants in every team, each with a
 //! CSRF-protected disconnect (`POST /settings/apps/{grant_id}/revoke`, button `#revoke-<grant
-//! id>`). The listing and the audited revocation are `service::accounts::oauth_consent`.
+//! id>`). The listing and the audited revocation are `service::accounts::connected_apps`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -11,7 +11,7 @@ use super::pages::{Nav, internal_error, refused};
 use super::session::{CsrfForm, SignedIn};
 use crate::domain::oauth_flow::redirect_host;
 use crate::domain::time::rfc3339;
-use crate::service::accounts::oauth_consent::ConnectedApp;
+use crate::service::accounts::connected_apps::ConnectedApp;
 use crate::web::AppState;
 
 #[derive(Template, WebTemplate)]
