@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod kinds;
 pub mod oauth;
+pub mod oauth_flow;
 pub mod refresh_token;
 pub mod role;
 pub mod signature;

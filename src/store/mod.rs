@@ -12,6 +12,7 @@ pub mod limits;
 pub mod members;
 pub mod notifications;
 pub mod oauth;
+pub mod oauth_grants;
 pub mod plans;
 pub mod projects;
 mod query;

@@ -150,7 +150,8 @@ pub async fn set_replaced_by(conn: &mut Conn, id: &str, replacement: &str) -> sq
         .map(|_| ())
 }
 
-/// One page of a user's tokens in a team, newest first.
+/// One page of a user's tokens in a team, newest first. OAuth access tokens are not listed:
+/// each refresh issues one, and their grant is what the person sees (Connected apps).
 pub async fn page_of_owner(
     conn: &mut Conn,
     team_id: &str,
@@ -158,13 +159,15 @@ pub async fn page_of_owner(
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<(Vec<TokenRow>, i64)> {
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE team_id = $1 AND user_id = $2")
-        .bind(team_id)
-        .bind(user_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tokens WHERE team_id = $1 AND user_id = $2 AND oauth_grant_id IS NULL",
+    )
+    .bind(team_id)
+    .bind(user_id)
+    .fetch_one(&mut *conn)
+    .await?;
     let rows = sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE team_id = $1 AND user_id = $2 \
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE team_id = $1 AND user_id = $2 AND oauth_grant_id IS NULL \
          ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
     )))
     .bind(team_id)
@@ -237,14 +240,14 @@ pub async fn any_id(conn: &mut Conn) -> sqlx::Result<Option<String>> {
 }
 
 /// Records a use unless one was recorded in the last `window_ms`: the condition makes concurrent
-/// replicas agree on which one writes.
+/// replicas agree on which one writes. True when this call recorded it.
 pub async fn touch_last_used(
     conn: &mut Conn,
     id: &str,
     ip: Option<&str>,
     now: i64,
     window_ms: i64,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     sqlx::query(
         "UPDATE tokens SET last_used_at = $1, last_used_ip = $2 \
          WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $4)",
@@ -255,7 +258,7 @@ pub async fn touch_last_used(
     .bind(now - window_ms)
     .execute(&mut *conn)
     .await
-    .map(|_| ())
+    .map(|r| r.rows_affected() == 1)
 }
 
 /// A token's revocation and expiry with the role its owner holds now in `team_id` (none when

@@ -26,8 +26,8 @@ use crate::helpers::{TestApp, spawn_app, spawn_with, token_id};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     profile: PathBuf,
     base: String,
@@ -55,7 +55,7 @@ fn free_port() -> u16 {
 impl Browser {
     /// A fresh headless Chromium for the server at `base`; `None` (after saying why) when no
     /// chromedriver is installed and the browser tests are not required.
-    async fn start(base: &str) -> Option<Browser> {
+    pub(crate) async fn start(base: &str) -> Option<Browser> {
         let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
         if !Path::new(&driver).exists() {
             assert_ne!(
@@ -133,11 +133,11 @@ impl Browser {
         panic!("chromedriver did not start on five free ports");
     }
 
-    async fn goto(&self, path: &str) {
+    pub(crate) async fn goto(&self, path: &str) {
         self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -146,7 +146,7 @@ impl Browser {
     }
 
     /// Waits until the page's path (and query) starts with `prefix`.
-    async fn wait_for_path(&self, prefix: &str) {
+    pub(crate) async fn wait_for_path(&self, prefix: &str) {
         let started = Instant::now();
         loop {
             let path = self.path().await;
@@ -158,25 +158,25 @@ impl Browser {
         }
     }
 
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.client.execute(script, vec![]).await.unwrap()
     }
 
     /// The visible text of the first element `css` selects.
-    async fn text_of(&self, css: &str) -> String {
+    pub(crate) async fn text_of(&self, css: &str) -> String {
         let element = self.client.find(Locator::Css(css)).await;
         element.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
     }
 
-    async fn text(&self) -> String {
+    pub(crate) async fn text(&self) -> String {
         self.text_of("body").await
     }
 
-    async fn h1(&self) -> String {
+    pub(crate) async fn h1(&self) -> String {
         self.text_of("h1").await
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
@@ -187,7 +187,7 @@ impl Browser {
     }
 
     /// Clicks something that loads a new page, and waits until that page has loaded.
-    async fn follow(&self, css: &str) {
+    pub(crate) async fn follow(&self, css: &str) {
         self.js("window.__memberpass_old_page = true").await;
         self.click(css).await;
         let started = Instant::now();
@@ -207,13 +207,13 @@ impl Browser {
         }
     }
 
-    async fn fill(&self, id: &str, value: &str) {
+    pub(crate) async fn fill(&self, id: &str, value: &str) {
         let field = self.client.find(Locator::Id(id)).await.unwrap();
         field.clear().await.unwrap();
         field.send_keys(value).await.unwrap();
     }
 
-    async fn sign_in(&self, email: &str) {
+    pub(crate) async fn sign_in(&self, email: &str) {
         self.goto("/login").await;
         self.fill("email", email).await;
         self.fill("password", PASSWORD).await;
@@ -228,7 +228,7 @@ impl Browser {
     }
 
     /// Checks the page (labels, no sideways overflow) and saves it at 1280 and 390 px.
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let unlabelled = self
             .js(
                 "return Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))\

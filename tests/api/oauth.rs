@@ -566,13 +566,13 @@ async fn the_operator_adds_lists_and_removes_clients_from_the_cli() {
 // ---------------------------------------------------------------- client ID metadata documents
 
 /// A loopback http server publishing metadata documents, counting every request it gets.
-struct DocumentServer {
+pub(crate) struct DocumentServer {
     addr: SocketAddr,
     hits: Arc<AtomicUsize>,
 }
 
 impl DocumentServer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let hits = Arc::new(AtomicUsize::new(0));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -630,7 +630,7 @@ impl DocumentServer {
         DocumentServer { addr, hits }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 

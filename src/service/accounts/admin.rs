@@ -155,6 +155,17 @@ impl Service {
         // Their tokens for this team die with the membership: adding them back later must not
         // bring an old, possibly leaked, token back to life.
         let revoked = tokens::revoke_all_of_member(w.conn(), &team, &user, MEMBER_REMOVED).await?;
+        // Their OAuth grants in it too (their access tokens are among the tokens above; this
+        // kills the refresh tokens).
+        let now = crate::store::now_ms();
+        for grant in crate::store::oauth_grants::live_grant_ids_of_member(w.conn(), &team, &user).await? {
+            crate::store::oauth_grants::revoke_grant(w.conn(), &grant, MEMBER_REMOVED, None, now).await?;
+            w.record(
+                AuditDraft::system("oauth.grant_revoked", Some(team.clone()))
+                    .subject("oauth_grant", &grant)
+                    .properties(json!({"reason": MEMBER_REMOVED, "owner_id": user})),
+            );
+        }
         w.record(
             AuditDraft::system("team.member_removed", Some(team.clone()))
                 .subject("user", &user)

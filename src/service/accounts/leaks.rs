@@ -134,9 +134,13 @@ impl Service {
     pub async fn revoke_by_possession(&self, token: &str, source: Option<&str>, ctx: &RequestCtx) -> Result<()> {
         let answer_at = tokio::time::Instant::now() + HAND_IN_ANSWER_AFTER;
         let details = json!({"source": source.map(clip), "reported_by": "holder"});
-        let held = self.revoke_held(token, HANDED_IN, details, ctx).await;
+        // A refresh token (`mprt_`) held by a stranger revokes its whole grant.
+        let held = match crate::domain::refresh_token::RefreshSecret::parse(token) {
+            Ok(refresh) => self.revoke_by_refresh_token(&refresh, HANDED_IN, ctx).await,
+            Err(_) => self.revoke_held(token, HANDED_IN, details, ctx).await.map(|_| ()),
+        };
         tokio::time::sleep_until(answer_at).await;
-        held.map(|_| ())
+        held
     }
 
     /// The revocation both paths share: the token's ID and secret must match a row (compared in

@@ -1,10 +1,13 @@
 //! The lifecycle around calls: sign-in and sessions, minting, rotating and revoking tokens, leak
 //! reports and revoke by possession, the operator's commands, OAuth clients (registration and
-//! client ID metadata documents).
+//! client ID metadata documents), consent and grants, the token endpoint.
 
 pub mod admin;
 pub mod client_documents;
+pub mod connected_apps;
 pub mod leaks;
 pub mod oauth_clients;
+pub mod oauth_consent;
+pub mod oauth_tokens;
 pub mod sessions;
 pub mod tokens;

@@ -207,14 +207,23 @@ impl Service {
             .collect())
     }
 
-    /// `memberpass oauth-client remove`: the client can no longer be authorised. (Its grants
-    /// are revoked with it once grants exist.)
+    /// `memberpass oauth-client remove`: the client can no longer be authorised, and its grants
+    /// are revoked with it (their tokens fail at the next request).
     pub async fn remove_client(&self, id: &str) -> Result<OAuthClient> {
         let mut w = self.audited().await?;
-        if !store::revoke(w.conn(), id, now_ms()).await? {
+        let now = now_ms();
+        if !store::revoke(w.conn(), id, now).await? {
             return Err(Error::NotFound);
         }
-        w.record(AuditDraft::system("oauth.client_removed", None).subject("oauth_client", id));
+        let grants = crate::store::oauth_grants::live_grant_ids_of_client(w.conn(), id).await?;
+        for grant in &grants {
+            crate::store::oauth_grants::revoke_grant(w.conn(), grant, "client_removed", None, now).await?;
+        }
+        w.record(
+            AuditDraft::system("oauth.client_removed", None)
+                .subject("oauth_client", id)
+                .properties(json!({"revoked_grants": grants})),
+        );
         w.commit().await?;
         let mut conn = self.db.pool().acquire().await?;
         let row = store::find(&mut conn, id).await?.ok_or(Error::NotFound)?;

@@ -162,6 +162,15 @@ impl Service {
                 "a revoked token cannot be rotated; mint a new one".into(),
             ));
         }
+        if crate::store::oauth_grants::grant_of_token(w.conn(), &old.id)
+            .await?
+            .is_some()
+        {
+            // Its replacement would not be bound to /mcp: an OAuth client refreshes instead.
+            return Err(Error::Conflict(
+                "an OAuth access token is not rotated: its app refreshes it (Connected apps disconnects it)".into(),
+            ));
+        }
         let now = now_ms();
         if old.expires_at.is_some_and(|e| e <= now) {
             return Err(Error::Conflict(

@@ -147,7 +147,8 @@ impl Service {
             .token
             .project_id_list()
             .map_err(|_| corrupt("unreadable project scope"))?;
-        self.touch_last_used(&row.token, ctx.ip.as_deref(), now).await;
+        self.touch_last_used(&row.token, row.oauth_grant_id.as_deref(), ctx.ip.as_deref(), now)
+            .await;
         let grant = TokenGrant {
             abilities: row
                 .token
@@ -186,15 +187,19 @@ impl Service {
     }
 
     /// `last_used_at` to the minute: at most one write per token per minute, and the condition
-    /// makes concurrent replicas agree on which one writes.
-    async fn touch_last_used(&self, token: &TokenRow, ip: Option<&str>, now: i64) {
+    /// makes concurrent replicas agree on which one writes. An OAuth access token's grant is
+    /// touched in the same write (`last_used_at`, and `use_count` counts these recorded uses).
+    async fn touch_last_used(&self, token: &TokenRow, grant_id: Option<&str>, ip: Option<&str>, now: i64) {
         if token.last_used_at.is_some_and(|t| now - t < MINUTE_MS) {
             return;
         }
         // Through the writer queue, like every other write, so SQLite never busy-waits for it.
         let res = async {
             let mut tx = self.db.begin_write().await?;
-            tokens::touch_last_used(&mut tx, &token.id, ip, now, MINUTE_MS).await?;
+            let touched = tokens::touch_last_used(&mut tx, &token.id, ip, now, MINUTE_MS).await?;
+            if let (true, Some(grant_id)) = (touched, grant_id) {
+                crate::store::oauth_grants::touch_grant(&mut tx, grant_id, now).await?;
+            }
             tx.commit().await
         }
         .await;

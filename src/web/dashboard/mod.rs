@@ -7,7 +7,9 @@
 //! (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
 
 mod activity;
+mod apps;
 mod assets;
+mod authorize;
 mod codes;
 mod export;
 mod pages;
@@ -46,6 +48,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
             axum::routing::post(tokens::dismiss),
         )
         .route("/settings/activity", get(activity::page))
+        .route("/settings/apps", get(apps::page))
+        .route("/settings/apps/{grant_id}/revoke", axum::routing::post(apps::revoke))
+        .route("/authorize", get(authorize::authorize_page).post(authorize::answer))
         .route("/settings/access-codes", get(codes::access_codes_page))
         .route(
             "/settings/access-codes/{job_id}/download",

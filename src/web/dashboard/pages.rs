@@ -66,6 +66,7 @@ struct ErrorPage {
 /// and a sentence saying what went wrong (never an internal detail).
 pub(super) fn error_page(status: StatusCode, message: impl Into<String>) -> Response {
     let title = match status {
+        StatusCode::BAD_REQUEST => "This request cannot be answered",
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN => "Not allowed",
         StatusCode::CONFLICT => "Not possible now",

@@ -3,7 +3,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -11,6 +11,7 @@ use super::pages::{error_page, internal_error, refused};
 use super::session::{CsrfForm, SignedIn, all_of, form, same_origin, session_cookie};
 use crate::domain::audit::RequestCtx;
 use crate::domain::error::Error;
+use crate::domain::oauth_flow::safe_next;
 use crate::service::accounts::sessions::SESSION_TTL_MS;
 use crate::web::AppState;
 use crate::web::extract::Ctx;
@@ -22,26 +23,47 @@ pub(super) struct LoginPage {
     nav: Option<super::pages::Nav>,
     error: Option<&'static str>,
     email: String,
+    /// Where to go once signed in (a same-origin relative path, else empty).
+    next: String,
 }
 
-pub(super) async fn login_page(signed_in: Option<SignedIn>) -> Response {
+/// The `next` of a query or a form, kept only when it is a relative path of this origin
+/// ([`safe_next`]): the sign-in page is never an open redirect.
+fn next_of(pairs: impl Iterator<Item = (String, String)>) -> String {
+    pairs
+        .filter(|(k, _)| k == "next")
+        .map(|(_, v)| v)
+        .next()
+        .and_then(|n| safe_next(&n).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Where a signed-in person goes: `next`, or the tokens page.
+fn after_sign_in(next: &str) -> Response {
+    Redirect::to(if next.is_empty() { "/settings/tokens" } else { next }).into_response()
+}
+
+pub(super) async fn login_page(signed_in: Option<SignedIn>, RawQuery(query): RawQuery) -> Response {
+    let next = next_of(url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned());
     if signed_in.is_some() {
-        return Redirect::to("/settings/tokens").into_response();
+        return after_sign_in(&next);
     }
     LoginPage {
         nav: None,
         error: None,
         email: String::new(),
+        next,
     }
     .into_response()
 }
 
 /// The sign-in page again, refusing for `wait` seconds after too many failures.
-fn too_many(email: String, wait: u64) -> Response {
+fn too_many(email: String, next: String, wait: u64) -> Response {
     let page = LoginPage {
         nav: None,
         error: Some("Too many failed sign-ins. Wait a minute and try again."),
         email,
+        next,
     };
     let mut res = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
     res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
@@ -71,9 +93,10 @@ pub(super) async fn login(State(s): State<AppState>, Ctx(ctx): Ctx, headers: Hea
     let fields = form(&body);
     let email = fields.get("email").cloned().unwrap_or_default();
     let password = fields.get("password").cloned().unwrap_or_default();
+    let next = next_of(url::form_urlencoded::parse(&body).into_owned());
     match attempt(&s, &email, &password, &ctx).await {
         Attempt::SignedIn(secret) => {
-            let mut res = Redirect::to("/settings/tokens").into_response();
+            let mut res = after_sign_in(&next);
             res.headers_mut()
                 .insert(header::SET_COOKIE, session_cookie(&s, &secret, SESSION_TTL_MS / 1000));
             res
@@ -83,10 +106,11 @@ pub(super) async fn login(State(s): State<AppState>, Ctx(ctx): Ctx, headers: Hea
                 nav: None,
                 error: Some("The email or the password is not right."),
                 email,
+                next,
             };
             (StatusCode::UNAUTHORIZED, page).into_response()
         }
-        Attempt::TooMany(wait) => too_many(email, wait),
+        Attempt::TooMany(wait) => too_many(email, next, wait),
         Attempt::Broken(res) => res,
     }
 }

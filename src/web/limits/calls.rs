@@ -26,16 +26,20 @@ pub enum Kind {
     AuthFailures,
     /// Per client IP: OAuth dynamic client registrations (`POST /register`).
     OAuthRegistrations,
+    /// Per client IP: OAuth token requests (`POST /token`), as many as the MCP bucket allows a
+    /// token (a client refreshes a few times an hour; a guesser needs far more).
+    OAuthTokens,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::Rest,
         Kind::Mcp,
         Kind::RevokeReports,
         Kind::PartnerAlerts,
         Kind::AuthFailures,
         Kind::OAuthRegistrations,
+        Kind::OAuthTokens,
     ];
 
     fn prefix(self) -> &'static str {
@@ -46,6 +50,7 @@ impl Kind {
             Kind::PartnerAlerts => "alert",
             Kind::AuthFailures => "fail",
             Kind::OAuthRegistrations => "register",
+            Kind::OAuthTokens => "oauth-token",
         }
     }
 }
@@ -53,13 +58,13 @@ impl Kind {
 /// Where the buckets live: this process (SQLite), or PostgreSQL, shared by every replica.
 enum Store {
     Memory {
-        buckets: Box<[Bucket; 6]>,
+        buckets: Box<[Bucket; 7]>,
         blocked: Mutex<HashMap<String, Instant>>,
         blocked_sweeper: Sweeper,
     },
     Shared {
         pool: AnyPool,
-        quotas: [Option<shared::Quota>; 6],
+        quotas: [Option<shared::Quota>; 7],
     },
 }
 
@@ -219,7 +224,7 @@ impl PerMinute {
     fn of(self, kind: Kind) -> u32 {
         match kind {
             Kind::Rest => self.rest,
-            Kind::Mcp => self.mcp,
+            Kind::Mcp | Kind::OAuthTokens => self.mcp,
             Kind::RevokeReports | Kind::PartnerAlerts => self.leak_reports,
             Kind::AuthFailures => self.auth_failures,
             Kind::OAuthRegistrations => self.oauth_registrations,
