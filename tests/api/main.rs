@@ -23,6 +23,7 @@ mod mcp;
 mod oauth;
 mod oauth_binding;
 mod oauth_flow;
+mod oauth_rmcp;
 mod oauth_tokens;
 mod output_schemas;
 mod replicas;
