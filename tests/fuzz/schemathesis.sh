@@ -25,7 +25,9 @@
 #
 # Knobs: SCHEMATHESIS_MAX_EXAMPLES (per operation and phase, default 12), SCHEMATHESIS_MAX_TIME
 # (seconds for the main run; its fuzzing and stateful phases repeat until it is spent), SCHEMATHESIS_SEED (default fixed, so a run repeats),
-# SCHEMATHESIS_WORKERS (default 2), FUZZ_SKIP_BUILD=1 (use the binary already built),
+# SCHEMATHESIS_WORKERS (default 1: with 2, schemathesis 4.32.5 once failed CI with a Hypothesis
+# FlakyFailure raised inside its own coverage-phase generator — a run that depends on how two
+# generator threads interleave; one worker makes the fixed seed repeat exactly), FUZZ_SKIP_BUILD=1 (use the binary already built),
 # FUZZ_KEEP=1 (keep the run dir).
 set -euo pipefail
 
@@ -35,7 +37,7 @@ cd "$ROOT"
 
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-12}"
 SEED="${SCHEMATHESIS_SEED:-20261127}"
-WORKERS="${SCHEMATHESIS_WORKERS:-2}"
+WORKERS="${SCHEMATHESIS_WORKERS:-1}"
 START=$(date +%s)
 
 log() { printf '[schemathesis %3ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
