@@ -90,8 +90,13 @@ impl Browser {
         // A port taken between choosing and binding makes chromedriver exit: choose another.
         for _ in 0..5 {
             let port = free_port();
+            // Chromium's own temporary files (`org.chromium.Chromium.*`) go under the profile,
+            // which Drop removes: the test leaves nothing behind in /tmp.
+            let tmp = profile.join("tmp");
+            std::fs::create_dir_all(&tmp).unwrap();
             let mut child = Command::new(&driver)
                 .arg(format!("--port={port}"))
+                .env("TMPDIR", &tmp)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .process_group(0)
