@@ -5,15 +5,12 @@
 //! [`RefreshSecret`], whose `Debug` and `Display` redact.
 
 use std::fmt;
-use std::str::FromStr;
 
-use super::token::{
-    CHECK_LEN, ID_LEN, SECRET_LEN, TokenDigest, TokenEnv, TokenFormatError, TokenId, checksum, random_base62,
-};
+use super::token::{LAYOUT_LEN, TokenDigest, TokenEnv, TokenFormatError, TokenId, compose, parse_layout};
 
 pub const REFRESH_PREFIX: &str = "mprt_";
 /// `mprt_` + env (4) + `_` + id + `_` + secret + check: 61 characters.
-pub const REFRESH_TOKEN_LEN: usize = REFRESH_PREFIX.len() + 4 + 1 + ID_LEN + 1 + SECRET_LEN + CHECK_LEN;
+pub const REFRESH_TOKEN_LEN: usize = REFRESH_PREFIX.len() + LAYOUT_LEN;
 
 /// A whole plaintext refresh token. Its `Debug` and `Display` never show the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,30 +24,13 @@ impl RefreshSecret {
     /// A fresh refresh token: random ID and secret from the OS CSPRNG, checksum appended.
     pub fn generate(env: TokenEnv) -> Self {
         let id = TokenId::generate();
-        let body = format!("{REFRESH_PREFIX}{}_{}_{}", env.as_str(), id, random_base62(SECRET_LEN));
-        let plaintext = format!("{body}{}", checksum(&body));
+        let plaintext = compose(REFRESH_PREFIX, env, &id);
         RefreshSecret { plaintext, env, id }
     }
 
     /// Parses format and checksum; no database is consulted.
     pub fn parse(s: &str) -> Result<Self, TokenFormatError> {
-        if s.len() != REFRESH_TOKEN_LEN || !s.is_ascii() {
-            return Err(TokenFormatError::Malformed);
-        }
-        let rest = s.strip_prefix(REFRESH_PREFIX).ok_or(TokenFormatError::Malformed)?;
-        let (env, rest) = rest.split_at(4);
-        let env = TokenEnv::from_str(env).map_err(|_| TokenFormatError::Malformed)?;
-        let rest = rest.strip_prefix('_').ok_or(TokenFormatError::Malformed)?;
-        let (id, rest) = rest.split_at(ID_LEN);
-        let id = TokenId::parse(id)?;
-        let rest = rest.strip_prefix('_').ok_or(TokenFormatError::Malformed)?;
-        if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(TokenFormatError::Malformed);
-        }
-        let (body, check) = s.split_at(s.len() - CHECK_LEN);
-        if checksum(body) != check {
-            return Err(TokenFormatError::BadChecksum);
-        }
+        let (env, id) = parse_layout(s, REFRESH_PREFIX)?;
         Ok(RefreshSecret {
             plaintext: s.to_owned(),
             env,
@@ -204,7 +184,7 @@ impl fmt::Display for AnyToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::token::TokenSecret;
+    use crate::domain::token::{TokenSecret, checksum};
     use proptest::prelude::*;
 
     #[test]

@@ -14,8 +14,10 @@ pub const PREFIX: &str = "mpt_";
 pub const ID_LEN: usize = 12;
 pub const SECRET_LEN: usize = 32;
 pub const CHECK_LEN: usize = 6;
-/// `mpt_` + env (4) + `_` + id + `_` + secret + check.
-pub const TOKEN_LEN: usize = 4 + 4 + 1 + ID_LEN + 1 + SECRET_LEN + CHECK_LEN;
+/// What follows the prefix: env (4) + `_` + id + `_` + secret + check.
+pub const LAYOUT_LEN: usize = 4 + 1 + ID_LEN + 1 + SECRET_LEN + CHECK_LEN;
+/// `mpt_` + the layout.
+pub const TOKEN_LEN: usize = PREFIX.len() + LAYOUT_LEN;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -89,6 +91,37 @@ impl<'de> Deserialize<'de> for TokenId {
     }
 }
 
+/// `<prefix><env>_<id>_<secret><check>`: a fresh random secret, the CRC-32 checksum of
+/// everything before it appended. The one layout of `mpt_` and `mprt_` (SPEC §2).
+pub(crate) fn compose(prefix: &str, env: TokenEnv, id: &TokenId) -> String {
+    let body = format!("{prefix}{}_{}_{}", env.as_str(), id, random_base62(SECRET_LEN));
+    let check = checksum(&body);
+    body + &check
+}
+
+/// Checks a whole token of the one layout behind `prefix` (length, ASCII, env, ID, base62
+/// secret, checksum); its env and ID. No database is consulted.
+pub(crate) fn parse_layout(s: &str, prefix: &str) -> Result<(TokenEnv, TokenId), TokenFormatError> {
+    if s.len() != prefix.len() + LAYOUT_LEN || !s.is_ascii() {
+        return Err(TokenFormatError::Malformed);
+    }
+    let rest = s.strip_prefix(prefix).ok_or(TokenFormatError::Malformed)?;
+    let (env, rest) = rest.split_at(4);
+    let env = TokenEnv::from_str(env).map_err(|_| TokenFormatError::Malformed)?;
+    let rest = rest.strip_prefix('_').ok_or(TokenFormatError::Malformed)?;
+    let (id, rest) = rest.split_at(ID_LEN);
+    let id = TokenId::parse(id)?;
+    let rest = rest.strip_prefix('_').ok_or(TokenFormatError::Malformed)?;
+    if !rest.bytes().all(is_base62) {
+        return Err(TokenFormatError::Malformed);
+    }
+    let (body, check) = s.split_at(s.len() - CHECK_LEN);
+    if checksum(body) != check {
+        return Err(TokenFormatError::BadChecksum);
+    }
+    Ok((env, id))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenFormatError {
     #[error("not a MemberPass token")]
@@ -112,30 +145,13 @@ impl TokenSecret {
     }
 
     pub fn with_id(env: TokenEnv, id: TokenId) -> Self {
-        let body = format!("{PREFIX}{}_{}_{}", env.as_str(), id, random_base62(SECRET_LEN));
-        let plaintext = format!("{body}{}", checksum(&body));
+        let plaintext = compose(PREFIX, env, &id);
         TokenSecret { plaintext, env, id }
     }
 
     /// Parses format and checksum; no database is consulted.
     pub fn parse(s: &str) -> Result<Self, TokenFormatError> {
-        if s.len() != TOKEN_LEN || !s.is_ascii() {
-            return Err(TokenFormatError::Malformed);
-        }
-        let rest = s.strip_prefix(PREFIX).ok_or(TokenFormatError::Malformed)?;
-        let (env, rest) = rest.split_at(4);
-        let env = TokenEnv::from_str(env).map_err(|_| TokenFormatError::Malformed)?;
-        let rest = rest.strip_prefix('_').ok_or(TokenFormatError::Malformed)?;
-        let (id, rest) = rest.split_at(ID_LEN);
-        let id = TokenId::parse(id)?;
-        let rest = rest.strip_prefix('_').ok_or(TokenFormatError::Malformed)?;
-        if !rest.bytes().all(is_base62) {
-            return Err(TokenFormatError::Malformed);
-        }
-        let (body, check) = s.split_at(s.len() - CHECK_LEN);
-        if checksum(body) != check {
-            return Err(TokenFormatError::BadChecksum);
-        }
+        let (env, id) = parse_layout(s, PREFIX)?;
         Ok(TokenSecret {
             plaintext: s.to_owned(),
             env,
