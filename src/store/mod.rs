@@ -4,6 +4,7 @@
 //! columns). Where they differ, [`Backend`] chooses, and both versions sit side by side.
 
 pub mod access_codes;
+pub mod approvals;
 pub mod audit;
 mod db;
 pub mod idempotency;

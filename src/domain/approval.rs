@@ -1,0 +1,286 @@
+//! Approvals (issue 20): a team's policy of which calls wait for a person's approval, on which
+//! surface, and who may approve them. Pure: which operations exist is the caller's to say.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::{Value, json};
+
+/// Where a call is made, as the policy sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    Mcp,
+    Rest,
+}
+
+/// On which surfaces an operation needs approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SurfaceRule {
+    Mcp,
+    Rest,
+    Both,
+    None,
+}
+
+impl SurfaceRule {
+    pub const ALL: &'static [SurfaceRule] = &[
+        SurfaceRule::Mcp,
+        SurfaceRule::Rest,
+        SurfaceRule::Both,
+        SurfaceRule::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SurfaceRule::Mcp => "mcp",
+            SurfaceRule::Rest => "rest",
+            SurfaceRule::Both => "both",
+            SurfaceRule::None => "none",
+        }
+    }
+
+    pub fn covers(self, surface: Surface) -> bool {
+        matches!(
+            (self, surface),
+            (SurfaceRule::Both, _) | (SurfaceRule::Mcp, Surface::Mcp) | (SurfaceRule::Rest, Surface::Rest)
+        )
+    }
+}
+
+impl fmt::Display for SurfaceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SurfaceRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SurfaceRule::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown surface rule `{s}` (expected mcp, rest, both or none)"))
+    }
+}
+
+/// Who may approve a held call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApproverRule {
+    /// The token's owner, or an owner or admin of the team.
+    OwnerOrAdmin,
+    /// An owner or admin of the team other than the token's owner.
+    NotTheCaller,
+}
+
+impl ApproverRule {
+    pub const ALL: &'static [ApproverRule] = &[ApproverRule::OwnerOrAdmin, ApproverRule::NotTheCaller];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApproverRule::OwnerOrAdmin => "owner-or-admin",
+            ApproverRule::NotTheCaller => "not-the-caller",
+        }
+    }
+}
+
+impl fmt::Display for ApproverRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ApproverRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ApproverRule::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown approver rule `{s}` (expected owner-or-admin or not-the-caller)"))
+    }
+}
+
+/// The destructive MCP tools a new team holds for approval: the calls an eager agent must not
+/// make alone. REST holds nothing by default (scripts) until an owner says so.
+pub const HELD_ON_MCP_BY_DEFAULT: &[&str] = &[
+    "ban_member",
+    "kick_member",
+    "cancel_subscription",
+    "archive_project",
+    "bulk_generate_access_codes",
+];
+
+/// A team's policy. `version` 0 is the defaults, never stored; every change stores the next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// Operations that need approval somewhere; an operation absent needs none.
+    pub rules: BTreeMap<String, SurfaceRule>,
+    pub approver: ApproverRule,
+    pub version: i64,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy {
+            rules: HELD_ON_MCP_BY_DEFAULT
+                .iter()
+                .map(|op| ((*op).to_owned(), SurfaceRule::Mcp))
+                .collect(),
+            approver: ApproverRule::OwnerOrAdmin,
+            version: 0,
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    pub fn needs_approval(&self, operation: &str, surface: Surface) -> bool {
+        self.rule(operation).covers(surface)
+    }
+
+    pub fn rule(&self, operation: &str) -> SurfaceRule {
+        self.rules.get(operation).copied().unwrap_or(SurfaceRule::None)
+    }
+
+    /// Sets one operation's rule (`none` removes it from the map).
+    pub fn set(&mut self, operation: &str, rule: SurfaceRule) {
+        match rule {
+            SurfaceRule::None => self.rules.remove(operation),
+            rule => self.rules.insert(operation.to_owned(), rule),
+        };
+    }
+
+    /// The `rules` column: a JSON object operation → rule.
+    pub fn rules_json(&self) -> String {
+        let map: serde_json::Map<String, Value> = self
+            .rules
+            .iter()
+            .map(|(op, rule)| (op.clone(), json!(rule.as_str())))
+            .collect();
+        Value::Object(map).to_string()
+    }
+
+    /// Reads a stored policy back; a row that does not parse is a bug or a tampered database.
+    pub fn from_stored(rules: &str, approver: &str, version: i64) -> Result<Self, String> {
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(rules).map_err(|e| format!("stored approval rules are not a JSON map: {e}"))?;
+        let rules = map
+            .into_iter()
+            .map(|(op, rule)| Ok((op, rule.parse::<SurfaceRule>()?)))
+            .collect::<Result<_, String>>()?;
+        Ok(ApprovalPolicy {
+            rules,
+            approver: approver.parse()?,
+            version,
+        })
+    }
+
+    /// What the CLI prints and audit entries carry.
+    pub fn to_json(&self) -> Value {
+        let rules: serde_json::Map<String, Value> = self
+            .rules
+            .iter()
+            .map(|(op, rule)| (op.clone(), json!(rule.as_str())))
+            .collect();
+        json!({"rules": rules, "approver": self.approver.as_str(), "version": self.version})
+    }
+
+    /// What an audit entry carries: the rules as a list, since the audit log redacts a value
+    /// whose key looks like a secret (`bulk_generate_access_codes` ends in "access codes").
+    pub fn to_audit_json(&self) -> Value {
+        let rules: Vec<Value> = self
+            .rules
+            .iter()
+            .map(|(op, rule)| json!({"operation": op, "surfaces": rule.as_str()}))
+            .collect();
+        json!({"rules": rules, "approver": self.approver.as_str(), "version": self.version})
+    }
+}
+
+/// Parses `OPERATION=mcp|rest|both|none`; `is_operation` says which operations can be held.
+pub fn parse_assignment(text: &str, is_operation: impl Fn(&str) -> bool) -> Result<(String, SurfaceRule), String> {
+    let (op, rule) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not OPERATION=mcp|rest|both|none"))?;
+    let op = op.trim();
+    if !is_operation(op) {
+        return Err(format!("`{op}` is not an operation that can be held for approval"));
+    }
+    Ok((op.to_owned(), rule.trim().parse()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(op: &str) -> bool {
+        ["kick_member", "create_project"].contains(&op)
+    }
+
+    #[test]
+    fn a_new_team_holds_the_destructive_tools_on_mcp_only() {
+        let p = ApprovalPolicy::default();
+        for op in HELD_ON_MCP_BY_DEFAULT {
+            assert!(p.needs_approval(op, Surface::Mcp), "{op}");
+            assert!(!p.needs_approval(op, Surface::Rest), "{op}");
+        }
+        assert!(!p.needs_approval("create_project", Surface::Mcp));
+        assert_eq!(p.approver, ApproverRule::OwnerOrAdmin);
+        assert_eq!(p.version, 0);
+    }
+
+    #[test]
+    fn each_rule_covers_its_surfaces() {
+        let mut p = ApprovalPolicy::default();
+        for (rule, mcp, rest) in [
+            (SurfaceRule::Mcp, true, false),
+            (SurfaceRule::Rest, false, true),
+            (SurfaceRule::Both, true, true),
+            (SurfaceRule::None, false, false),
+        ] {
+            p.set("kick_member", rule);
+            assert_eq!(p.needs_approval("kick_member", Surface::Mcp), mcp, "{rule}");
+            assert_eq!(p.needs_approval("kick_member", Surface::Rest), rest, "{rule}");
+            assert_eq!(p.rule("kick_member"), rule);
+        }
+        assert!(!p.rules.contains_key("kick_member"), "none is stored as absence");
+    }
+
+    #[test]
+    fn assignments_parse_against_the_known_operations() {
+        assert_eq!(
+            parse_assignment("kick_member=both", known),
+            Ok(("kick_member".to_owned(), SurfaceRule::Both))
+        );
+        assert!(
+            parse_assignment("nuke_team=mcp", known)
+                .unwrap_err()
+                .contains("nuke_team")
+        );
+        assert!(
+            parse_assignment("kick_member=always", known)
+                .unwrap_err()
+                .contains("always")
+        );
+        assert!(parse_assignment("kick_member", known).is_err());
+        assert!(parse_assignment("=mcp", known).is_err());
+    }
+
+    #[test]
+    fn rules_and_approvers_round_trip_through_their_names() {
+        for r in SurfaceRule::ALL {
+            assert_eq!(r.as_str().parse::<SurfaceRule>(), Ok(*r));
+        }
+        for a in ApproverRule::ALL {
+            assert_eq!(a.as_str().parse::<ApproverRule>(), Ok(*a));
+        }
+        assert!("owner".parse::<ApproverRule>().is_err());
+        let mut p = ApprovalPolicy::default();
+        p.set("create_project", SurfaceRule::Rest);
+        p.approver = ApproverRule::NotTheCaller;
+        p.version = 3;
+        assert_eq!(ApprovalPolicy::from_stored(&p.rules_json(), "not-the-caller", 3), Ok(p));
+        assert!(ApprovalPolicy::from_stored(r#"{"kick_member":"sometimes"}"#, "owner-or-admin", 1).is_err());
+    }
+}

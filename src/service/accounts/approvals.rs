@@ -1,0 +1,218 @@
+//! Approval controls (issue 20, first slice): a team's approval policy and per-token budgets —
+//! reading and changing them, each change audited in its transaction. Nothing is held yet: the
+//! call path reads these in the next slice.
+//!
+//! Who may change them: the operator (CLI), and a person who is an owner or admin of the team
+//! (their role read again inside the transaction). No ability of the catalog is exactly "owner
+//! or admin" (a viewer holds `role:view-any`), so the role itself is checked. A token never
+//! changes them: an agent must not be able to loosen the rule that holds its own calls.
+
+use serde_json::json;
+
+use crate::domain::approval::{ApprovalPolicy, ApproverRule, parse_assignment};
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::parse_id;
+use crate::domain::role::Role;
+use crate::domain::token::TokenId;
+use crate::service::ops::catalog;
+use crate::service::{Caller, Service, Who};
+use crate::store::{Conn, approvals, now_ms, teams, tokens};
+
+/// A change of a team's policy, as typed: `OPERATION=mcp|rest|both|none` assignments and an
+/// approver rule, all checked before anything is written.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyChange {
+    pub approvals: Vec<String>,
+    pub approver: Option<String>,
+}
+
+impl PolicyChange {
+    pub fn is_empty(&self) -> bool {
+        self.approvals.is_empty() && self.approver.is_none()
+    }
+}
+
+/// A budget before and after a change (`None`: no budget).
+#[derive(Clone, Debug)]
+pub struct BudgetChange {
+    pub token_id: String,
+    pub operation: String,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl BudgetChange {
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "token_id": self.token_id,
+            "operation": self.operation,
+            "limit": self.to,
+            "previous": self.from,
+            "window": "24h",
+        })
+    }
+}
+
+/// Whether an operation can be held: a write of the catalog (a read changes nothing to approve).
+pub fn can_be_held(operation: &str) -> bool {
+    catalog::find(operation).is_some_and(|op| op.spec().is_write())
+}
+
+/// A team's policy: its stored row, or the defaults of a new team.
+pub async fn policy_in(conn: &mut Conn, team_id: &str) -> Result<ApprovalPolicy> {
+    match approvals::find_policy(conn, team_id).await? {
+        Some((rules, approver, version)) => ApprovalPolicy::from_stored(&rules, &approver, version)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("team {team_id}: {e}"))),
+        None => Ok(ApprovalPolicy::default()),
+    }
+}
+
+/// Checks that `actor` may change the controls of `team_id`; the person to name as `updated_by`.
+async fn controller(conn: &mut Conn, actor: &Caller, team_id: &str) -> Result<Option<String>> {
+    match &actor.who {
+        Who::System => Ok(None),
+        Who::Person(m) if m.team_id.as_str() == team_id => {
+            let role = teams::role_of(conn, team_id, m.user_id.as_str()).await?;
+            match role.as_deref().map(str::parse::<Role>) {
+                Some(Ok(Role::Owner | Role::Admin)) => Ok(Some(m.user_id.to_string())),
+                Some(_) => Err(Error::Conflict(
+                    "only an owner or an admin of the team can change its approval controls".into(),
+                )),
+                None => Err(Error::NotFound),
+            }
+        }
+        Who::Person(_) => Err(Error::NotFound),
+        Who::Token { .. } => Err(Error::Conflict(
+            "approval controls are changed by a person in the dashboard or by the operator, never with a token".into(),
+        )),
+    }
+}
+
+impl Service {
+    /// A team's approval policy (the defaults while nobody has changed it).
+    pub async fn approval_policy(&self, team_id: &str) -> Result<ApprovalPolicy> {
+        let team = parse_id(team_id).map_err(|_| Error::field("team", "no such team"))?;
+        let mut conn = self.db.pool().acquire().await?;
+        if !teams::exists(&mut conn, &team).await? {
+            return Err(Error::field("team", "no such team"));
+        }
+        policy_in(&mut conn, &team).await
+    }
+
+    /// Applies a change to a team's policy: one new version, audited as
+    /// `approval.policy_changed` with the policy before and after. Nothing is written when any
+    /// part of the change is invalid.
+    pub async fn change_approval_policy(
+        &self,
+        actor: &Caller,
+        team_id: &str,
+        change: &PolicyChange,
+    ) -> Result<ApprovalPolicy> {
+        let mut assignments = Vec::new();
+        for text in &change.approvals {
+            assignments.push(parse_assignment(text, can_be_held).map_err(|e| Error::field("approval", e))?);
+        }
+        let approver = match change.approver.as_deref() {
+            Some(a) => Some(a.parse::<ApproverRule>().map_err(|e| Error::field("approver", e))?),
+            None => None,
+        };
+        if assignments.is_empty() && approver.is_none() {
+            return Err(Error::field("approval", "name at least one change"));
+        }
+        let team = parse_id(team_id).map_err(|_| Error::field("team", "no such team"))?;
+        let mut w = self.audited().await?;
+        if !teams::exists(w.conn(), &team).await? {
+            return Err(Error::field("team", "no such team"));
+        }
+        let by = controller(w.conn(), actor, &team).await?;
+        let before = policy_in(w.conn(), &team).await?;
+        let mut after = before.clone();
+        for (op, rule) in &assignments {
+            after.set(op, *rule);
+        }
+        if let Some(a) = approver {
+            after.approver = a;
+        }
+        after.version = before.version + 1;
+        let stored = approvals::store_policy(
+            w.conn(),
+            &team,
+            &after.rules_json(),
+            after.approver.as_str(),
+            after.version,
+            now_ms(),
+            by.as_deref(),
+        )
+        .await?;
+        if !stored {
+            return Err(Error::Conflict(
+                "the policy was changed at the same time; read it again and retry".into(),
+            ));
+        }
+        w.record(
+            actor
+                .draft("approval.policy_changed", &team)
+                .subject("team", team.as_str())
+                .properties(json!({"before": before.to_audit_json(), "after": after.to_audit_json()})),
+        );
+        w.commit().await?;
+        Ok(after)
+    }
+
+    /// Sets a token's budget of one operation (calls per rolling 24 h); `0` removes it. Audited
+    /// as `token.budget_changed`; removing a budget the token does not have changes nothing.
+    pub async fn set_token_budget(
+        &self,
+        actor: &Caller,
+        token_id: &str,
+        operation: &str,
+        max_calls: u32,
+    ) -> Result<BudgetChange> {
+        if !can_be_held(operation) {
+            return Err(Error::field(
+                "operation",
+                format!("`{operation}` is not an operation a budget can count"),
+            ));
+        }
+        let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
+        let mut w = self.audited().await?;
+        let row = tokens::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
+        let by = controller(w.conn(), actor, row.team_id.as_str()).await?;
+        if row.revoked_at.is_some() {
+            return Err(Error::Conflict("this token is revoked".into()));
+        }
+        let from = approvals::budget(w.conn(), id.as_str(), operation).await?;
+        let to = (max_calls > 0).then_some(i64::from(max_calls));
+        let change = BudgetChange {
+            token_id: id.as_str().to_owned(),
+            operation: operation.to_owned(),
+            from,
+            to,
+        };
+        if from == to {
+            return Ok(change);
+        }
+        match to {
+            Some(n) => approvals::set_budget(w.conn(), id.as_str(), operation, n, now_ms(), by.as_deref()).await?,
+            None => {
+                approvals::remove_budget(w.conn(), id.as_str(), operation).await?;
+            }
+        }
+        w.record(
+            actor
+                .draft("token.budget_changed", row.team_id.as_str())
+                .subject("token", id.as_str())
+                .properties(json!({"operation": operation, "limit": {"from": from, "to": to}, "window": "24h"})),
+        );
+        w.commit().await?;
+        Ok(change)
+    }
+
+    /// A token's budgets, by operation.
+    pub async fn token_budgets(&self, token_id: &str) -> Result<Vec<(String, i64)>> {
+        let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
+        let mut conn = self.db.pool().acquire().await?;
+        tokens::find(&mut conn, id.as_str()).await?.ok_or(Error::NotFound)?;
+        Ok(approvals::budgets_of(&mut conn, id.as_str()).await?)
+    }
+}
