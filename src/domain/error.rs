@@ -20,6 +20,8 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     PayloadTooLarge,
     RateLimited,
+    ApprovalRequired,
+    ApprovalInvalid,
     InternalError,
 }
 
@@ -35,6 +37,8 @@ impl ErrorCode {
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::PayloadTooLarge,
         ErrorCode::RateLimited,
+        ErrorCode::ApprovalRequired,
+        ErrorCode::ApprovalInvalid,
         ErrorCode::InternalError,
     ];
 
@@ -50,6 +54,8 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ApprovalRequired => "APPROVAL_REQUIRED",
+            ErrorCode::ApprovalInvalid => "APPROVAL_INVALID",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -61,7 +67,8 @@ impl ErrorCode {
             ErrorCode::ResourceNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => 422,
-            ErrorCode::Conflict => 409,
+            ErrorCode::ApprovalRequired => 202,
+            ErrorCode::Conflict | ErrorCode::ApprovalInvalid => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::InternalError => 500,
@@ -82,6 +89,12 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "Same Idempotency-Key, different request.",
             ErrorCode::PayloadTooLarge => "Body over the limit.",
             ErrorCode::RateLimited => "Bucket exhausted; see Retry-After.",
+            ErrorCode::ApprovalRequired => {
+                "The call needs a person's approval (the team's policy or the token's budget); it did not run."
+            }
+            ErrorCode::ApprovalInvalid => {
+                "The approval cannot be used: expired, denied, used, other arguments, other caller, policy changed or caller voided."
+            }
             ErrorCode::InternalError => "Anything else; the body says nothing but request_id.",
         }
     }
@@ -102,6 +115,10 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "Use a new Idempotency-Key for a different request.",
             ErrorCode::PayloadTooLarge => "Send a smaller body.",
             ErrorCode::RateLimited => "Wait for the number of seconds in Retry-After.",
+            ErrorCode::ApprovalRequired => {
+                "Ask a person to approve it at the approval URL, then repeat the same call with the same arguments."
+            }
+            ErrorCode::ApprovalInvalid => "Make the call again to request a new approval.",
             ErrorCode::InternalError => "Retry later; quote request_id to support.",
         }
     }
