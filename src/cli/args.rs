@@ -180,6 +180,19 @@ pub enum TeamCmd {
         #[arg(long)]
         email: String,
     },
+    /// Show a team's approval policy, or change it (as the operator; audited).
+    Policy {
+        #[arg(long)]
+        team: String,
+        /// OPERATION=mcp|rest|both|none: where calls of a write operation wait for a person's
+        /// approval. Repeatable.
+        #[arg(long = "approval", value_name = "OPERATION=RULE")]
+        approvals: Vec<String>,
+        /// Who may approve: owner-or-admin (the token's owner or an owner/admin of the team),
+        /// or not-the-caller (an owner/admin other than the token's owner).
+        #[arg(long)]
+        approver: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -228,6 +241,13 @@ pub enum TokenCmd {
     },
     Rotate {
         token_id: String,
+    },
+    /// At most N calls of OPERATION per rolling 24 h by this token; beyond it a call needs
+    /// approval. `0` removes the budget.
+    Budget {
+        token_id: String,
+        operation: String,
+        limit: u32,
     },
 }
 

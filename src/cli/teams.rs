@@ -1,9 +1,11 @@
-//! `team create`, `team add-member`, `team remove-member` and `project create`.
+//! `team create`, `team add-member`, `team remove-member`, `team policy` and `project create`.
 
 use serde_json::json;
 
 use super::args::{Global, ProjectCmd, TeamCmd};
 use super::common::{print, service};
+use crate::service::Caller;
+use crate::service::accounts::approvals::PolicyChange;
 
 pub(super) async fn team(g: &Global, cmd: TeamCmd) -> anyhow::Result<()> {
     match cmd {
@@ -26,6 +28,34 @@ pub(super) async fn team(g: &Global, cmd: TeamCmd) -> anyhow::Result<()> {
                 json!({"team_id": team, "email": email, "removed": true}),
                 || format!("{email} removed from {team}"),
             );
+        }
+        TeamCmd::Policy {
+            team,
+            approvals,
+            approver,
+        } => {
+            let s = service(g).await?;
+            let change = PolicyChange { approvals, approver };
+            let policy = if change.is_empty() {
+                s.approval_policy(&team).await?
+            } else {
+                s.change_approval_policy(&Caller::system(), &team, &change).await?
+            };
+            let mut v = policy.to_json();
+            v["team_id"] = json!(team);
+            print(g.json, v, || {
+                let mut lines = vec![format!(
+                    "approval policy of {team} (version {}), approver: {}",
+                    policy.version, policy.approver
+                )];
+                if policy.rules.is_empty() {
+                    lines.push("  no operation needs approval".into());
+                }
+                for (op, rule) in &policy.rules {
+                    lines.push(format!("  {op}={rule}"));
+                }
+                lines.join("\n")
+            });
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! `token mint`, `token list`, `token revoke`, `token rotate`: the lifecycle, as the system.
+//! `token mint`, `token list`, `token revoke`, `token rotate`, `token budget`: the lifecycle, as
+//! the system.
 
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -74,6 +75,17 @@ pub(super) async fn token(g: &Global, actor: &Caller, cmd: TokenCmd) -> anyhow::
         TokenCmd::Revoke { token_id, reason } => {
             let row = s.revoke_token(actor, &token_id, reason.as_deref()).await?;
             print(g.json, row.to_json(), || format!("token {token_id} revoked"));
+        }
+        TokenCmd::Budget {
+            token_id,
+            operation,
+            limit,
+        } => {
+            let change = s.set_token_budget(actor, &token_id, &operation, limit).await?;
+            print(g.json, change.to_json(), || match change.to {
+                Some(n) => format!("token {token_id}: at most {n} {operation} per rolling 24 h"),
+                None => format!("token {token_id}: no budget for {operation}"),
+            });
         }
     }
     Ok(())

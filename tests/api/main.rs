@@ -1,5 +1,6 @@
 //! Black-box tests: the real server over real HTTP, and the real binary.
 
+mod approvals;
 mod arguments;
 mod audit;
 mod bad_input;
