@@ -3,6 +3,11 @@
 //! slice enforces.
 
 use memberpass::domain::ability::Ability;
+use memberpass::domain::audit::RequestCtx;
+use memberpass::domain::ids::{TeamId, UserId};
+use memberpass::domain::role::Role;
+use memberpass::service::accounts::approvals::PolicyChange;
+use memberpass::service::{Caller, Member, Surface, TokenGrant, Who};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app, token_id};
@@ -252,4 +257,122 @@ async fn a_budget_for_an_unknown_token_or_operation_is_refused() {
     assert!(err.contains("revoked"), "{err}");
     assert_eq!(app.count("token_budgets").await, 0);
     assert!(entries(&app, "token.budget_changed").await.is_empty());
+}
+
+/// A person as the dashboard will present them: `email` as a member of `team`, with the role
+/// they are said to hold (the service reads the role again).
+async fn person(app: &TestApp, team: &str, email: &str, role: Role) -> Caller {
+    let user: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    Caller::person(
+        Member {
+            team_id: TeamId::parse(team).unwrap(),
+            user_id: UserId::parse(&user).unwrap(),
+            user_email: email.to_owned(),
+            user_name: email.to_owned(),
+            role,
+        },
+        RequestCtx::default(),
+    )
+}
+
+#[tokio::test]
+async fn only_an_owner_or_admin_of_the_team_changes_its_controls_and_never_a_token() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    let s = &app.service;
+    s.create_user("admin@memberpass.test", "Ada", None).await.unwrap();
+    s.create_user("manager@memberpass.test", "Max", None).await.unwrap();
+    s.set_member_role(&w.team_a, "admin@memberpass.test", Role::Admin)
+        .await
+        .unwrap();
+    s.set_member_role(&w.team_a, "manager@memberpass.test", Role::Manager)
+        .await
+        .unwrap();
+    let token = app
+        .mint("demo@memberpass.test", &w.team_a, &[Ability::McpFull], &[])
+        .await;
+    let id = token_id(&token);
+    let change = PolicyChange {
+        approvals: vec!["kick_member=both".into()],
+        approver: None,
+    };
+
+    // A manager or a viewer is refused, even when the caller claims a higher role: the role is
+    // read again. Someone of another team does not find the team.
+    for (team, email, claimed) in [
+        (w.team_a.as_str(), "manager@memberpass.test", Role::Owner),
+        (w.team_a.as_str(), "viewer@memberpass.test", Role::Admin),
+        (w.team_b.as_str(), "other@memberpass.test", Role::Owner),
+    ] {
+        let caller = person(&app, team, email, claimed).await;
+        assert!(
+            s.change_approval_policy(&caller, &w.team_a, &change).await.is_err(),
+            "{email}"
+        );
+        assert!(
+            s.set_token_budget(&caller, &id, "kick_member", 2).await.is_err(),
+            "{email}"
+        );
+    }
+    // A token's caller never changes them, whoever owns it.
+    let by_token = Caller {
+        who: Who::Token {
+            member: person(&app, &w.team_a, "demo@memberpass.test", Role::Owner)
+                .await
+                .member()
+                .unwrap()
+                .clone(),
+            grant: TokenGrant {
+                id: id.clone(),
+                name: "test token".into(),
+                abilities: Ability::ALL.iter().copied().collect(),
+                project_ids: None,
+                oauth: None,
+            },
+            surface: Surface::Mcp,
+        },
+        ctx: RequestCtx::default(),
+    };
+    assert!(s.change_approval_policy(&by_token, &w.team_a, &change).await.is_err());
+    assert!(s.set_token_budget(&by_token, &id, "kick_member", 2).await.is_err());
+    assert_eq!(app.count("team_approval_policies").await, 0);
+    assert_eq!(app.count("token_budgets").await, 0);
+
+    // The owner and an admin may; each change names them.
+    let owner = person(&app, &w.team_a, "demo@memberpass.test", Role::Owner).await;
+    let admin = person(&app, &w.team_a, "admin@memberpass.test", Role::Admin).await;
+    assert_eq!(
+        s.change_approval_policy(&owner, &w.team_a, &change)
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    s.set_token_budget(&admin, &id, "kick_member", 2).await.unwrap();
+    let by: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT event, causer_id FROM audit_log WHERE event IN ('approval.policy_changed', 'token.budget_changed') ORDER BY seq",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    let ids = [
+        owner.member().unwrap().user_id.to_string(),
+        admin.member().unwrap().user_id.to_string(),
+    ];
+    assert_eq!(
+        by,
+        vec![
+            ("approval.policy_changed".into(), Some(ids[0].clone())),
+            ("token.budget_changed".into(), Some(ids[1].clone())),
+        ]
+    );
+    let updated_by: Option<String> = sqlx::query_scalar("SELECT updated_by FROM team_approval_policies")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(updated_by.as_deref(), Some(ids[0].as_str()));
 }
