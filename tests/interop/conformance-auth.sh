@@ -25,10 +25,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 CONF="$HERE/conformance-auth"
 cd "$ROOT"
 
-START=$(date +%s)
-log() { printf '[conformance-auth %3ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+LOG_NAME=conformance-auth
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver || true)}"
 [[ -x "$CHROMEDRIVER" ]] || die "no chromedriver (apt-get install chromium chromium-driver): the consent needs a browser"
@@ -65,14 +64,6 @@ SERVER_PID=""
 SUITE_PID=""
 STATUS=1
 
-stop_pid() {
-    local pid="$1"
-    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     stop_pid "$SUITE_PID"
@@ -86,7 +77,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 

@@ -29,10 +29,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 OAUTH="$HERE/oauth"
 cd "$ROOT"
 
-START=$(date +%s)
-log() { printf '[oauth %3ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+LOG_NAME=oauth
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 CLIENTS=("$@")
 ((${#CLIENTS[@]})) || CLIENTS=(ts py remote)
@@ -92,12 +91,7 @@ SERVER_PID=""
 STATUS=1
 
 stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_pid "$SERVER_PID"
     SERVER_PID=""
 }
 cleanup() {
@@ -121,7 +115,7 @@ json_get() {
 start_server() {
     local dir="$1" ttl="$2" port
     mkdir -p "$dir"
-    port="$("$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+    port="$(free_port)"
     BASE="http://127.0.0.1:$port"
     log "starting memberpass serve --demo on $BASE (access tokens live ${ttl}s)"
     # --rate-limit-auth-failures: every expired or revoked token a client presents is a refused

@@ -23,12 +23,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 
 CHECK_TIMEOUT_S="${CHECK_TIMEOUT_S:-20}"
-START=$(date +%s)
-
-log() { printf '[interop %3ss] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+LOG_NAME=interop
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Toolchains and SDKs (idempotent; a stamp file records what each install was made from)
@@ -78,12 +75,7 @@ STATUS=1
 
 cleanup() {
     local rc=$?
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_pid "$SERVER_PID"
     if [[ $rc -eq 0 && $STATUS -eq 0 && "${INTEROP_KEEP:-}" != 1 ]]; then
         rm -rf "$RUN_DIR"
     else
