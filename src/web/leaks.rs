@@ -57,14 +57,7 @@ async fn github_alert(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let limited = s
-        .limits
-        .take(Kind::PartnerAlerts, ctx.ip.as_deref().unwrap_or_default())
-        .await
-        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
-    if let Some(wait) = limited {
-        return Err(ApiError::rate_limited(wait));
-    }
+    s.limits.admit(Kind::PartnerAlerts, &ctx).await?;
     let body = body_of(body, MAX_ALERT_BYTES).await?;
     let key_id = single(&headers, "github-public-key-identifier");
     let signature = single(&headers, "github-public-key-signature");
@@ -93,14 +86,7 @@ async fn github_alert(
 }
 
 async fn revoke_by_possession(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<Response, ApiError> {
-    let limited = s
-        .limits
-        .take(Kind::RevokeReports, ctx.ip.as_deref().unwrap_or_default())
-        .await
-        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
-    if let Some(wait) = limited {
-        return Err(ApiError::rate_limited(wait));
-    }
+    s.limits.admit(Kind::RevokeReports, &ctx).await?;
     let body = body_of(body, MAX_REVOKE_BYTES).await?;
     // Our own words only: serde's message could quote the body, and the body holds a token.
     let handed: HandedIn = serde_json::from_slice(&body).map_err(|_| {

@@ -9,7 +9,10 @@ use sqlx::AnyPool;
 
 use super::bucket::{Bucket, Sweeper, Wait, micros_to_seconds, whole_seconds};
 use super::sign_in::SignInLimits;
+use crate::domain::audit::RequestCtx;
+use crate::domain::error::Error;
 use crate::store::limits as shared;
+use crate::web::error::ApiError;
 
 /// The per-minute limits of SPEC §8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +126,19 @@ impl Limits {
     /// Takes one call of `kind` for `key`.
     pub async fn take(&self, kind: Kind, key: &str) -> sqlx::Result<Option<Wait>> {
         self.take_unless_blocked(kind, key, None).await
+    }
+
+    /// The gate of an endpoint that has no credential to count by (registration, `/token`,
+    /// `/revoke`, leak reports): one call of `kind` for the client's address, or the `429`.
+    pub async fn admit(&self, kind: Kind, ctx: &RequestCtx) -> Result<(), ApiError> {
+        let limited = self
+            .take(kind, ctx.ip.as_deref().unwrap_or_default())
+            .await
+            .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
+        match limited {
+            Some(wait) => Err(ApiError::rate_limited(wait)),
+            None => Ok(()),
+        }
     }
 
     /// Whether `block_key` is locked out after too many failed authentications; if not, takes

@@ -13,7 +13,6 @@ use axum::routing::post;
 use serde_json::json;
 
 use super::discovery::preflight;
-use crate::domain::error::Error;
 use crate::domain::oauth::{RegistrationError, RegistrationRequest};
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -28,14 +27,7 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 async fn register(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<Response, ApiError> {
-    let limited = s
-        .limits
-        .take(Kind::OAuthRegistrations, ctx.ip.as_deref().unwrap_or_default())
-        .await
-        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
-    if let Some(wait) = limited {
-        return Err(ApiError::rate_limited(wait));
-    }
+    s.limits.admit(Kind::OAuthRegistrations, &ctx).await?;
     let Ok(body) = axum::body::to_bytes(body, MAX_REGISTRATION_BYTES).await else {
         return Ok(refusal(
             StatusCode::PAYLOAD_TOO_LARGE,

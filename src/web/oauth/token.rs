@@ -20,7 +20,6 @@ use axum::routing::post;
 use serde_json::json;
 
 use super::discovery::preflight;
-use crate::domain::error::Error;
 use crate::service::accounts::oauth_tokens::{Issued, TokenRequest};
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -72,21 +71,22 @@ fn fields(body: &[u8]) -> Option<TokenRequest> {
     Some(r)
 }
 
-async fn token(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<Response, ApiError> {
-    let limited = s
-        .limits
-        .take(Kind::OAuthTokens, ctx.ip.as_deref().unwrap_or_default())
-        .await
-        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
-    if let Some(wait) = limited {
-        return Err(ApiError::rate_limited(wait));
-    }
-    let Ok(body) = axum::body::to_bytes(body, MAX_TOKEN_BODY_BYTES).await else {
-        return Ok(oauth_error(
+/// The form of `/token` or `/revoke`, at most 16 KiB; beyond it, the RFC 6749 `413`.
+async fn form_body(body: Body) -> Result<axum::body::Bytes, Response> {
+    axum::body::to_bytes(body, MAX_TOKEN_BODY_BYTES).await.map_err(|_| {
+        oauth_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
             "the request is larger than 16 KiB",
-        ));
+        )
+    })
+}
+
+async fn token(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<Response, ApiError> {
+    s.limits.admit(Kind::OAuthTokens, &ctx).await?;
+    let body = match form_body(body).await {
+        Ok(body) => body,
+        Err(too_large) => return Ok(too_large),
     };
     let Some(request) = fields(&body) else {
         return Ok(oauth_error(
@@ -118,20 +118,10 @@ fn issued_response(issued: &Issued) -> Response {
 }
 
 async fn revoke(State(s): State<AppState>, Ctx(ctx): Ctx, body: Body) -> Result<Response, ApiError> {
-    let limited = s
-        .limits
-        .take(Kind::RevokeReports, ctx.ip.as_deref().unwrap_or_default())
-        .await
-        .map_err(|e| ApiError::from(Error::Internal(e.into())))?;
-    if let Some(wait) = limited {
-        return Err(ApiError::rate_limited(wait));
-    }
-    let Ok(body) = axum::body::to_bytes(body, MAX_TOKEN_BODY_BYTES).await else {
-        return Ok(oauth_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            "the request is larger than 16 KiB",
-        ));
+    s.limits.admit(Kind::RevokeReports, &ctx).await?;
+    let body = match form_body(body).await {
+        Ok(body) => body,
+        Err(too_large) => return Ok(too_large),
     };
     let token = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "token")
