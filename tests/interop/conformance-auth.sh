@@ -37,23 +37,12 @@ export CHROMEDRIVER
 source "$HERE/node.sh"
 export PATH="$(dirname "$NODE"):$PATH"
 
-STAMP="$CONF/node_modules/.conformance-stamp"
-HASH="$(hash_of "$CONF/package.json" "$CONF/package-lock.json")"
-if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "$HASH" ]]; then
-    log "installing the conformance suite (npm ci in tests/interop/conformance-auth)"
-    (cd "$CONF" && npm ci --no-audit --no-fund --loglevel=error >&2)
-    echo "$HASH" >"$STAMP"
-fi
+npm_install "$CONF" "the conformance suite"
 SUITE_PKG="$CONF/node_modules/@modelcontextprotocol/conformance"
 SUITE_VERSION="$("$NODE" -p 'require(process.argv[1]).version' "$SUITE_PKG/package.json")"
 SUITE=("$NODE" "$SUITE_PKG/dist/index.js")
 
-if [[ "${INTEROP_SKIP_BUILD:-}" != 1 ]]; then
-    log "cargo build --bin memberpass"
-    cargo build --bin memberpass >&2
-fi
-BIN="$ROOT/target/debug/memberpass"
-[[ -x "$BIN" ]] || die "$BIN not found"
+memberpass_bin
 
 unset MEMBERPASS_DATABASE_URL MEMBERPASS_DATA_DIR MEMBERPASS_ENV
 

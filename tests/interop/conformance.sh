@@ -42,13 +42,7 @@ source "$HERE/node.sh"
 # run on Node 22 (it needs fs.globSync, which Node 20 lacks).
 export PATH="$(dirname "$NODE"):$PATH"
 
-CONF_STAMP="$CONF/node_modules/.conformance-stamp"
-CONF_HASH="$(hash_of "$CONF/package.json" "$CONF/package-lock.json")"
-if [[ ! -f "$CONF_STAMP" ]] || [[ "$(cat "$CONF_STAMP")" != "$CONF_HASH" ]]; then
-    log "installing the conformance suite (npm ci in tests/interop/conformance)"
-    (cd "$CONF" && npm ci --no-audit --no-fund --loglevel=error >&2)
-    echo "$CONF_HASH" >"$CONF_STAMP"
-fi
+npm_install "$CONF" "the conformance suite"
 SUITE_PKG="$CONF/node_modules/@modelcontextprotocol/conformance"
 SUITE_VERSION="$("$NODE" -p 'require(process.argv[1]).version' "$SUITE_PKG/package.json")"
 SUITE=("$NODE" "$SUITE_PKG/dist/index.js")
@@ -56,12 +50,7 @@ SUITE=("$NODE" "$SUITE_PKG/dist/index.js")
 # ---------------------------------------------------------------------------------------------
 # 2. The server, a token, the proxy
 
-if [[ "${INTEROP_SKIP_BUILD:-}" != 1 ]]; then
-    log "cargo build --bin memberpass"
-    cargo build --bin memberpass >&2
-fi
-BIN="$ROOT/target/debug/memberpass"
-[[ -x "$BIN" ]] || die "$BIN not found"
+memberpass_bin
 
 unset MEMBERPASS_DATABASE_URL MEMBERPASS_DATA_DIR MEMBERPASS_ENV
 

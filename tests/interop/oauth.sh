@@ -52,36 +52,14 @@ command -v chromium >/dev/null || [[ -n "${CHROMIUM:-}" ]] || die "no chromium (
 source "$HERE/node.sh"
 export PATH="$(dirname "$NODE"):$PATH"
 
-STAMP="$OAUTH/node_modules/.interop-stamp"
-HASH="$(hash_of "$OAUTH/package.json" "$OAUTH/package-lock.json")"
-if [[ ! -f "$STAMP" ]] || [[ "$(cat "$STAMP")" != "$HASH" ]]; then
-    log "installing the TypeScript SDK and mcp-remote (npm ci in tests/interop/oauth)"
-    (cd "$OAUTH" && npm ci --no-audit --no-fund --loglevel=error >&2)
-    echo "$HASH" >"$STAMP"
-fi
+npm_install "$OAUTH" "the TypeScript SDK and mcp-remote"
 
-PY="$HERE/.venv/bin/python"
-PY_STAMP="$HERE/.venv/.interop-stamp"
-PY_HASH="$(hash_of "$HERE/py/requirements.txt" "$HERE/py/constraints.txt")"
-if [[ ! -f "$PY_STAMP" ]] || [[ "$(cat "$PY_STAMP")" != "$PY_HASH" ]] || ! "$PY" -c 'import mcp' 2>/dev/null; then
-    log "creating the Python venv tests/interop/.venv (mcp from PyPI)"
-    PYTHON_BOOT="$(command -v python3.11 || command -v python3)"
-    rm -rf "$HERE/.venv"
-    "$PYTHON_BOOT" -m venv "$HERE/.venv"
-    "$PY" -m pip install --quiet --disable-pip-version-check \
-        -r "$HERE/py/requirements.txt" -c "$HERE/py/constraints.txt" >&2
-    echo "$PY_HASH" >"$PY_STAMP"
-fi
+python_venv
 
 # ---------------------------------------------------------------------------------------------
 # 2. The server
 
-if [[ "${INTEROP_SKIP_BUILD:-}" != 1 ]]; then
-    log "cargo build --bin memberpass"
-    cargo build --bin memberpass >&2
-fi
-BIN="$ROOT/target/debug/memberpass"
-[[ -x "$BIN" ]] || die "$BIN not found"
+memberpass_bin
 
 unset MEMBERPASS_DATABASE_URL MEMBERPASS_DATA_DIR MEMBERPASS_ENV DISPLAY WAYLAND_DISPLAY XDG_CURRENT_DESKTOP
 

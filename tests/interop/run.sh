@@ -33,36 +33,14 @@ source "$HERE/lib.sh"
 # shellcheck source=node.sh
 source "$HERE/node.sh"
 
-TS_STAMP="$HERE/ts/node_modules/.interop-stamp"
-TS_HASH="$(hash_of "$HERE/ts/package.json" "$HERE/ts/package-lock.json")"
-if [[ ! -f "$TS_STAMP" ]] || [[ "$(cat "$TS_STAMP")" != "$TS_HASH" ]]; then
-    log "installing the TypeScript SDK (npm ci in tests/interop/ts)"
-    (cd "$HERE/ts" && npm ci --no-audit --no-fund --loglevel=error >&2)
-    echo "$TS_HASH" >"$TS_STAMP"
-fi
+npm_install "$HERE/ts" "the TypeScript SDK"
 
-PY="$HERE/.venv/bin/python"
-PY_STAMP="$HERE/.venv/.interop-stamp"
-PY_HASH="$(hash_of "$HERE/py/requirements.txt" "$HERE/py/constraints.txt")"
-if [[ ! -f "$PY_STAMP" ]] || [[ "$(cat "$PY_STAMP")" != "$PY_HASH" ]] || ! "$PY" -c 'import mcp' 2>/dev/null; then
-    log "creating the Python venv tests/interop/.venv (mcp from PyPI)"
-    PYTHON_BOOT="$(command -v python3.11 || command -v python3)"
-    rm -rf "$HERE/.venv"
-    "$PYTHON_BOOT" -m venv "$HERE/.venv"
-    "$PY" -m pip install --quiet --disable-pip-version-check \
-        -r "$HERE/py/requirements.txt" -c "$HERE/py/constraints.txt" >&2
-    echo "$PY_HASH" >"$PY_STAMP"
-fi
+python_venv
 
 # ---------------------------------------------------------------------------------------------
 # 2. The server
 
-if [[ "${INTEROP_SKIP_BUILD:-}" != 1 ]]; then
-    log "cargo build --bin memberpass"
-    cargo build --bin memberpass >&2
-fi
-BIN="$ROOT/target/debug/memberpass"
-[[ -x "$BIN" ]] || die "$BIN not found"
+memberpass_bin
 
 # Only our data dir and defaults: an inherited database URL would point the server elsewhere.
 unset MEMBERPASS_DATABASE_URL MEMBERPASS_DATA_DIR MEMBERPASS_ENV
