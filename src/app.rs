@@ -49,6 +49,8 @@ pub struct ServeConfig {
     pub rate_limit_oauth_registrations: u32,
     /// `--oauth-access-ttl`, `--oauth-refresh-grace`, `--oauth-allow-loopback-client-metadata`.
     pub oauth: crate::domain::oauth::OAuthConfig,
+    /// `--approval-ttl`: how long a held call's approval request lives.
+    pub approval_ttl: Duration,
 }
 
 impl ServeConfig {
@@ -72,6 +74,7 @@ impl ServeConfig {
             request_timeout: Duration::from_secs(30),
             rate_limit_oauth_registrations: 10,
             oauth: Default::default(),
+            approval_ttl: crate::service::DEFAULT_APPROVAL_TTL,
         }
     }
 }
@@ -119,6 +122,7 @@ impl Application {
                 public_url: public_url.clone(),
                 secret_scanning_keys_url: config.secret_scanning_keys_url.clone(),
                 oauth: config.oauth.clone(),
+                approval_ttl: config.approval_ttl,
             },
         );
         let per_minute = PerMinute {
@@ -184,6 +188,21 @@ impl Application {
     ) -> anyhow::Result<()> {
         let handle = axum_server::Handle::new();
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let sweeper = {
+            let service = self.service.clone();
+            let mut stopping = jobs_stopped.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(APPROVAL_SWEEP) => {}
+                        _ = stopping.changed() => return,
+                    }
+                    if let Err(e) = service.sweep_approvals().await {
+                        tracing::error!(error = ?e, "approval sweep");
+                    }
+                }
+            })
+        };
         let worker = {
             let service = self.service.clone();
             let run = self.run_jobs;
@@ -217,10 +236,15 @@ impl Application {
             }
         }
         let _ = worker.await;
+        let _ = sweeper.await;
         self.service.db().close().await;
         Ok(())
     }
 }
+
+/// How often approval requests past their expiry are marked so (`approval.expired`) and budget
+/// uses older than a day forgotten.
+const APPROVAL_SWEEP: Duration = Duration::from_secs(5);
 
 /// The `Host` names `/mcp` answers to: the public URL's host, and loopback.
 fn mcp_hosts(public_url: &str) -> Vec<String> {

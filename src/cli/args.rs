@@ -116,6 +116,18 @@ pub struct ServeArgs {
     /// over plain http from a loopback address. Never on a server others use.
     #[arg(long)]
     pub oauth_allow_loopback_client_metadata: bool,
+    /// How long a held call's approval request lives: a person approves, and the caller repeats
+    /// the call, within it (e.g. 90s, 15m; at most 7d).
+    #[arg(long, default_value = "15m", value_parser = parse_approval_ttl)]
+    pub approval_ttl: std::time::Duration,
+}
+
+fn parse_approval_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d = crate::domain::oauth::parse_duration(s)?;
+    if d > std::time::Duration::from_secs(7 * 86_400) {
+        return Err(format!("`{s}` is longer than 7 days"));
+    }
+    Ok(d)
 }
 
 #[derive(Args, Debug)]

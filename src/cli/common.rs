@@ -24,6 +24,7 @@ pub(super) async fn service(g: &Global) -> anyhow::Result<Service> {
             public_url: "http://127.0.0.1:8080".into(),
             secret_scanning_keys_url: crate::service::GITHUB_KEYS_URL.into(),
             oauth: Default::default(),
+            approval_ttl: crate::service::DEFAULT_APPROVAL_TTL,
         },
     ))
 }

@@ -38,6 +38,7 @@ pub(super) async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
             refresh_grace: args.oauth_refresh_grace,
             allow_loopback_client_metadata: args.oauth_allow_loopback_client_metadata,
         },
+        approval_ttl: args.approval_ttl,
     };
     let app = Application::build(config).await?;
     let url = app.public_url().to_owned();

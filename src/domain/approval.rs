@@ -210,6 +210,176 @@ pub fn parse_assignment(text: &str, is_operation: impl Fn(&str) -> bool) -> Resu
     Ok((op.to_owned(), rule.trim().parse()?))
 }
 
+/// Whether a person may approve a held call: their role must be able to make the call itself,
+/// and the team's approver rule must name them (the token's owner, or an owner or admin of the
+/// team; under `not-the-caller`, an owner or admin other than the token's owner). The reason
+/// when not.
+pub fn may_approve(
+    rule: ApproverRule,
+    is_token_owner: bool,
+    role: crate::domain::role::Role,
+    needs: Option<crate::domain::ability::Ability>,
+) -> Result<(), &'static str> {
+    use crate::domain::role::Role;
+    let manages = matches!(role, Role::Owner | Role::Admin);
+    if needs.is_some_and(|a| !role.holds(a)) {
+        return Err("your role could not make this call yourself, so you cannot approve it");
+    }
+    match rule {
+        ApproverRule::OwnerOrAdmin if is_token_owner || manages => Ok(()),
+        ApproverRule::OwnerOrAdmin => Err("only the token's owner or an owner or admin of the team can approve it"),
+        ApproverRule::NotTheCaller if is_token_owner => {
+            Err("the team requires someone other than the token's owner to approve its calls")
+        }
+        ApproverRule::NotTheCaller if manages => Ok(()),
+        ApproverRule::NotTheCaller => Err("only an owner or admin of the team can approve it"),
+    }
+}
+
+/// Whether a person may deny a held call: denying is always safe, so the token's owner may, and
+/// any owner or admin of the team.
+pub fn may_deny(is_token_owner: bool, role: crate::domain::role::Role) -> bool {
+    use crate::domain::role::Role;
+    is_token_owner || matches!(role, Role::Owner | Role::Admin)
+}
+
+/// Why a call was held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// The team's policy holds the operation on this surface.
+    Policy,
+    /// The token's budget of the operation is spent for the rolling 24 h.
+    Budget,
+}
+
+impl Hold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hold::Policy => "policy",
+            Hold::Budget => "budget",
+        }
+    }
+}
+
+/// Where an approval request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Granted,
+    Denied,
+    Expired,
+    Used,
+    Voided,
+}
+
+impl Status {
+    pub const ALL: &'static [Status] = &[
+        Status::Pending,
+        Status::Granted,
+        Status::Denied,
+        Status::Expired,
+        Status::Used,
+        Status::Voided,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Granted => "granted",
+            Status::Denied => "denied",
+            Status::Expired => "expired",
+            Status::Used => "used",
+            Status::Voided => "voided",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown approval status `{s}`"))
+    }
+}
+
+/// Why an approval cannot be used (`APPROVAL_INVALID`'s `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    Expired,
+    Denied,
+    Used,
+    OtherArguments,
+    OtherCaller,
+    PolicyChanged,
+    CallerVoided,
+}
+
+impl Invalid {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Invalid::Expired => "expired",
+            Invalid::Denied => "denied",
+            Invalid::Used => "used",
+            Invalid::OtherArguments => "other_arguments",
+            Invalid::OtherCaller => "other_caller",
+            Invalid::PolicyChanged => "policy_changed",
+            Invalid::CallerVoided => "caller_voided",
+        }
+    }
+
+    /// One sentence for the caller.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Invalid::Expired => "The approval for this call expired before the call was repeated.",
+            Invalid::Denied => "A person denied this call.",
+            Invalid::Used => "The approval for this call was used already: one approval runs a call once.",
+            Invalid::OtherArguments => "The approval was given for other arguments.",
+            Invalid::OtherCaller => "The approval was given to another token.",
+            Invalid::PolicyChanged => "The team's approval policy changed since the approval was requested.",
+            Invalid::CallerVoided => {
+                "The approval was voided: the token was revoked, or its owner's role lowered or removed."
+            }
+        }
+    }
+}
+
+/// An argument object in canonical form: keys sorted at every level, nothing else changed. The
+/// arguments are the operation's typed arguments written back (every field present, `null`
+/// where not given), so two calls are the same call exactly when their canonical texts are equal.
+pub fn canonical(args: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let mut out = serde_json::Map::new();
+                for k in keys {
+                    out.insert(k.clone(), sorted(&m[k]));
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(args).to_string()
+}
+
+/// What an approval is bound to: SHA-256 (hex) of {token, operation, canonical arguments, policy
+/// version}, each part length-prefixed so no two different tuples share an input.
+pub fn digest(token_id: &str, operation: &str, canonical_args: &str, policy_version: i64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [token_id, operation, canonical_args, &policy_version.to_string()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,5 +452,61 @@ mod tests {
         p.version = 3;
         assert_eq!(ApprovalPolicy::from_stored(&p.rules_json(), "not-the-caller", 3), Ok(p));
         assert!(ApprovalPolicy::from_stored(r#"{"kick_member":"sometimes"}"#, "owner-or-admin", 1).is_err());
+    }
+
+    #[test]
+    fn canonical_arguments_ignore_key_order_only() {
+        let a = json!({"member_id": "m", "reason": null, "nested": {"b": 1, "a": [{"y": 1, "x": 2}]}});
+        let b = json!({"nested": {"a": [{"x": 2, "y": 1}], "b": 1}, "reason": null, "member_id": "m"});
+        assert_eq!(canonical(&a), canonical(&b));
+        let c = json!({"member_id": "m", "reason": "spam", "nested": {"b": 1, "a": [{"y": 1, "x": 2}]}});
+        assert_ne!(canonical(&a), canonical(&c));
+    }
+
+    #[test]
+    fn the_digest_binds_every_part() {
+        let d = digest("tok", "kick_member", "{}", 1);
+        assert_eq!(d.len(), 64);
+        assert_ne!(d, digest("tok2", "kick_member", "{}", 1));
+        assert_ne!(d, digest("tok", "ban_member", "{}", 1));
+        assert_ne!(d, digest("tok", "kick_member", "{\"a\":1}", 1));
+        assert_ne!(d, digest("tok", "kick_member", "{}", 2));
+        // Length prefixes: moving a boundary changes the digest.
+        assert_ne!(digest("ab", "c", "{}", 1), digest("a", "bc", "{}", 1));
+    }
+
+    #[test]
+    fn who_may_approve_follows_the_rule_and_the_role() {
+        use crate::domain::ability::Ability;
+        use crate::domain::role::Role;
+        let kick = Some(Ability::MemberUpdate);
+        let rule = ApproverRule::OwnerOrAdmin;
+        assert!(
+            may_approve(rule, true, Role::Manager, kick).is_ok(),
+            "the token's owner"
+        );
+        assert!(may_approve(rule, false, Role::Admin, kick).is_ok());
+        assert!(may_approve(rule, false, Role::Owner, kick).is_ok());
+        assert!(
+            may_approve(rule, false, Role::Manager, kick).is_err(),
+            "another manager"
+        );
+        assert!(may_approve(rule, false, Role::Viewer, kick).is_err());
+        assert!(
+            may_approve(rule, true, Role::Viewer, kick).is_err(),
+            "a viewer cannot kick"
+        );
+        let rule = ApproverRule::NotTheCaller;
+        assert!(
+            may_approve(rule, true, Role::Owner, kick).is_err(),
+            "not the token's owner"
+        );
+        assert!(may_approve(rule, false, Role::Admin, kick).is_ok());
+        assert!(may_approve(rule, false, Role::Manager, kick).is_err());
+        // A manager's role does not hold project:delete: nor can they approve a call needing it.
+        let delete = Some(Ability::ProjectDelete);
+        assert!(may_approve(ApproverRule::OwnerOrAdmin, true, Role::Manager, delete).is_err());
+        assert!(may_deny(true, Role::Viewer));
+        assert!(!may_deny(false, Role::Manager));
     }
 }

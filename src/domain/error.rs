@@ -160,8 +160,29 @@ pub enum Error {
     /// A quota is used up; it has room again in `retry_after_secs`.
     #[error("{why}")]
     RateLimited { retry_after_secs: u64, why: String },
+    /// The call needs a person's approval; it did not run (issue 20).
+    #[error("{}", .0.message)]
+    ApprovalRequired(Box<ApprovalNotice>),
+    /// The approval the call would run under cannot be used; it did not run.
+    #[error("{}", .0.message)]
+    ApprovalInvalid(Box<ApprovalNotice>),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+/// What a held or refused call tells its caller about the approval: where a person decides, and
+/// (for a new or pending request) the approval resource a REST caller gets as `data`.
+#[derive(Clone, Debug)]
+pub struct ApprovalNotice {
+    pub approval_id: String,
+    /// The approval page, where a person signed in approves or denies.
+    pub url: String,
+    /// The one sentence an agent can relay.
+    pub message: String,
+    /// `APPROVAL_INVALID`'s reason.
+    pub reason: Option<&'static str>,
+    /// The approval resource (REST answers it as `data` with `202`).
+    pub resource: Option<serde_json::Value>,
 }
 
 impl Error {
@@ -175,6 +196,8 @@ impl Error {
             Error::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::ApprovalRequired(_) => ErrorCode::ApprovalRequired,
+            Error::ApprovalInvalid(_) => ErrorCode::ApprovalInvalid,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -190,7 +213,11 @@ impl Error {
     /// Audit outcome: refusals of the caller are `denied`, the rest `failed`.
     pub fn outcome(&self) -> Outcome {
         match self {
-            Error::AuthenticationRequired | Error::MissingAbility(..) | Error::NotFound => Outcome::Denied,
+            Error::AuthenticationRequired
+            | Error::MissingAbility(..)
+            | Error::NotFound
+            | Error::ApprovalRequired(_)
+            | Error::ApprovalInvalid(_) => Outcome::Denied,
             _ => Outcome::Failed,
         }
     }
@@ -221,6 +248,18 @@ impl Error {
             }
             Error::PayloadTooLarge => ErrorBody::new(code, "The body is too large."),
             Error::RateLimited { why, .. } => ErrorBody::new(code, why.clone()),
+            Error::ApprovalRequired(n) | Error::ApprovalInvalid(n) => {
+                let mut extra = serde_json::Map::new();
+                extra.insert("approval_id".into(), serde_json::json!(n.approval_id));
+                extra.insert("approval_url".into(), serde_json::json!(n.url));
+                if let Some(reason) = n.reason {
+                    extra.insert("reason".into(), serde_json::json!(reason));
+                }
+                ErrorBody {
+                    extra: Some(extra),
+                    ..ErrorBody::new(code, n.message.clone())
+                }
+            }
             Error::Internal(_) => ErrorBody::new(code, "Something went wrong on our side."),
         }
     }
@@ -234,6 +273,8 @@ pub struct ErrorBody {
     pub message: String,
     pub required_ability: Option<Ability>,
     pub fields: Option<BTreeMap<String, String>>,
+    /// Members of the error object some codes add (`approval_id`, `approval_url`, `reason`).
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ErrorBody {
@@ -243,6 +284,7 @@ impl ErrorBody {
             message: message.into(),
             required_ability: None,
             fields: None,
+            extra: None,
         }
     }
 
@@ -260,6 +302,9 @@ impl ErrorBody {
         }
         if let Some(f) = &self.fields {
             e["fields"] = serde_json::json!(f);
+        }
+        for (k, v) in self.extra.iter().flatten() {
+            e[k.as_str()] = v.clone();
         }
         serde_json::json!({ "error": e })
     }

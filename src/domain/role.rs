@@ -28,6 +28,12 @@ impl Role {
         }
     }
 
+    /// Whether this role is lower than `other` (owner > admin > manager > viewer).
+    pub fn is_below(self, other: Role) -> bool {
+        let rank = |r: Role| Role::ALL.iter().position(|x| *x == r).unwrap_or(usize::MAX);
+        rank(self) > rank(other)
+    }
+
     pub fn holds(self, ability: Ability) -> bool {
         match self {
             Role::Owner | Role::Admin => true,

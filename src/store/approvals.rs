@@ -1,5 +1,7 @@
-//! Approvals (migration 0007): a team's approval policy and per-token budgets. The requests
-//! table (`approval_requests`) gets its SQL with the calls that hold and run (issue 20, items 2–4).
+//! Approvals (migrations 0007 and 0008): a team's approval policy, per-token budgets and their
+//! uses, and the requests of held calls.
+
+use sqlx::FromRow;
 
 use super::Conn;
 
@@ -120,4 +122,277 @@ pub async fn remove_budget(conn: &mut Conn, token_id: &str, operation: &str) -> 
         .execute(&mut *conn)
         .await
         .map(|r| r.rows_affected() == 1)
+}
+
+/// How many budgeted calls of `operation` the token made since `since` (ms).
+pub async fn uses_since(conn: &mut Conn, token_id: &str, operation: &str, since: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM token_budget_uses WHERE token_id = $1 AND operation = $2 AND used_at > $3")
+        .bind(token_id)
+        .bind(operation)
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+/// Counts one budgeted call.
+pub async fn add_use(
+    conn: &mut Conn,
+    token_id: &str,
+    operation: &str,
+    now: i64,
+    request_id: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO token_budget_uses (token_id, operation, used_at, request_id) VALUES ($1, $2, $3, $4)")
+        .bind(token_id)
+        .bind(operation)
+        .bind(now)
+        .bind(request_id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// Forgets uses older than `before` (they count in no window any more).
+pub async fn prune_uses(conn: &mut Conn, before: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM token_budget_uses WHERE used_at <= $1")
+        .bind(before)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+pub const COLUMNS: &str = "id, team_id, project_id, token_id, owner_id, oauth_grant_id, oauth_client_id, client_name, \
+     surface, operation, arguments, digest, policy_version, hold, approver_rule, status, requested_at, expires_at, \
+     decided_at, decided_by, used_at, used_request_id, voided_reason, reported_at, preview";
+
+/// One approval request, as stored.
+#[derive(Clone, Debug, FromRow)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub team_id: String,
+    pub project_id: Option<String>,
+    pub token_id: String,
+    pub owner_id: String,
+    pub oauth_grant_id: Option<String>,
+    pub oauth_client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub surface: String,
+    pub operation: String,
+    pub arguments: String,
+    pub digest: String,
+    pub policy_version: i64,
+    pub hold: String,
+    pub approver_rule: String,
+    pub status: String,
+    pub requested_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub used_at: Option<i64>,
+    pub used_request_id: Option<String>,
+    pub voided_reason: Option<String>,
+    pub reported_at: Option<i64>,
+    /// The changes the call's body made when it was held (rolled back), as JSON.
+    pub preview: Option<String>,
+}
+
+pub async fn insert_request(conn: &mut Conn, r: &ApprovalRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO approval_requests (id, team_id, project_id, token_id, owner_id, oauth_grant_id, oauth_client_id, \
+         client_name, surface, operation, arguments, digest, policy_version, hold, approver_rule, status, requested_at, \
+         expires_at, preview) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+    )
+    .bind(&r.id)
+    .bind(&r.team_id)
+    .bind(&r.project_id)
+    .bind(&r.token_id)
+    .bind(&r.owner_id)
+    .bind(&r.oauth_grant_id)
+    .bind(&r.oauth_client_id)
+    .bind(&r.client_name)
+    .bind(&r.surface)
+    .bind(&r.operation)
+    .bind(&r.arguments)
+    .bind(&r.digest)
+    .bind(r.policy_version)
+    .bind(&r.hold)
+    .bind(&r.approver_rule)
+    .bind(&r.status)
+    .bind(r.requested_at)
+    .bind(r.expires_at)
+    .bind(&r.preview)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find_request(conn: &mut Conn, id: &str) -> sqlx::Result<Option<ApprovalRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approval_requests WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// The latest request of this token for this call (operation and canonical arguments) that has
+/// not been answered as unusable yet.
+pub async fn latest_open(
+    conn: &mut Conn,
+    token_id: &str,
+    operation: &str,
+    arguments: &str,
+) -> sqlx::Result<Option<ApprovalRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approval_requests WHERE token_id = $1 AND operation = $2 AND arguments = $3 \
+         AND reported_at IS NULL ORDER BY requested_at DESC, id DESC LIMIT 1"
+    )))
+    .bind(token_id)
+    .bind(operation)
+    .bind(arguments)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// A team's requests, newest first; `status` narrows them; `owner` keeps one person's tokens'.
+pub async fn of_team(
+    conn: &mut Conn,
+    team_id: &str,
+    status: Option<&str>,
+    owner: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<ApprovalRow>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM approval_requests WHERE team_id = $1");
+    let mut n = 1;
+    for (present, column) in [(status.is_some(), "status"), (owner.is_some(), "owner_id")] {
+        if present {
+            n += 1;
+            sql.push_str(&format!(" AND {column} = ${n}"));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY requested_at DESC, id DESC LIMIT ${}", n + 1));
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(team_id);
+    for value in [status, owner].into_iter().flatten() {
+        q = q.bind(value);
+    }
+    q.bind(limit).fetch_all(&mut *conn).await
+}
+
+/// Moves a request from one status to another when it is still in `from` (and, for a decision
+/// or a use, not expired at `now`); true when it moved.
+pub async fn decide(conn: &mut Conn, id: &str, to: &str, by: &str, now: i64) -> sqlx::Result<bool> {
+    sqlx::query(
+        "UPDATE approval_requests SET status = $1, decided_at = $2, decided_by = $3 \
+         WHERE id = $4 AND status = 'pending' AND expires_at > $2",
+    )
+    .bind(to)
+    .bind(now)
+    .bind(by)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map(|r| r.rows_affected() == 1)
+}
+
+/// Uses a granted request for the call with request ID `request_id`; true when it was usable.
+pub async fn consume(conn: &mut Conn, id: &str, now: i64, request_id: Option<&str>) -> sqlx::Result<bool> {
+    sqlx::query(
+        "UPDATE approval_requests SET status = 'used', used_at = $1, used_request_id = $2 \
+         WHERE id = $3 AND status = 'granted' AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(request_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map(|r| r.rows_affected() == 1)
+}
+
+/// Marks a request as answered unusable; a pending or granted one past its expiry, or made under
+/// an older policy, changes status too (`status`), never a used, denied or voided one.
+pub async fn close(conn: &mut Conn, id: &str, status: Option<(&str, Option<&str>)>, now: i64) -> sqlx::Result<()> {
+    if let Some((status, reason)) = status {
+        sqlx::query(
+            "UPDATE approval_requests SET status = $1, voided_reason = COALESCE($2, voided_reason) \
+             WHERE id = $3 AND status IN ('pending', 'granted')",
+        )
+        .bind(status)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("UPDATE approval_requests SET reported_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// Expires every pending or granted request past its expiry; the ones that moved.
+pub async fn expire_due(conn: &mut Conn, now: i64) -> sqlx::Result<Vec<ApprovalRow>> {
+    let due: Vec<ApprovalRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approval_requests WHERE status IN ('pending', 'granted') AND expires_at <= $1 \
+         ORDER BY requested_at, id LIMIT 500"
+    )))
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut moved = Vec::with_capacity(due.len());
+    for row in due {
+        let done = sqlx::query(
+            "UPDATE approval_requests SET status = 'expired' WHERE id = $1 AND status IN ('pending', 'granted')",
+        )
+        .bind(&row.id)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            moved.push(row);
+        }
+    }
+    Ok(moved)
+}
+
+/// Which pending or granted requests a change voids.
+#[derive(Clone, Copy, Debug)]
+pub enum Voids<'a> {
+    /// Those of one token.
+    Token(&'a str),
+    /// Those of every token issued under one OAuth grant.
+    Grant(&'a str),
+    /// Those of every token a person owns in a team.
+    Owner { team_id: &'a str, user_id: &'a str },
+}
+
+/// Voids the pending and granted requests `which` names; the ones that moved.
+pub async fn void(conn: &mut Conn, which: Voids<'_>, reason: &str) -> sqlx::Result<Vec<ApprovalRow>> {
+    let (clause, binds) = match which {
+        Voids::Token(id) => ("token_id = $1", vec![id]),
+        Voids::Grant(id) => ("oauth_grant_id = $1", vec![id]),
+        Voids::Owner { team_id, user_id } => ("team_id = $1 AND owner_id = $2", vec![team_id, user_id]),
+    };
+    let mut q = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM approval_requests WHERE {clause} AND status IN ('pending', 'granted') \
+         ORDER BY requested_at, id"
+    )));
+    for b in binds {
+        q = q.bind(b);
+    }
+    let rows: Vec<ApprovalRow> = q.fetch_all(&mut *conn).await?;
+    let mut moved = Vec::with_capacity(rows.len());
+    for row in rows {
+        let done = sqlx::query(
+            "UPDATE approval_requests SET status = 'voided', voided_reason = $1 \
+             WHERE id = $2 AND status IN ('pending', 'granted')",
+        )
+        .bind(reason)
+        .bind(&row.id)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() == 1 {
+            moved.push(row);
+        }
+    }
+    Ok(moved)
 }

@@ -40,3 +40,11 @@ pub async fn set_password_hash(conn: &mut Conn, id: &str, hash: &str) -> sqlx::R
         .await
         .map(|r| r.rows_affected() == 1)
 }
+
+/// A user's name and email.
+pub async fn name_and_email(conn: &mut Conn, id: &str) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT name, email FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+}

@@ -13,9 +13,9 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use serde_json::{Map, Value};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, current_docs_base, current_request_id};
 use super::extract::request_ctx;
-use crate::domain::error::{Error, Result};
+use crate::domain::error::{ApprovalNotice, Error, Result};
 use crate::service::Surface;
 use crate::service::core::op::{Done, DynOp, Input, Spec, Verb};
 
@@ -62,8 +62,25 @@ async fn handle(op: &'static dyn DynOp, schema: &Value, s: AppState, req: Reques
     };
     match s.service.call(op, &p, input).await {
         Ok(done) => respond(&spec, done),
+        Err(Error::ApprovalRequired(notice)) => held(*notice),
         Err(e) => ApiError::from(e).into_response(),
     }
+}
+
+/// A held call (issue 20): `202 Accepted`, the approval resource as `data`, the §4 error object
+/// with `APPROVAL_REQUIRED` beside it, and `Location` at the page where a person decides.
+fn held(notice: ApprovalNotice) -> Response {
+    let url = notice.url.clone();
+    let resource = notice.resource.clone();
+    let mut body = ApiError::from(Error::ApprovalRequired(Box::new(notice)))
+        .body
+        .envelope(&current_request_id(), &current_docs_base());
+    body["data"] = resource.unwrap_or_default();
+    let mut res = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&url) {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
+    res
 }
 
 /// The operation's success status and `{"data", "meta"}`; a replay says so in a header.

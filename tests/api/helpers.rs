@@ -227,6 +227,20 @@ impl TestApp {
         }
     }
 
+    /// Sets the team's approval policy to hold no call on any surface (as the operator's
+    /// `memberpass team policy --approval OP=none` does), for tests of other rules.
+    pub async fn hold_nothing(&self, team: &str) {
+        let held = memberpass::domain::approval::HELD_ON_MCP_BY_DEFAULT;
+        let change = memberpass::service::accounts::approvals::PolicyChange {
+            approvals: held.iter().map(|op| format!("{op}=none")).collect(),
+            approver: None,
+        };
+        self.service
+            .change_approval_policy(&memberpass::service::Caller::system(), team, &change)
+            .await
+            .expect("the policy changes");
+    }
+
     /// Mints a token for `email` in `team` through the service (as the CLI does).
     pub async fn mint(&self, email: &str, team: &str, abilities: &[Ability], projects: &[&str]) -> String {
         let minted = self

@@ -73,6 +73,10 @@ pub fn case(op: &dyn DynOp, w: &World, job: &str) -> Case {
 pub async fn setup() -> (TestApp, World, String) {
     let app = spawn_app().await;
     let w = app.world().await;
+    // The matrix checks tenancy, abilities and the audit of every call as it runs: team A's
+    // calls are held for nobody's approval (tests/api/held.rs checks the holds; team B keeps
+    // the default policy, and its cross-team calls are refused before anything is held).
+    app.hold_nothing(&w.team_a).await;
     // A job started by team A's owner, for get_job_status.
     let owner = app.mint(OWNER_A, &w.team_a, &[Ability::AccessCodeCreate], &[]).await;
     let job = app

@@ -129,8 +129,20 @@ impl Service {
         let team = self.team_exists(w.conn(), team_id).await?;
         let user = self.user_id_by_email(w.conn(), email).await?;
         let before = teams::role_of(w.conn(), &team, &user).await?;
-        let event = if before.is_some() {
+        let event = if let Some(was) = &before {
             teams::set_role(w.conn(), &team, &user, role).await?;
+            // A lower role voids what their tokens were waiting to be approved for: an approval
+            // was asked for under the rights they had.
+            if was.parse::<Role>().is_ok_and(|was| role.is_below(was)) {
+                w.void_approvals(
+                    crate::store::approvals::Voids::Owner {
+                        team_id: &team,
+                        user_id: &user,
+                    },
+                    "role_lowered",
+                )
+                .await?;
+            }
             "team.member_role_changed"
         } else {
             teams::add_member(w.conn(), &team, &user, role, now_ms()).await?;
@@ -155,6 +167,14 @@ impl Service {
         // Their tokens for this team die with the membership: adding them back later must not
         // bring an old, possibly leaked, token back to life.
         let revoked = tokens::revoke_all_of_member(w.conn(), &team, &user, MEMBER_REMOVED).await?;
+        w.void_approvals(
+            crate::store::approvals::Voids::Owner {
+                team_id: &team,
+                user_id: &user,
+            },
+            "member_removed",
+        )
+        .await?;
         // Their OAuth grants in it too (their access tokens are among the tokens above; this
         // kills the refresh tokens).
         let now = crate::store::now_ms();

@@ -58,14 +58,7 @@ pub fn can_be_held(operation: &str) -> bool {
     catalog::find(operation).is_some_and(|op| op.spec().is_write())
 }
 
-/// A team's policy: its stored row, or the defaults of a new team.
-pub async fn policy_in(conn: &mut Conn, team_id: &str) -> Result<ApprovalPolicy> {
-    match approvals::find_policy(conn, team_id).await? {
-        Some((rules, approver, version)) => ApprovalPolicy::from_stored(&rules, &approver, version)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("team {team_id}: {e}"))),
-        None => Ok(ApprovalPolicy::default()),
-    }
-}
+pub use crate::service::core::hold::policy_in;
 
 /// Checks that `actor` may change the controls of `team_id`; the person to name as `updated_by`.
 async fn controller(conn: &mut Conn, actor: &Caller, team_id: &str) -> Result<Option<String>> {

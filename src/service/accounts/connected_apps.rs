@@ -65,6 +65,8 @@ impl Service {
         {
             return Err(Error::Conflict("This app was already disconnected.".into()));
         }
+        w.void_approvals(crate::store::approvals::Voids::Grant(&grant.id), "token_revoked")
+            .await?;
         w.record(
             caller
                 .draft("oauth.grant_revoked", &grant.team_id)

@@ -171,6 +171,8 @@ impl Service {
             draft.ctx = ctx.clone();
             draft
         };
+        w.void_approvals(crate::store::approvals::Voids::Token(&row.id), "token_revoked")
+            .await?;
         let mut revoked = json!({"reason": reason});
         merge(&mut revoked, &details);
         w.record(entry("token.revoked", revoked));

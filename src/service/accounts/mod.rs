@@ -3,6 +3,7 @@
 //! client ID metadata documents), consent and grants, the token endpoint.
 
 pub mod admin;
+pub mod approval_requests;
 pub mod approvals;
 pub mod client_documents;
 pub mod connected_apps;

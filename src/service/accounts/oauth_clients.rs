@@ -218,6 +218,8 @@ impl Service {
         let grants = crate::store::oauth_grants::live_grant_ids_of_client(w.conn(), id).await?;
         for grant in &grants {
             crate::store::oauth_grants::revoke_grant(w.conn(), grant, "client_removed", None, now).await?;
+            w.void_approvals(crate::store::approvals::Voids::Grant(grant), "token_revoked")
+                .await?;
         }
         w.record(
             AuditDraft::system("oauth.client_removed", None)

@@ -284,6 +284,8 @@ impl Service {
             if redirect_key(&old.redirect_uri) == key
                 && store::revoke_grant(w.conn(), &old.id, "replaced", Some(&person.user_id), now).await?
             {
+                w.void_approvals(crate::store::approvals::Voids::Grant(&old.id), "token_revoked")
+                    .await?;
                 w.record(
                     caller
                         .draft("oauth.grant_revoked", &old.team_id)

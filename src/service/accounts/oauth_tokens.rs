@@ -347,6 +347,8 @@ impl Service {
     /// Revokes a grant with its tokens, by the system (a reuse) or its client, with its entry.
     async fn revoke_grant_in(&self, w: &mut Audited, grant: &GrantRow, reason: &str, ctx: &RequestCtx) -> Result<()> {
         if store::revoke_grant(w.conn(), &grant.id, reason, None, now_ms()).await? {
+            w.void_approvals(crate::store::approvals::Voids::Grant(&grant.id), "token_revoked")
+                .await?;
             w.record(
                 client_entry("oauth.grant_revoked", grant, ctx)
                     .properties(json!({"reason": reason, "client_id": grant.client_id})),
@@ -407,6 +409,8 @@ impl Service {
             return Ok(());
         };
         if tokens::revoke(w.conn(), &row.id, "revoked by its client").await? {
+            w.void_approvals(crate::store::approvals::Voids::Token(&row.id), "token_revoked")
+                .await?;
             let mut entry = client_entry("token.revoked", &grant, ctx)
                 .subject("token", &row.id)
                 .properties(json!({"reason": "revoked by its client"}));

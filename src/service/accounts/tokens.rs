@@ -141,6 +141,8 @@ impl Service {
         }
         let reason = reason.unwrap_or("revoked");
         store::revoke(w.conn(), id.as_str(), reason).await?;
+        w.void_approvals(crate::store::approvals::Voids::Token(id.as_str()), "token_revoked")
+            .await?;
         let entry = actor
             .draft("token.revoked", &row.team_id)
             .subject("token", id.as_str())
@@ -212,6 +214,8 @@ impl Service {
         };
         store::insert(w.conn(), &row).await?;
         store::revoke(w.conn(), &old.id, "rotated").await?;
+        w.void_approvals(crate::store::approvals::Voids::Token(&old.id), "token_revoked")
+            .await?;
         store::set_replaced_by(w.conn(), &old.id, &row.id).await?;
         let entry = actor
             .draft("token.rotated", &old.team_id)

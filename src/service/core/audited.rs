@@ -24,6 +24,14 @@ impl Audited {
         self.entries.push(entry);
     }
 
+    /// Voids the approval requests a revocation, removal or lowered role makes unusable, each
+    /// with its `approval.voided` entry, in this transaction.
+    pub async fn void_approvals(&mut self, which: crate::store::approvals::Voids<'_>, reason: &str) -> Result<()> {
+        let entries = super::hold::void_approvals(&mut self.tx, which, reason).await?;
+        self.entries.extend(entries);
+        Ok(())
+    }
+
     /// Appends the recorded entries and commits; dropped instead, it rolls everything back.
     pub async fn commit(mut self) -> Result<()> {
         if !self.entries.is_empty() {

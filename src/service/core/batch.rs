@@ -48,6 +48,25 @@ pub struct Written {
     pub answer: Result<Done>,
     /// The job worker should look for work once this commits.
     pub wakes_jobs: bool,
+    /// Entries recorded with it, after it (an approval that expired, found by the call; the
+    /// approvals a revocation voided).
+    pub also: Vec<AuditDraft>,
+    /// Commit what the write did although its answer is an error: only the approval gate's
+    /// own records (a held call's request), never a body's half-done work.
+    pub keep: bool,
+}
+
+impl Written {
+    /// A write's answer and its entry, with nothing else to record.
+    pub fn answer(entry: AuditDraft, answer: Result<Done>, wakes_jobs: bool) -> Self {
+        Written {
+            entry,
+            answer,
+            wakes_jobs,
+            also: Vec::new(),
+            keep: false,
+        }
+    }
 }
 
 /// A caller to re-check under the chain's lock, and the ability its call needs.
@@ -287,16 +306,12 @@ async fn commit(
             entry.properties["abandoned"] = json!(true);
             let e = Error::Internal(anyhow::anyhow!("abandoned before it ran"));
             super::authz::mark_refused(&mut entry, &e);
-            Written {
-                entry,
-                answer: Err(e),
-                wakes_jobs: false,
-            }
+            Written::answer(entry, Err(e), false)
         } else {
             sqlx::query("SAVEPOINT batch_write").execute(&mut *tx).await?;
             let (back, written) = job(tx, entry).await;
             tx = back;
-            if written.answer.is_err() {
+            if written.answer.is_err() && !written.keep {
                 sqlx::query("ROLLBACK TO SAVEPOINT batch_write")
                     .execute(&mut *tx)
                     .await?;
@@ -305,6 +320,7 @@ async fn commit(
             written
         };
         entries.push(written.entry);
+        entries.extend(written.also);
         ran.push(RanWrite {
             reply,
             answer: written.answer,
@@ -438,14 +454,7 @@ mod tests {
                 if let Err(e) = &answer {
                     super::super::authz::mark_refused(&mut entry, e);
                 }
-                (
-                    tx,
-                    Written {
-                        entry,
-                        answer,
-                        wakes_jobs: false,
-                    },
-                )
+                (tx, Written::answer(entry, answer, false))
             })
         });
         let (reply, answer) = oneshot::channel();

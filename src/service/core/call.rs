@@ -27,6 +27,8 @@ pub struct Call {
     pub(super) project_id: Option<String>,
     pub(super) changes: Option<Value>,
     pub(super) wakes_jobs: bool,
+    /// Entries the call records beside its own (the approvals a revocation voids).
+    pub(super) also: Vec<AuditDraft>,
 }
 
 impl Call {
@@ -47,6 +49,7 @@ impl Call {
             project_id: None,
             changes: None,
             wakes_jobs: false,
+            also: Vec::new(),
         }
     }
 
@@ -79,6 +82,11 @@ impl Call {
     /// The calling person (the token's owner, or who is signed in).
     pub fn user_id(&self) -> &str {
         &self.user_id
+    }
+
+    /// Entries that commit with this call's, after it.
+    pub fn record(&mut self, entries: impl IntoIterator<Item = AuditDraft>) {
+        self.also.extend(entries);
     }
 
     /// The process's job worker is woken once this call commits.

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod batch;
 pub mod call;
 pub mod caller;
+pub mod hold;
 pub mod idempotency;
 pub mod op;
 pub mod output;

@@ -9,6 +9,7 @@ use super::authz::{mark_refused, still_allowed};
 use super::batch::Written;
 use super::call::Call;
 use super::caller::Caller;
+use super::hold::{self, Gate, Held};
 use super::idempotency::{self, IdempotencyKey};
 use super::op::{Done, Input, JsonOutput, Operation, Spec};
 use super::service::Service;
@@ -202,11 +203,7 @@ async fn run_write<O: Operation>(
 ) -> (Tx, Written) {
     let refused = |mut entry: AuditDraft, e: Error| {
         mark_refused(&mut entry, &e);
-        Written {
-            entry,
-            answer: Err(e),
-            wakes_jobs: false,
-        }
+        Written::answer(entry, Err(e), false)
     };
     // Every revocation, removal and role change commits with an entry of its own, so under the
     // chain's lock it has either committed (and is seen here) or waits for this batch: nothing
@@ -223,20 +220,19 @@ async fn run_write<O: Operation>(
             Ok(Some(output)) => {
                 entry.properties["idempotent_replay"] = json!(true);
                 let done = Done { output, replayed: true };
-                return (
-                    tx,
-                    Written {
-                        entry,
-                        answer: Ok(done),
-                        wakes_jobs: false,
-                    },
-                );
+                return (tx, Written::answer(entry, Ok(done), false));
             }
             Ok(None) => {}
             Err(e) => return (tx, refused(entry, e)),
         }
     }
-    let mut call = Call::new(tx, p, config, &entry);
+    // The approval gate: a held call leaves its request (or its refusal) and does not run.
+    let pass = match hold::gate(&mut tx, &p, &O::SPEC, &entry, &config).await {
+        Ok(Gate::Run(pass)) => pass,
+        Ok(Gate::Hold(held)) => return hold_call::<O>(tx, p, config, args, entry, *held).await,
+        Err(e) => return (tx, refused(entry, e)),
+    };
+    let mut call = Call::new(tx, p.clone(), config, &entry);
     let result = O::run(&mut call, args).await.and_then(|o| erase(o, keep));
     let Call {
         mut tx,
@@ -244,6 +240,7 @@ async fn run_write<O: Operation>(
         project_id,
         changes,
         wakes_jobs,
+        also,
         ..
     } = call;
     entry.subject_id = subject_id;
@@ -255,6 +252,15 @@ async fn run_write<O: Operation>(
     if let Some(changes) = changes {
         entry.properties["changes"] = changes;
     }
+    if let Some((approval_id, approved_by)) = pass.approved {
+        entry.properties["approval_id"] = json!(approval_id);
+        entry.properties["approved_by"] = json!(approved_by);
+    }
+    if pass.budgeted
+        && let Err(e) = hold::count_use(&mut tx, &p, &O::SPEC).await
+    {
+        return (tx, refused(entry, e));
+    }
     if let Some(k) = &key
         && let Err(e) = idempotency::save(&mut tx, k, O::SPEC.success_status, &output).await
     {
@@ -264,14 +270,74 @@ async fn run_write<O: Operation>(
         output,
         replayed: false,
     };
-    (
-        tx,
-        Written {
-            entry,
-            answer: Ok(done),
-            wakes_jobs,
-        },
-    )
+    let mut written = Written::answer(entry, Ok(done), wakes_jobs);
+    written.also = also;
+    (tx, written)
+}
+
+/// A call the approval gate holds. Its body runs first, in a savepoint rolled back whatever
+/// happens: a call that would fail (an id outside the caller's projects, a state that forbids
+/// it, bad input) answers that failure and asks nobody for anything; one that would succeed is
+/// recorded as a request with the changes it would make, and the caller is told where a person
+/// decides. The batch keeps what the gate wrote although the answer is an error.
+async fn hold_call<O: Operation>(
+    tx: Tx,
+    p: Caller,
+    config: std::sync::Arc<super::service::ServiceConfig>,
+    args: O::Args,
+    mut entry: AuditDraft,
+    held: Held,
+) -> (Tx, Written) {
+    let refused = |mut entry: AuditDraft, e: Error| {
+        mark_refused(&mut entry, &e);
+        Written::answer(entry, Err(e), false)
+    };
+    let mut tx = tx;
+    if let Err(e) = sqlx::query("SAVEPOINT held_call").execute(&mut *tx).await {
+        return (tx, refused(entry, e.into()));
+    }
+    let mut call = Call::new(tx, p, config.clone(), &entry);
+    let result = O::run(&mut call, args).await;
+    let Call {
+        mut tx,
+        subject_id,
+        project_id,
+        changes,
+        ..
+    } = call;
+    for step in ["ROLLBACK TO SAVEPOINT held_call", "RELEASE SAVEPOINT held_call"] {
+        if let Err(e) = sqlx::query(step).execute(&mut *tx).await {
+            return (tx, refused(entry, e.into()));
+        }
+    }
+    entry.subject_id = subject_id;
+    entry.project_id = project_id.clone();
+    if let Err(e) = result {
+        return (tx, refused(entry, e));
+    }
+    let stop = held.record(&mut tx, changes, project_id, &config).await;
+    let keep = matches!(stop.error, Error::ApprovalRequired(_) | Error::ApprovalInvalid(_));
+    let entry = match stop.entry {
+        Some(requested) => requested,
+        None => {
+            if let Error::ApprovalRequired(n) | Error::ApprovalInvalid(n) = &stop.error {
+                entry.properties["approval_id"] = json!(n.approval_id);
+                if let Some(reason) = n.reason {
+                    entry.properties["approval_invalid"] = json!(reason);
+                }
+            }
+            mark_refused(&mut entry, &stop.error);
+            entry
+        }
+    };
+    let written = Written {
+        entry,
+        answer: Err(stop.error),
+        wakes_jobs: false,
+        also: stop.also,
+        keep,
+    };
+    (tx, written)
 }
 
 /// The output as JSON; its typed self goes to the caller that asked to keep it.

@@ -18,7 +18,12 @@ pub struct ServiceConfig {
     pub secret_scanning_keys_url: String,
     /// The `serve --oauth-*` settings.
     pub oauth: crate::domain::oauth::OAuthConfig,
+    /// How long a held call's approval request lives (`serve --approval-ttl`, 15 min).
+    pub approval_ttl: std::time::Duration,
 }
+
+/// `serve --approval-ttl`'s default.
+pub const DEFAULT_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// GitHub's published secret-scanning keys.
 pub const GITHUB_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secret_scanning";

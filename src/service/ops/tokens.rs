@@ -112,6 +112,13 @@ impl Operation for RevokeCurrentToken {
         let id = own_token_id(c)?;
         c.subject(&id);
         store::revoke(c.conn(), &id, "revoked by its own holder").await?;
+        let voided = crate::service::core::hold::void_approvals(
+            c.conn(),
+            crate::store::approvals::Voids::Token(&id),
+            "token_revoked",
+        )
+        .await?;
+        c.record(voided);
         let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
         One::ok(row.view())
     }

@@ -74,6 +74,8 @@ pub fn relayable(body: &ErrorBody) -> String {
         (ErrorCode::TokenMissingAbility, Some(a)) => format!(
             "This token lacks `{a}`; mint one with it in Settings → API Tokens (the owner's role must hold it too)."
         ),
+        // The message already says what to do, with the approval page's URL.
+        (ErrorCode::ApprovalRequired | ErrorCode::ApprovalInvalid, _) => body.message.clone(),
         _ => format!("{} {}", body.message, body.code.remediation()),
     }
 }

@@ -248,6 +248,9 @@ impl Harness {
             "remediation",
             "request_id",
             "fields",
+            "approval_id",
+            "approval_url",
+            "reason",
         ]
         .into();
         for (k, v) in e {
