@@ -261,7 +261,7 @@ async fn a_budget_for_an_unknown_token_or_operation_is_refused() {
 
 /// A person as the dashboard will present them: `email` as a member of `team`, with the role
 /// they are said to hold (the service reads the role again).
-async fn person(app: &TestApp, team: &str, email: &str, role: Role) -> Caller {
+pub async fn person(app: &TestApp, team: &str, email: &str, role: Role) -> Caller {
     let user: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
         .bind(email)
         .fetch_one(app.pool())

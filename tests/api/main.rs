@@ -15,6 +15,7 @@ mod durability;
 mod faults;
 mod fuzz;
 mod hardening;
+mod held;
 mod helpers;
 mod json_schema;
 mod layout;

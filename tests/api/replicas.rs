@@ -412,6 +412,55 @@ async fn rate_limits_are_shared_by_the_replicas() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_budget_is_one_budget_on_both_replicas() {
+    let r = Replicas::start(&[]).await;
+    let token = r.mint(&[Ability::ProjectCreate]).await;
+    let id = token_id(&token);
+    cli_json(&r.db, &["token", "budget", &id, "create_project", "3"]).await;
+    // Twelve creations at once, half through each replica: three run in all (with a count per
+    // process, six would), the rest are held for approval.
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let base = if i % 2 == 0 { r.a.base.clone() } else { r.b.base.clone() };
+        let (client, token) = (r.client.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = client
+                .post(format!("{base}/v1/projects"))
+                .bearer_auth(&token)
+                .json(&json!({"name": format!("Budgeted {i}")}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap();
+            (status, body)
+        }));
+    }
+    let mut ran = 0;
+    let mut held = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            201 => ran += 1,
+            202 => {
+                assert_eq!(body["data"]["hold"], "budget", "{body:#}");
+                held += 1;
+            }
+            other => panic!("{other}: {body:#}"),
+        }
+    }
+    assert_eq!((ran, held), (3, 9));
+    let mut conn = sqlx::AnyConnection::connect(&r.db.url).await.unwrap();
+    let created: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE name LIKE 'Budgeted %'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(created, 3);
+    r.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_job_runs_exactly_once_when_both_replicas_poll() {
     let r = Replicas::start(&[]).await;
     let (plan, token) = r.plan_and_code_token().await;
