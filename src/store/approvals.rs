@@ -396,3 +396,16 @@ pub async fn void(conn: &mut Conn, which: Voids<'_>, reason: &str) -> sqlx::Resu
     }
     Ok(moved)
 }
+
+/// Every budget of a token with its uses since `since`: (operation, limit, used).
+pub async fn budgets_used(conn: &mut Conn, token_id: &str, since: i64) -> sqlx::Result<Vec<(String, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT b.operation, b.max_calls, (SELECT COUNT(*) FROM token_budget_uses u \
+         WHERE u.token_id = b.token_id AND u.operation = b.operation AND u.used_at > $2) \
+         FROM token_budgets b WHERE b.token_id = $1 ORDER BY b.operation",
+    )
+    .bind(token_id)
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await
+}

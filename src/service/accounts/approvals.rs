@@ -81,7 +81,30 @@ async fn controller(conn: &mut Conn, actor: &Caller, team_id: &str) -> Result<Op
     }
 }
 
+/// What a token's calls will meet: its team's policy and its budgets with their uses over the
+/// last 24 h (operation, limit, used). `tools/list` says it in each tool.
+#[derive(Clone, Debug)]
+pub struct Outlook {
+    pub policy: crate::domain::approval::ApprovalPolicy,
+    pub budgets: Vec<(String, i64, i64)>,
+}
+
 impl Service {
+    /// The policy and budgets a token's calls meet now.
+    pub async fn approval_outlook(&self, caller: &Caller) -> Result<Outlook> {
+        let member = caller.in_team()?;
+        let mut conn = self.db.pool().acquire().await?;
+        let policy = policy_in(&mut conn, member.team_id.as_str()).await?;
+        let budgets = match caller.token_id() {
+            Some(id) => {
+                let since = now_ms() - crate::domain::time::DAY_MS;
+                approvals::budgets_used(&mut conn, id, since).await?
+            }
+            None => Vec::new(),
+        };
+        Ok(Outlook { policy, budgets })
+    }
+
     /// A team's approval policy (the defaults while nobody has changed it).
     pub async fn approval_policy(&self, team_id: &str) -> Result<ApprovalPolicy> {
         let team = parse_id(team_id).map_err(|_| Error::field("team", "no such team"))?;

@@ -29,6 +29,20 @@ pub struct TokenInfo {
     pub token: TokenView,
     pub owner: Owner,
     pub effective_abilities: Vec<Ability>,
+    /// The token's budgets: calls of an operation per rolling 24 h, and how many it made; a call
+    /// past its limit needs a person's approval.
+    pub budgets: Vec<Budget>,
+}
+
+/// One budget of a token, as `get_token_info` reports it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Budget {
+    pub operation: String,
+    pub limit: i64,
+    pub used: i64,
+    pub remaining: i64,
+    /// The rolling window the budget counts over.
+    pub window: &'static str,
 }
 
 pub static OPS: &[&dyn DynOp] = &[&GetTokenInfo, &ListTokens, &RevokeCurrentToken];
@@ -55,6 +69,18 @@ impl Operation for GetTokenInfo {
         let id = own_token_id(c)?;
         c.subject(&id);
         let row = store::find(c.conn(), &id).await?.ok_or(Error::NotFound)?;
+        let since = crate::store::now_ms() - crate::domain::time::DAY_MS;
+        let budgets = crate::store::approvals::budgets_used(c.conn(), &id, since)
+            .await?
+            .into_iter()
+            .map(|(operation, limit, used)| Budget {
+                operation,
+                limit,
+                used,
+                remaining: (limit - used).max(0),
+                window: "24h",
+            })
+            .collect();
         let p = c.caller.in_team()?;
         One::ok(TokenInfo {
             token: row.view(),
@@ -65,6 +91,7 @@ impl Operation for GetTokenInfo {
                 role: p.role,
             },
             effective_abilities: c.caller.effective_abilities().into_iter().collect(),
+            budgets,
         })
     }
 }

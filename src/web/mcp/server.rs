@@ -11,7 +11,12 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
+use rmcp::model::{
+    ElicitRequest, ElicitRequestParams, InputRequest, InputRequests, InputRequiredResult, ProtocolVersion,
+};
+
 use super::guard::McpCaller;
+use crate::domain::error::{ApprovalNotice, Error};
 use crate::domain::text;
 use crate::service::Service;
 use crate::service::core::op::Input;
@@ -54,6 +59,39 @@ fn client_of(context: &RequestContext<RoleServer>) -> Option<String> {
 const CLIENT_NAME_MAX: usize = 100;
 const CLIENT_VERSION_MAX: usize = 50;
 
+/// Whether the client opens a URL for its person and retries by itself (protocol 2026-07-28's
+/// input-required result with a URL elicitation): it speaks that protocol and says it can.
+fn opens_urls(context: &RequestContext<RoleServer>) -> bool {
+    let modern = context
+        .meta
+        .protocol_version()
+        .is_some_and(|v| v.to_string().as_str() >= ProtocolVersion::V_2026_07_28.to_string().as_str());
+    let url = context
+        .meta
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.url.is_some());
+    modern && url
+}
+
+/// A held call as an input-required result: one URL elicitation pointing the person at the
+/// approval page. The client retries the same call once its person is done; the retry meets the
+/// approval (or its absence) by what it is — same token, same call — never by `requestState`,
+/// which the client could change: that only echoes the approval's id.
+fn approval_elicitation(notice: &ApprovalNotice) -> InputRequiredResult {
+    let params = ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message: notice.message.clone(),
+        url: notice.url.clone(),
+        elicitation_id: notice.approval_id.clone(),
+    };
+    let requests = InputRequests::from([(
+        "approval".to_owned(),
+        InputRequest::Elicitation(ElicitRequest::new(params)),
+    )]);
+    InputRequiredResult::new(Some(requests), Some(notice.approval_id.clone()))
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
@@ -71,10 +109,15 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let McpCaller { caller, .. } = caller(&context)?;
+        let outlook = self
+            .service
+            .approval_outlook(&caller)
+            .await
+            .map_err(|e| McpError::internal_error(format!("the approval policy could not be read: {e}"), None))?;
         let tools = catalog::all()
             .zip(super::tools::all())
             .filter(|(op, _)| op.spec().ability.is_none_or(|a| caller.can(a)))
-            .map(|(_, tool)| tool.clone())
+            .map(|(op, tool)| super::tools::as_seen(tool, op, &outlook))
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);
         // The list depends on the token: never cache it for anyone else.
@@ -97,6 +140,9 @@ impl ServerHandler for McpServer {
         caller.ctx.client = client_of(&context);
         let args = Value::Object(request.arguments.unwrap_or_default());
         let result = match self.service.call(op, &caller, Input::json(args)).await {
+            Err(Error::ApprovalRequired(notice)) if opens_urls(&context) => {
+                return Ok(CallToolResponse::InputRequired(approval_elicitation(&notice)));
+            }
             Ok(done) => {
                 let output =
                     serde_json::to_value(&done.output).map_err(|e| McpError::internal_error(e.to_string(), None))?;

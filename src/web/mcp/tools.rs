@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 
 use crate::domain::error::{ErrorBody, ErrorCode};
 use crate::domain::kinds::{MemberStatus, SubscriptionStatus};
+use crate::domain::approval::Surface;
+use crate::service::accounts::approvals::Outlook;
 use crate::service::core::op::{DynOp, Effect, published_schema};
 use crate::service::ops::catalog;
 
@@ -67,6 +69,49 @@ pub fn tool(op: &dyn DynOp) -> Tool {
         .with_annotations(annotations)
         .with_raw_output_schema(Arc::new(output))
 }
+
+/// A tool as this caller sees it: under the team's policy a held tool says so in its
+/// description and in `_meta["io.memberpass/approval"]` (MCP's annotations are a closed set of
+/// hints, none of which says "a person must approve"), and a budgeted one says how many calls
+/// remain in the rolling 24 h.
+pub fn as_seen(tool: &Tool, op: &dyn DynOp, outlook: &Outlook) -> Tool {
+    let name = op.spec().name;
+    let held = outlook.policy.needs_approval(name, Surface::Mcp);
+    let budget = outlook.budgets.iter().find(|(o, _, _)| o == name);
+    if !held && budget.is_none() {
+        return tool.clone();
+    }
+    let mut tool = tool.clone();
+    let mut description = tool.description.as_deref().unwrap_or_default().to_owned();
+    let mut approval = serde_json::Map::new();
+    if held {
+        description.push_str(
+            " Needs a person's approval under your team's policy: the call answers APPROVAL_REQUIRED with the \
+             approval page's URL and runs nothing; relay the URL, and once a person has approved, call it again \
+             with the same arguments.",
+        );
+        approval.insert("required".into(), json!(true));
+    }
+    if let Some((_, limit, used)) = budget {
+        let left = (limit - used).max(0);
+        description.push_str(&format!(
+            " This token may make {limit} of these calls per rolling 24 h ({left} left); past that, each needs a \
+             person's approval."
+        ));
+        approval.insert(
+            "budget".into(),
+            json!({"limit": limit, "used": used, "remaining": left, "window": "24h"}),
+        );
+    }
+    tool.description = Some(description.into());
+    let mut meta = tool.meta.take().unwrap_or_default();
+    meta.0.insert(APPROVAL_META.into(), Value::Object(approval));
+    tool.meta = Some(meta);
+    tool
+}
+
+/// The `_meta` key a tool's approval rule is published under.
+pub const APPROVAL_META: &str = "io.memberpass/approval";
 
 /// A sentence an agent can relay to its user about a refused call.
 pub fn relayable(body: &ErrorBody) -> String {
