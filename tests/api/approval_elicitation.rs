@@ -11,11 +11,11 @@ use memberpass::domain::role::Role;
 use memberpass::service::{Caller, Service};
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult, ElicitationAction,
-    ElicitationCapability, Implementation, UrlElicitationCapability,
+    ElicitationCapability, Implementation, ProtocolVersion, UrlElicitationCapability,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_client::{StreamableHttpClientTransport, StreamableHttpClientTransportConfig};
-use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ClientLifecycleMode, ClientServiceExt, ErrorData as McpError, RoleClient};
 use serde_json::json;
 
 use crate::approvals::person;
@@ -77,7 +77,17 @@ async fn a_client_that_opens_urls_gets_the_approval_page_and_retries_by_itself()
             reqwest::Client::new(),
             StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.base)).auth_header(token.clone()),
         );
-        (handler.clone(), async move { handler.serve(transport).await.expect("rmcp connects") })
+        // Protocol 2026-07-28: `server/discover`, then every request carries the client's
+        // capabilities in its `_meta` (there is no session to remember them).
+        let modern = ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        };
+        (handler.clone(), async move {
+            handler
+                .serve_with_lifecycle(transport, modern)
+                .await
+                .expect("rmcp connects")
+        })
     };
 
     // The held tool says so before it is called.
@@ -86,7 +96,10 @@ async fn a_client_that_opens_urls_gets_the_approval_page_and_retries_by_itself()
     let tools = mcp.list_all_tools().await.unwrap();
     let kick = tools.iter().find(|t| t.name == "kick_member").unwrap();
     assert!(
-        kick.description.as_deref().unwrap().contains("Needs a person's approval"),
+        kick.description
+            .as_deref()
+            .unwrap()
+            .contains("Needs a person's approval"),
         "{kick:?}"
     );
     let meta = serde_json::to_value(&kick.meta).unwrap();

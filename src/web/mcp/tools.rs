@@ -7,9 +7,9 @@ use std::sync::Arc;
 use rmcp::model::{Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
+use crate::domain::approval::Surface;
 use crate::domain::error::{ErrorBody, ErrorCode};
 use crate::domain::kinds::{MemberStatus, SubscriptionStatus};
-use crate::domain::approval::Surface;
 use crate::service::accounts::approvals::Outlook;
 use crate::service::core::op::{DynOp, Effect, published_schema};
 use crate::service::ops::catalog;
