@@ -124,6 +124,27 @@ impl ErrorCode {
     }
 }
 
+/// The JSON Schema of the §4 error object (what `{"error": …}` holds), as `/openapi.json` and
+/// every MCP tool's output schema publish it.
+pub fn error_object_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "required": ["code", "message", "docs_url", "remediation", "request_id"],
+        "properties": {
+            "code": {"type": "string", "enum": ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
+            "message": {"type": "string"},
+            "required_ability": {"type": "string"},
+            "docs_url": {"type": "string"},
+            "remediation": {"type": "string"},
+            "request_id": {"type": "string"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+            "approval_id": {"type": "string", "description": "APPROVAL_REQUIRED / APPROVAL_INVALID: the approval request."},
+            "approval_url": {"type": "string", "description": "Where a person signed in approves or denies it."},
+            "reason": {"type": "string", "description": "APPROVAL_INVALID: expired, denied, used, other_arguments, other_caller, policy_changed or caller_voided."}
+        }
+    })
+}
+
 /// `/error-codes.json`.
 pub fn catalog_json() -> serde_json::Value {
     let items: Vec<_> = ErrorCode::ALL

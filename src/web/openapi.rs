@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::error::ErrorCode;
+use crate::domain::error::error_object_schema;
 use crate::service::core::op::{DynOp, Verb, published_schema};
 use crate::service::ops::catalog;
 
@@ -24,11 +24,15 @@ pub fn openapi_json(public_url: &str) -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "mpt_<env>_<id>_<secret><check>"}},
             "responses": {"Error": {"description": "The error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message", "docs_url", "remediation", "request_id"], "properties": {
-                "code": {"type": "string", "enum": ErrorCode::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>()},
-                "message": {"type": "string"}, "required_ability": {"type": "string"}, "docs_url": {"type": "string"},
-                "remediation": {"type": "string"}, "request_id": {"type": "string"}, "fields": {"type": "object"}
-            }}}}}
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": error_object_schema()}},
+                "Held": {
+                    "type": "object",
+                    "description": "A call held for a person's approval (202): the approval request, and APPROVAL_REQUIRED.",
+                    "required": ["data", "error"],
+                    "properties": {"data": held_schema(), "error": error_object_schema()}
+                }
+            }
         }
     })
 }
@@ -112,6 +116,13 @@ fn operation(op: &dyn DynOp) -> Value {
     if spec.method != Verb::Get {
         responses["409"] = error.clone();
         responses["413"] = error.clone();
+    }
+    if spec.is_write() && spec.success_status != 202 {
+        responses["202"] = json!({
+            "description": "Held for a person's approval (the team's policy or the token's budget); nothing ran. \
+                            `Location` is the approval page.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Held"}}}
+        });
     }
     let mut parameters: Vec<Value> = path_params
         .iter()
@@ -202,4 +213,20 @@ fn query_parameter(name: &str, prop: &Value, required: bool) -> Value {
     }
     param["schema"] = schema;
     param
+}
+
+/// The approval resource a held call answers with (`data` of a `202`).
+fn held_schema() -> Value {
+    let text = json!({"type": "string"});
+    json!({
+        "type": "object",
+        "required": ["id", "status", "operation", "arguments", "hold", "surface", "token_id", "requested_at", "expires_at", "url"],
+        "properties": {
+            "id": text, "status": {"type": "string", "enum": ["pending", "granted", "denied", "expired", "used", "voided"]},
+            "operation": text, "arguments": {"type": "object"}, "hold": {"type": "string", "enum": ["policy", "budget"]},
+            "surface": {"type": "string", "enum": ["mcp", "rest"]}, "token_id": text,
+            "requested_at": {"type": "string", "format": "date-time"}, "expires_at": {"type": "string", "format": "date-time"},
+            "url": text, "preview": {"description": "What the call would change, as its body found when it was held."}
+        }
+    })
 }

@@ -38,12 +38,24 @@ async fn every_tool_answers_what_its_output_schema_says() {
         let structured = &result["structuredContent"];
         let wrong = violations(schema, structured);
         assert!(wrong.is_empty(), "{name}: {wrong:#?}\n{structured:#}");
-        let lists = schema["required"].as_array().unwrap().contains(&Value::from("meta"));
+        // A success requires what the operation answers; a refusal (`isError`) requires `error`.
+        let success_requires = schema["anyOf"][0]["required"].as_array().unwrap();
+        assert_eq!(schema["anyOf"][1], json!({"required": ["error"]}), "{name}");
+        let lists = success_requires.contains(&Value::from("meta"));
         assert_eq!(
             lists,
             structured.get("meta").is_some(),
             "{name}: meta when, and only when, a list"
         );
+        // A refusal conforms too: a client that checks every structured result against the
+        // schema (the TypeScript SDK does) must read it, not fail on it.
+        if op.spec().ability.is_some() {
+            let bare = app.mint(OWNER_A, &w.team_a, &[Ability::McpFull], &[]).await;
+            let refused = call_tool(&app, &bare, name, c.args.clone()).await;
+            assert_eq!(refused["isError"], true, "{name}: {refused:#}");
+            let wrong = violations(schema, &refused["structuredContent"]);
+            assert!(wrong.is_empty(), "{name}: {wrong:#?}\n{refused:#}");
+        }
         checked += 1;
     }
     assert_eq!(checked, catalog::all().count());

@@ -55,8 +55,17 @@ pub fn all() -> &'static [Tool] {
 pub fn tool(op: &dyn DynOp) -> Tool {
     let spec = op.spec();
     let schema = published_schema(op.args_schema());
-    // What `structuredContent` holds: the REST body, `{"data": …}` (and `meta` for lists).
-    let output = published_schema(op.output_schema());
+    // What `structuredContent` holds: the REST body, `{"data": …}` (and `meta` for lists) — or,
+    // for a refused call (`isError`), the §4 envelope `{"error": …}`. Both are declared: a client
+    // that checks every structured result against the schema (the TypeScript SDK does, errors
+    // included) must not turn a refusal it should read into a protocol error.
+    let mut output = published_schema(op.output_schema());
+    if let Some(required) = output.remove("required") {
+        output.insert("anyOf".into(), json!([{"required": required}, {"required": ["error"]}]));
+    }
+    if let Some(Value::Object(props)) = output.get_mut("properties") {
+        props.insert("error".into(), crate::domain::error::error_object_schema());
+    }
     let annotations = ToolAnnotations::from_raw(
         Some(title(spec.name)),
         Some(spec.effect == Effect::Read),
