@@ -123,6 +123,7 @@ impl Application {
                 secret_scanning_keys_url: config.secret_scanning_keys_url.clone(),
                 oauth: config.oauth.clone(),
                 approval_ttl: config.approval_ttl,
+                holdable: crate::service::ops::catalog::can_be_held,
             },
         );
         let per_minute = PerMinute {

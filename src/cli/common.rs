@@ -25,6 +25,7 @@ pub(super) async fn service(g: &Global) -> anyhow::Result<Service> {
             secret_scanning_keys_url: crate::service::GITHUB_KEYS_URL.into(),
             oauth: Default::default(),
             approval_ttl: crate::service::DEFAULT_APPROVAL_TTL,
+            holdable: crate::service::ops::catalog::can_be_held,
         },
     ))
 }

@@ -198,6 +198,48 @@ impl ApprovalPolicy {
     }
 }
 
+impl ApprovalPolicy {
+    /// The next version: these rules set, and the approver rule when given.
+    pub fn changed(&self, assignments: &[(String, SurfaceRule)], approver: Option<ApproverRule>) -> ApprovalPolicy {
+        let mut after = self.clone();
+        for (op, rule) in assignments {
+            after.set(op, *rule);
+        }
+        if let Some(a) = approver {
+            after.approver = a;
+        }
+        after.version = self.version + 1;
+        after
+    }
+
+    /// What `after` stops holding that `self` held: an operation released on a surface, or an
+    /// approver rule relaxed from `not-the-caller`. Empty when `after` is as strict or stricter.
+    pub fn loosened_by(&self, after: &ApprovalPolicy) -> Vec<String> {
+        let mut loosened = Vec::new();
+        for (op, rule) in &self.rules {
+            for surface in [Surface::Mcp, Surface::Rest] {
+                if rule.covers(surface) && !after.needs_approval(op, surface) {
+                    let name = if surface == Surface::Mcp { "mcp" } else { "rest" };
+                    loosened.push(format!("{op} on {name}"));
+                }
+            }
+        }
+        if self.approver == ApproverRule::NotTheCaller && after.approver == ApproverRule::OwnerOrAdmin {
+            loosened.push("the approver rule".to_owned());
+        }
+        loosened
+    }
+}
+
+/// Whether a budget change loosens it: a budget removed or raised (`None` is no budget).
+pub fn budget_loosens(from: Option<i64>, to: Option<i64>) -> bool {
+    match (from, to) {
+        (Some(_), None) => true,
+        (Some(a), Some(b)) => b > a,
+        (None, _) => false,
+    }
+}
+
 /// Parses `OPERATION=mcp|rest|both|none`; `is_operation` says which operations can be held.
 pub fn parse_assignment(text: &str, is_operation: impl Fn(&str) -> bool) -> Result<(String, SurfaceRule), String> {
     let (op, rule) = text
@@ -508,5 +550,26 @@ mod tests {
         assert!(may_approve(ApproverRule::OwnerOrAdmin, true, Role::Manager, delete).is_err());
         assert!(may_deny(true, Role::Viewer));
         assert!(!may_deny(false, Role::Manager));
+    }
+
+    #[test]
+    fn loosening_is_releasing_a_hold_or_relaxing_the_approver() {
+        let before = ApprovalPolicy::default();
+        let mut after = before.clone();
+        after.set("create_project", SurfaceRule::Both);
+        after.set("kick_member", SurfaceRule::Both);
+        after.approver = ApproverRule::NotTheCaller;
+        assert!(before.loosened_by(&after).is_empty(), "stricter everywhere");
+        let mut looser = after.clone();
+        looser.set("kick_member", SurfaceRule::Rest);
+        looser.approver = ApproverRule::OwnerOrAdmin;
+        assert_eq!(
+            after.loosened_by(&looser),
+            ["kick_member on mcp".to_owned(), "the approver rule".to_owned()]
+        );
+        assert!(budget_loosens(Some(2), None));
+        assert!(budget_loosens(Some(2), Some(3)));
+        assert!(!budget_loosens(Some(2), Some(1)));
+        assert!(!budget_loosens(None, Some(5)));
     }
 }

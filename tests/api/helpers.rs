@@ -79,6 +79,8 @@ pub struct World {
     pub plan: String,
     pub member: String,
     pub subscription: String,
+    /// The ID of a token of team A's owner, for the operations that name a token.
+    pub token: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -215,6 +217,7 @@ impl TestApp {
         .await
         .unwrap();
         let (member, subscription) = (pairs[0].0.clone(), pairs[1].1.clone());
+        let token = token_id(&self.mint(OWNER_A, &team_a, &[Ability::TeamView], &[]).await);
         World {
             team_a,
             team_b,
@@ -224,6 +227,7 @@ impl TestApp {
             plan,
             member,
             subscription,
+            token,
         }
     }
 

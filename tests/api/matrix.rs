@@ -53,6 +53,9 @@ pub fn case(op: &dyn DynOp, w: &World, job: &str) -> Case {
         "publish_plan" => Some(json!({"active": false})),
         "ban_member" | "kick_member" => Some(json!({"reason": "matrix test"})),
         "bulk_generate_access_codes" => Some(json!({"quantity": 3})),
+        // Stricter only (a token cannot loosen), and holding nothing the matrix calls.
+        "update_approval_policy" => Some(json!({"approver": "not-the-caller"})),
+        "set_token_budget" => Some(json!({"token_id": w.token, "operation": "create_project", "limit": 1000})),
         _ if spec.method == Verb::Post => Some(json!({})),
         _ => None,
     };
@@ -236,6 +239,8 @@ async fn every_allowed_operation_writes_exactly_one_audit_entry() {
             reply.body["data"]["id"].as_str().map(str::to_owned)
         } else if name == "get_token_info" || name == "revoke_current_token" {
             Some(token_id(&token))
+        } else if name == "set_token_budget" {
+            Some(w.token.clone())
         } else if name.starts_with("list_") && name != "list_team_members" || name == "get_activity_log" {
             None
         } else {

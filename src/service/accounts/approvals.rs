@@ -14,7 +14,6 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::parse_id;
 use crate::domain::role::Role;
 use crate::domain::token::TokenId;
-use crate::service::ops::catalog;
 use crate::service::{Caller, Service, Who};
 use crate::store::{Conn, approvals, now_ms, teams, tokens};
 
@@ -53,10 +52,7 @@ impl BudgetChange {
     }
 }
 
-/// Whether an operation can be held: a write of the catalog (a read changes nothing to approve).
-pub fn can_be_held(operation: &str) -> bool {
-    catalog::find(operation).is_some_and(|op| op.spec().is_write())
-}
+pub use crate::service::ops::catalog::can_be_held;
 
 pub use crate::service::core::hold::policy_in;
 
@@ -142,14 +138,7 @@ impl Service {
         }
         let by = controller(w.conn(), actor, &team).await?;
         let before = policy_in(w.conn(), &team).await?;
-        let mut after = before.clone();
-        for (op, rule) in &assignments {
-            after.set(op, *rule);
-        }
-        if let Some(a) = approver {
-            after.approver = a;
-        }
-        after.version = before.version + 1;
+        let after = before.changed(&assignments, approver);
         let stored = approvals::store_policy(
             w.conn(),
             &team,

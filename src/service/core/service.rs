@@ -20,6 +20,10 @@ pub struct ServiceConfig {
     pub oauth: crate::domain::oauth::OAuthConfig,
     /// How long a held call's approval request lives (`serve --approval-ttl`, 15 min).
     pub approval_ttl: std::time::Duration,
+    /// Whether an operation can be held or budgeted: the catalog's writes, given by whoever
+    /// builds the service ([`crate::service::ops::catalog::can_be_held`]), since the machinery and
+    /// the operations that read this do not import the catalog that lists them.
+    pub holdable: fn(&str) -> bool,
 }
 
 /// `serve --approval-ttl`'s default.

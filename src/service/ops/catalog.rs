@@ -2,7 +2,9 @@
 //! define them. REST routes, `/openapi.json`, the MCP tools and the test matrix all come from
 //! this list, so an operation cannot exist on one surface and be missing from another.
 
-use super::{access_codes, activity, jobs, members, plans, projects, resources, subscriptions, teams, tokens};
+use super::{
+    access_codes, activity, approvals, jobs, members, plans, projects, resources, subscriptions, teams, tokens,
+};
 use crate::service::core::op::DynOp;
 
 /// Each resource module's operations, in the order the catalog lists them.
@@ -17,6 +19,7 @@ const MODULES: &[&[&dyn DynOp]] = &[
     access_codes::OPS,
     jobs::OPS,
     activity::OPS,
+    approvals::OPS,
 ];
 
 /// Every operation.
@@ -27,6 +30,12 @@ pub fn all() -> impl Iterator<Item = &'static dyn DynOp> {
 /// Whether the operation whose audit `event` this is changes state (for showing an entry).
 pub fn writes(event: &str) -> bool {
     all().any(|op| op.spec().event == event && op.spec().is_write())
+}
+
+/// Whether an operation can be held for approval or budgeted: a write of the catalog (a read
+/// changes nothing to approve).
+pub fn can_be_held(operation: &str) -> bool {
+    find(operation).is_some_and(|op| op.spec().is_write())
 }
 
 /// The operation of this name, if any.

@@ -2,6 +2,7 @@
 
 pub mod access_codes;
 pub mod activity;
+pub mod approvals;
 pub mod catalog;
 pub mod jobs;
 pub mod members;
