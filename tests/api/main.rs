@@ -9,6 +9,7 @@ mod browser_oauth;
 mod catalog;
 mod cli;
 mod dashboard;
+mod dashboard_approvals;
 mod dashboard_sign_in;
 mod demo;
 mod durability;
