@@ -5,6 +5,7 @@ mod arguments;
 mod audit;
 mod bad_input;
 mod browser;
+mod browser_approvals;
 mod browser_oauth;
 mod catalog;
 mod cli;
