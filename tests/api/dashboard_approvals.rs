@@ -171,6 +171,45 @@ async fn the_approval_page_shows_who_asks_and_exactly_what_the_call_would_do() {
 }
 
 #[tokio::test]
+async fn whoever_follows_the_link_signed_out_signs_in_and_lands_on_the_request() {
+    let app = spawn_app().await;
+    let w = app.world().await;
+    passwords(&app).await;
+    let held = held_kick(&app, &w).await;
+    let path = format!("/settings/approvals/{}", held.id);
+
+    let res = client().get(format!("{}{path}", app.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let login = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(login, format!("/login?next=%2Fsettings%2Fapprovals%2F{}", held.id));
+    let res = client()
+        .post(format!("{}/login", app.base))
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("email", OWNER_A), ("password", PASSWORD), ("next", &path)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], path.as_str());
+    // The list and the decisions need a session too.
+    let list = client()
+        .get(format!("{}/settings/approvals", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.headers()["location"], "/login");
+    let post = client()
+        .post(format!("{}{path}/approve", app.base))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.headers()["location"], "/login");
+    assert_eq!(status_of(&app, &held.id).await, "pending");
+}
+
+#[tokio::test]
 async fn approving_needs_the_csrf_token_and_this_origin_then_the_call_runs_once() {
     let app = spawn_app().await;
     let w = app.world().await;

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::pages::{Nav, error_page, refused};
 use super::session::{CsrfForm, SignedIn};
+use super::sign_in::sign_in_then;
 use crate::domain::approval::Status;
 use crate::domain::error::Error;
 use crate::service::Caller;
@@ -87,12 +88,13 @@ pub(super) async fn list(
     .into_response()
 }
 
-pub(super) async fn page(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    SignedIn { session, caller, .. }: SignedIn,
-) -> Response {
-    approval_page(&s, &session, &caller, &id, None).await
+/// The page an `APPROVAL_REQUIRED` answer links to; whoever follows the link before signing in
+/// comes back to it after.
+pub(super) async fn page(State(s): State<AppState>, Path(id): Path<String>, signed_in: Option<SignedIn>) -> Response {
+    match signed_in {
+        Some(SignedIn { session, caller, .. }) => approval_page(&s, &session, &caller, &id, None).await,
+        None => sign_in_then(&format!("/settings/approvals/{id}")),
+    }
 }
 
 pub(super) async fn approve(s: State<AppState>, id: Path<String>, form: CsrfForm) -> Response {
