@@ -249,8 +249,8 @@ impl Browser {
         std::fs::create_dir_all(&dir).unwrap();
         for width in [1280u32, 390] {
             self.client.set_window_size(width, 900).await.unwrap();
-            let [scroll, inner, height] = self
-                .js("return [document.documentElement.scrollWidth, window.innerWidth, document.documentElement.scrollHeight]")
+            let [scroll, inner, height, inner_height] = self
+                .js("return [document.documentElement.scrollWidth, window.innerWidth, document.documentElement.scrollHeight, window.innerHeight]")
                 .await
                 .as_array()
                 .unwrap()
@@ -264,8 +264,9 @@ impl Browser {
                 scroll <= inner,
                 "{name} is wider than the window at {width} px ({scroll} > {inner})"
             );
+            // The window is taller than the page's viewport by the browser's own frame.
             self.client
-                .set_window_size(width, (height + 900 - inner.min(900)).clamp(600, 4000))
+                .set_window_size(width, (height + 900 - inner_height.min(900)).clamp(600, 4000))
                 .await
                 .unwrap();
             self.js("window.scrollTo(0, 0)").await;

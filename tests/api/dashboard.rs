@@ -18,7 +18,7 @@ pub async fn person(app: &TestApp, team: &str, email: &str, role: Role) {
     app.service.set_member_role(team, email, role).await.unwrap();
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()

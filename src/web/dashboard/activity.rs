@@ -195,7 +195,7 @@ pub async fn page(
                 StatusCode::OK
             };
             let page = ActivityPage {
-                nav: super::pages::Nav::of(&s, &session, "activity").await,
+                nav: super::pages::Nav::of(&s, &session, &caller, "activity").await,
                 error,
                 filters: FILTERS
                     .iter()

@@ -60,7 +60,7 @@ pub(super) async fn page(State(s): State<AppState>, SignedIn { session, caller, 
         }
     };
     AppsPage {
-        nav: Nav::of(&s, &session, "apps").await,
+        nav: Nav::of(&s, &session, &caller, "apps").await,
         csrf: session.csrf.clone(),
         apps,
     }

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::pages::{error_page, internal_error, refused};
 use super::session::{CsrfForm, SignedIn, all_of};
+use super::sign_in::sign_in_then;
 use crate::domain::ability::Ability;
 use crate::domain::oauth_flow::{redirect_host, redirect_source};
 use crate::service::accounts::client_documents::is_document_url;
@@ -111,11 +112,7 @@ pub(super) async fn authorize_page(
         }
     };
     let Some(SignedIn { session, caller, .. }) = signed_in else {
-        let next = format!("/authorize?{query}");
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("next", &next)
-            .finish();
-        return see_other(&format!("/login?{query}"));
+        return sign_in_then(&format!("/authorize?{query}"));
     };
     match s.service.open_consent(&caller, checked).await {
         Ok(consent) => consent_page(consent, session.csrf),

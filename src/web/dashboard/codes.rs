@@ -25,7 +25,7 @@ pub(super) async fn access_codes_page(
 ) -> Response {
     match s.service.pending_batches(&caller).await {
         Ok(batches) => AccessCodesPage {
-            nav: super::pages::Nav::of(&s, &session, "access-codes").await,
+            nav: super::pages::Nav::of(&s, &session, &caller, "access-codes").await,
             csrf: session.csrf.clone(),
             batches: batches
                 .into_iter()

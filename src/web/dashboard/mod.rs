@@ -7,6 +7,7 @@
 //! (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
 
 mod activity;
+mod approvals;
 mod apps;
 mod assets;
 mod authorize;
@@ -50,6 +51,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/activity", get(activity::page))
         .route("/settings/apps", get(apps::page))
         .route("/settings/apps/{grant_id}/revoke", axum::routing::post(apps::revoke))
+        .route("/settings/approvals", get(approvals::list))
+        .route("/settings/approvals/{id}", get(approvals::page))
+        .route(
+            "/settings/approvals/{id}/approve",
+            axum::routing::post(approvals::approve),
+        )
+        .route("/settings/approvals/{id}/deny", axum::routing::post(approvals::deny))
         .route("/authorize", get(authorize::authorize_page).post(authorize::answer))
         .route("/settings/access-codes", get(codes::access_codes_page))
         .route(

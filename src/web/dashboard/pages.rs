@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::service::Caller;
 use crate::service::accounts::sessions::Session;
 use crate::web::AppState;
 
@@ -29,7 +30,8 @@ pub(super) fn refused(e: crate::domain::error::Error, not_found: &'static str) -
 }
 
 /// The top bar of every signed-in page: the team it acts in (and the others the person may
-/// switch to), the pages, who is signed in, and the way out.
+/// switch to), the pages, who is signed in, and the way out; under it, how many held calls wait
+/// for this person's decision, so an agent's request is seen from whatever page they are on.
 pub(super) struct Nav {
     pub(super) team_id: String,
     pub(super) team_name: String,
@@ -37,11 +39,17 @@ pub(super) struct Nav {
     pub(super) csrf: String,
     pub(super) teams: Vec<(String, String)>,
     pub(super) current: &'static str,
+    pub(super) pending_approvals: usize,
 }
 
 impl Nav {
-    pub(super) async fn of(s: &AppState, session: &Session, current: &'static str) -> Option<Nav> {
+    pub(super) async fn of(s: &AppState, session: &Session, caller: &Caller, current: &'static str) -> Option<Nav> {
         let p = &session.person;
+        // A page still shows when the count cannot be read; the notice is a pointer, not the list.
+        let pending_approvals = s.service.pending_approvals(caller).await.unwrap_or_else(|e| {
+            tracing::warn!(error = ?e, "pending approvals could not be counted");
+            0
+        });
         Some(Nav {
             team_id: p.team_id.to_string(),
             team_name: s.service.team_name(&p.team_id).await.unwrap_or_default(),
@@ -49,6 +57,7 @@ impl Nav {
             csrf: session.csrf.clone(),
             teams: s.service.teams_of(&p.user_id).await.unwrap_or_default(),
             current,
+            pending_approvals,
         })
     }
 }

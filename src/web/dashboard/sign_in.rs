@@ -38,6 +38,15 @@ fn next_of(pairs: impl Iterator<Item = (String, String)>) -> String {
         .unwrap_or_default()
 }
 
+/// The sign-in page for someone who followed a link to a page that needs them signed in (an
+/// OAuth consent, an approval an agent asked for): once signed in, they land on `next`.
+pub(super) fn sign_in_then(next: &str) -> Response {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    Redirect::to(&format!("/login?{query}")).into_response()
+}
+
 /// Where a signed-in person goes: `next`, or the tokens page.
 fn after_sign_in(next: &str) -> Response {
     Redirect::to(if next.is_empty() { "/settings/tokens" } else { next }).into_response()

@@ -84,7 +84,7 @@ pub async fn page(
         .collect();
     let revoked = token.revoked_at.is_some();
     TokenPage {
-        nav: super::pages::Nav::of(&s, &session, "tokens").await,
+        nav: super::pages::Nav::of(&s, &session, &caller, "tokens").await,
         abilities: token.ability_names(),
         state: if revoked { "revoked" } else { "active" },
         revoked,
@@ -116,7 +116,7 @@ pub async fn replace(
         expires_in_ms: old.expires_at.map(|e| e - old.created_at),
         replaces: Some(old.id.clone()),
     };
-    let nav = super::pages::Nav::of(&s, &session, "tokens").await;
+    let nav = super::pages::Nav::of(&s, &session, &caller, "tokens").await;
     match s.service.mint_token(&caller, request).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         // The role no longer holds one of the old token's abilities: the state forbids it.

@@ -197,7 +197,7 @@ pub(super) async fn mint(
         }
         Err(e) => Err(e),
     };
-    let nav = Nav::of(&s, &session, "tokens").await;
+    let nav = Nav::of(&s, &session, &caller, "tokens").await;
     match minted {
         Ok(minted) => MintedPage::new(&s, "Your new token", nav, &minted).into_response(),
         Err(crate::domain::error::Error::Validation(fields)) => {
@@ -221,7 +221,7 @@ pub(super) async fn revoke_page(
 ) -> Response {
     match s.service.own_token(&caller, &token_id).await {
         Ok(t) if t.revoked_at.is_none() => RevokePage {
-            nav: Nav::of(&s, &session, "tokens").await,
+            nav: Nav::of(&s, &session, &caller, "tokens").await,
             id: t.id,
             name: t.name,
             csrf: session.csrf,
@@ -248,7 +248,7 @@ pub(super) async fn rotate(
     axum::extract::Path(token_id): axum::extract::Path<String>,
     CsrfForm { session, caller, .. }: CsrfForm,
 ) -> Response {
-    let nav = Nav::of(&s, &session, "tokens").await;
+    let nav = Nav::of(&s, &session, &caller, "tokens").await;
     match s.service.rotate_own_token(&caller, &token_id).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         Err(e) => refused(e, "No such token."),
@@ -313,7 +313,7 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, caller: &Caller
     };
     let p = &session.person;
     TokensPage {
-        nav: Nav::of(s, session, "tokens").await,
+        nav: Nav::of(s, session, caller, "tokens").await,
         notices: s
             .service
             .notifications(caller)
