@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// The "person" of the OAuth interop tests: a headless Chromium, driven through chromedriver's
-// W3C WebDriver HTTP API (plain fetch, no npm package), that does what a person does in a real
-// browser — signs in, looks at the consent page, ticks abilities, clicks Allow (or Deny), and
-// revokes a connected app. Node 22, no dependencies; usable from any harness as a command:
+// The "person" of the OAuth and approval interop tests: a headless Chromium, driven through
+// chromedriver's W3C WebDriver HTTP API (plain fetch, no npm package), that does what a person
+// does in a real browser — signs in, looks at the consent page, ticks abilities, clicks Allow (or
+// Deny), revokes a connected app, and approves (or denies) a held call. Node 22, no dependencies; usable from any harness as a command:
 //
 //   node person.mjs authorize --url <authorization URL> [--ability NAME]... [--deny]
 //                             [--callback <prefix>]        # default: the URL's redirect_uri
