@@ -4,7 +4,9 @@
 #   tests/interop/run.sh          # from the repo root (or anywhere; it finds the repo itself)
 #
 # Needs: the Rust toolchain, Node (any recent) + npm, Python 3.11, and access to the npm and PyPI
-# registries on the first run. Installs, inside tests/interop/ (git-ignored):
+# registries on the first run; chromium + chromedriver (apt: chromium chromium-driver) for the
+# approval checks, where the person approves in a headless Chromium (oauth/person.mjs) — without
+# them those checks are skipped, unless MEMBERPASS_BROWSER_TESTS=required (.ci/run), which fails. Installs, inside tests/interop/ (git-ignored):
 #   .node/   Node 22 from the npm package `node` (the TS client runs on it)
 #   ts/node_modules/   @modelcontextprotocol/sdk as pinned in ts/package-lock.json (npm ci)
 #   .venv/   Python venv with `mcp` from py/requirements.txt (constrained by py/constraints.txt)
@@ -12,7 +14,8 @@
 #
 # Then: builds target/debug/memberpass, starts `serve --demo` on a free loopback port with a fresh
 # data dir, mints the tokens below with the CLI against the same data dir, runs ts/client.mjs and
-# py/client.py, and exits non-zero if any check failed. The server is always stopped on exit.
+# py/client.py (each with its approval checks: ts/approval.mjs, py/approval.py), and exits
+# non-zero if any check failed. The server is always stopped on exit, and no Chromium may remain.
 #
 # Environment knobs: INTEROP_SKIP_BUILD=1 (use the existing target/debug/memberpass),
 # INTEROP_KEEP=1 (keep the run dir even on success), CHECK_TIMEOUT_S (per check, default 20).
@@ -113,6 +116,21 @@ MP_TOKEN_NO_CREATE="$(json_get "$RUN_DIR/serve.json" token)"
 MP_TOKEN_REVOKED="$(mint revoked mcp:full project:view-any)"
 REVOKED_ID="$(json_get "$RUN_DIR/revoked.json" id)"
 mp token revoke "$REVOKED_ID" --reason "interop test" >"$RUN_DIR/revoke.json" || die "token revoke failed"
+# Approvals (issue 20): kick_member is held for a person, who approves in a headless Chromium
+# (oauth/person.mjs, as the demo owner); a token per client, so neither meets the other's request.
+APPROVAL=(mcp:full project:view-any project-user:view-any project-user:view project-user:update)
+MP_TOKEN_APPROVAL_TS="" MP_TOKEN_APPROVAL_PY=""
+if [[ -x "${CHROMEDRIVER:-$(command -v chromedriver || true)}" ]] && { command -v chromium >/dev/null || [[ -n "${CHROMIUM:-}" ]]; }; then
+    MP_TOKEN_APPROVAL_TS="$(mint approval-ts "${APPROVAL[@]}")"
+    MP_TOKEN_APPROVAL_PY="$(mint approval-py "${APPROVAL[@]}")"
+    MP_PERSON_EMAIL="$DEMO_USER"
+    MP_PERSON_PASSWORD="$(json_get "$RUN_DIR/serve.json" password)" || die "no password in the demo output"
+    export MP_PERSON_EMAIL MP_PERSON_PASSWORD MP_NODE="$NODE"
+elif [[ "${MEMBERPASS_BROWSER_TESTS:-}" == required ]]; then
+    die "no chromium + chromedriver (apt-get install chromium chromium-driver): the approval checks need them"
+else
+    log "no chromium + chromedriver: the approval checks are skipped"
+fi
 # The secrets stay in the run dir only while it exists; it is removed after a passing run.
 
 export MCP_URL="$BASE/mcp" MP_TOKEN_RW MP_TOKEN_NO_MCP MP_TOKEN_NO_CREATE MP_TOKEN_REVOKED CHECK_TIMEOUT_S
@@ -123,9 +141,13 @@ export CHECK_TIMEOUT_MS=$((CHECK_TIMEOUT_S * 1000))
 
 FAILED=()
 log "TypeScript client"
-if ! timeout 300 "$NODE" "$HERE/ts/client.mjs"; then FAILED+=(typescript); fi
+if ! MP_TOKEN_APPROVAL="$MP_TOKEN_APPROVAL_TS" timeout 300 "$NODE" "$HERE/ts/client.mjs"; then FAILED+=(typescript); fi
 log "Python client"
-if ! timeout 300 "$PY" "$HERE/py/client.py"; then FAILED+=(python); fi
+if ! MP_TOKEN_APPROVAL="$MP_TOKEN_APPROVAL_PY" timeout 300 "$PY" "$HERE/py/client.py"; then FAILED+=(python); fi
+# Nothing of the person may be left behind (person.mjs ends its chromedriver process group).
+if pgrep -f "memberpass-person-" >/dev/null 2>&1; then
+    FAILED+=("leftover Chromium processes: $(pgrep -f "memberpass-person-" | tr '\n' ' ')")
+fi
 
 if ((${#FAILED[@]})); then
     log "server log (last 40 lines):"

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// The "person" of the OAuth interop tests: a headless Chromium, driven through chromedriver's
-// W3C WebDriver HTTP API (plain fetch, no npm package), that does what a person does in a real
-// browser — signs in, looks at the consent page, ticks abilities, clicks Allow (or Deny), and
-// revokes a connected app. Node 22, no dependencies; usable from any harness as a command:
+// The "person" of the OAuth and approval interop tests: a headless Chromium, driven through
+// chromedriver's W3C WebDriver HTTP API (plain fetch, no npm package), that does what a person
+// does in a real browser — signs in, looks at the consent page, ticks abilities, clicks Allow (or
+// Deny), revokes a connected app, and approves (or denies) a held call. Node 22, no dependencies; usable from any harness as a command:
 //
 //   node person.mjs authorize --url <authorization URL> [--ability NAME]... [--deny]
 //                             [--callback <prefix>]        # default: the URL's redirect_uri
 //   node person.mjs revoke --base <origin> --client-name <name>
+//   node person.mjs approve --url <approval URL> [--expect TEXT]... [--deny]
 //
 // Credentials come from the environment (never argv, which `ps` shows): MP_PERSON_EMAIL,
 // MP_PERSON_PASSWORD. Optional: MP_PERSON_ABILITIES (comma-separated, added to --ability),
@@ -17,7 +18,10 @@
 // `authorize` prints one JSON line: {"ok":true,"callback":"<the URL the browser was sent to>",
 // "consent":{"client":…, "team":…, "checked":[…], "ticked":[…]}} once the browser has arrived at
 // the callback prefix (the client's own loopback server takes the code from there). `revoke`
-// prints {"ok":true,"revoked":"<grant id>","client":…}. Any failure prints {"ok":false,"error":…}
+// prints {"ok":true,"revoked":"<grant id>","client":…}. `approve` signs in, opens a held call's
+// page (/settings/approvals/<id>), checks it shows each --expect text (e.g. the operation,
+// kick_member), clicks #approve (or #deny) and waits until #approval-status reads granted (or
+// denied): {"ok":true,"status":"granted","approval_id":"<id>"}. Any failure prints {"ok":false,"error":…}
 // with what the page showed, and exits 1. chromedriver, Chromium and the profile directory are
 // always removed on exit.
 
@@ -32,7 +36,7 @@ const TIMEOUT_MS = Number(process.env.MP_PERSON_TIMEOUT_MS || 30000);
 
 function parseArgs(argv) {
     const [mode, ...rest] = argv;
-    const opts = { mode, abilities: [], deny: false };
+    const opts = { mode, abilities: [], expect: [], deny: false };
     for (let i = 0; i < rest.length; i++) {
         const a = rest[i];
         const next = () => {
@@ -45,6 +49,7 @@ function parseArgs(argv) {
         else if (a === '--deny') opts.deny = true;
         else if (a === '--base') opts.base = next();
         else if (a === '--client-name') opts.clientName = next();
+        else if (a === '--expect') opts.expect.push(next());
         else throw new Error(`unknown argument ${a}`);
     }
     for (const a of (process.env.MP_PERSON_ABILITIES || '').split(',')) if (a.trim()) opts.abilities.push(a.trim());
@@ -255,13 +260,19 @@ async function authorize(b, opts) {
     throw new Error(`the browser did not reach ${callback} within ${TIMEOUT_MS} ms; it is at ${await b.url()}: ${await b.pageText()}`);
 }
 
+// Sign in on the origin's /login page, which then sends the browser to `next` (a path).
+async function signInAt(b, base, next) {
+    const login = `${base}/login${next ? `?next=${encodeURIComponent(next)}` : ''}`;
+    await b.goto(login);
+    await signIn(b);
+    await waitLeaving(b, login);
+    if ((await b.find('form[action="/login"]')).length) throw new Error(`sign-in refused: ${await b.pageText()}`);
+}
+
 async function revoke(b, opts) {
     if (!opts.base || !opts.clientName) throw new Error('revoke needs --base and --client-name');
     const base = opts.base.replace(/\/$/, '');
-    await b.goto(`${base}/login`);
-    await signIn(b);
-    await waitLeaving(b, `${base}/login`);
-    if ((await b.find('form[action="/login"]')).length) throw new Error(`sign-in refused: ${await b.pageText()}`);
+    await signInAt(b, base);
     await b.goto(`${base}/settings/apps`);
     // The revoke form of the one connected app whose entry names the client.
     const pick = `
@@ -294,6 +305,39 @@ async function revoke(b, opts) {
     return { ok: true, revoked: id, client: opts.clientName };
 }
 
+async function approve(b, opts) {
+    if (!opts.url) throw new Error('approve needs --url');
+    const page = new URL(opts.url);
+    const id = page.pathname.match(/^\/settings\/approvals\/([^/]+)$/)?.[1];
+    if (!id) throw new Error(`not an approval page (<origin>/settings/approvals/<id>): ${opts.url}`);
+    const button = opts.deny ? '#deny' : '#approve';
+    const want = opts.deny ? 'denied' : 'granted';
+    await signInAt(b, page.origin, page.pathname);
+    if ((await b.url()) !== page.href) await b.goto(page.href);
+    // null: no such element; undefined: the page is between documents.
+    const status = () => b.js(`const e = document.getElementById('approval-status'); return e ? e.textContent.trim() : null`)
+        .catch(() => undefined);
+    const before = await status();
+    if (before !== 'pending') throw new Error(`#approval-status reads ${JSON.stringify(before)}, not pending: ${await b.pageText()}`);
+    const text = String(await b.js('return document.body.innerText'));
+    const missing = opts.expect.filter((t) => !text.includes(t));
+    if (missing.length) throw new Error(`the approval page does not show ${missing.map((t) => JSON.stringify(t)).join(', ')}: ${await b.pageText()}`);
+    const [el] = await b.find(`form[method="post" i] ${button}`);
+    if (!el) throw new Error(`the approval page has no ${button} button in a POST form: ${await b.pageText()}`);
+    await b.click(el);
+    // The answer shows the request again (typically a redirect back to it): wait for the new
+    // status; should it land on another page, look at the request's page again.
+    const until = Date.now() + TIMEOUT_MS;
+    while (Date.now() < until) {
+        const now = await status();
+        if (now === want) return { ok: true, status: now, approval_id: id };
+        if (now && now !== 'pending') throw new Error(`after ${button}, #approval-status reads ${JSON.stringify(now)}, not ${want}: ${await b.pageText()}`);
+        if (now === null && (await b.url().catch(() => page.href)) !== page.href) await b.goto(page.href);
+        await sleep(100);
+    }
+    throw new Error(`#approval-status did not read ${want} within ${TIMEOUT_MS} ms after ${button}: ${await b.pageText()}`);
+}
+
 // CSS.escape is a browser API; a small equivalent for the values used here (ability names, ids).
 const CSS = { escape: (s) => String(s).replace(/[^a-zA-Z0-9_\-:.]/g, (c) => `\\${c}`).replace(/[:.]/g, (c) => `\\${c}`) };
 
@@ -302,9 +346,12 @@ async function main() {
     let b;
     let result;
     try {
-        if (!['authorize', 'revoke'].includes(opts.mode)) throw new Error('usage: person.mjs authorize --url URL | revoke --base ORIGIN --client-name NAME');
+        const modes = { authorize, revoke, approve };
+        if (!Object.hasOwn(modes, opts.mode)) {
+            throw new Error('usage: person.mjs authorize --url URL | revoke --base ORIGIN --client-name NAME | approve --url URL [--expect TEXT]... [--deny]');
+        }
         b = await Browser.start();
-        result = opts.mode === 'authorize' ? await authorize(b, opts) : await revoke(b, opts);
+        result = await modes[opts.mode](b, opts);
     } catch (e) {
         result = { ok: false, mode: opts.mode, error: e.message };
         if (b?.session) {

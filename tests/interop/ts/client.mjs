@@ -6,169 +6,31 @@
 //   MP_TOKEN_NO_MCP         project:view-any only (no mcp:full)
 //   MP_TOKEN_NO_CREATE      mcp:full + project:view-any (no project:create)
 //   MP_TOKEN_REVOKED        a token revoked before use
+//   MP_TOKEN_APPROVAL       mcp:full + project:view-any + project-user:view-any + project-user:view
+//                           + project-user:update, for the approval checks (approval.mjs); empty: skipped
+//   MP_PERSON_EMAIL, MP_PERSON_PASSWORD   the person who approves (read by ../oauth/person.mjs)
 //   CHECK_TIMEOUT_MS        per-check timeout (default 20000)
 //
 // Prints one line per check ("PASS ts: …" / "FAIL ts: …") and exits 1 if any check failed.
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { approvalChecks } from './approval.mjs';
+import {
+    CheckFailed, URL_, check, closeQuietly, describeError, env, expect, newClient, results, textOf, truncate,
+} from './harness.mjs';
 
 // The package's "exports" do not expose package.json; read it from node_modules directly.
 const SDK_VERSION = JSON.parse(
     readFileSync(new URL('./node_modules/@modelcontextprotocol/sdk/package.json', import.meta.url), 'utf8'),
 ).version;
 
-function env(name) {
-    const v = process.env[name];
-    if (!v) {
-        console.error(`ts: missing environment variable ${name}`);
-        process.exit(2);
-    }
-    return v;
-}
-
-const URL_ = new URL(env('MCP_URL'));
 const TOKENS = {
     rw: env('MP_TOKEN_RW'),
     noMcp: env('MP_TOKEN_NO_MCP'),
     noCreate: env('MP_TOKEN_NO_CREATE'),
     revoked: env('MP_TOKEN_REVOKED'),
 };
-const CHECK_TIMEOUT_MS = Number(process.env.CHECK_TIMEOUT_MS || 20000);
-
-// ---------------------------------------------------------------------------------------------
-// HTTP exchange recorder: every request the transport makes, with status and (for JSON and error
-// responses) a body excerpt. Printed under a failing check as evidence. Tokens are masked.
-
-function mask(s) {
-    return String(s).replace(/mpt_(live|test)_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}/g, 'mpt_$1_$2…[token]');
-}
-
-function truncate(s, n = 1500) {
-    s = String(s);
-    return s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s;
-}
-
-function recordingFetch(log) {
-    return async (input, init = {}) => {
-        const entry = {
-            method: init.method || 'GET',
-            url: String(input),
-            request: typeof init.body === 'string' ? truncate(init.body, 600) : undefined,
-        };
-        log.push(entry);
-        let response;
-        try {
-            response = await fetch(input, init);
-        } catch (e) {
-            entry.error = String(e?.cause ?? e);
-            throw e;
-        }
-        entry.status = response.status;
-        entry.contentType = response.headers.get('content-type');
-        entry.wwwAuthenticate = response.headers.get('www-authenticate') ?? undefined;
-        entry.sessionId = response.headers.get('mcp-session-id') ?? undefined;
-        const ct = (entry.contentType || '').toLowerCase();
-        if (response.status >= 400 || ct.startsWith('application/json')) {
-            try {
-                entry.response = truncate(await response.clone().text());
-            } catch (e) {
-                entry.response = `<unreadable: ${e}>`;
-            }
-        }
-        return response;
-    };
-}
-
-function formatLog(log) {
-    return log
-        .map((e) => {
-            const lines = [`    > ${e.method} ${e.url}${e.request ? ` ${e.request}` : ''}`];
-            if (e.error) lines.push(`    < network error: ${e.error}`);
-            else if (e.status === undefined) lines.push('    < (no response)');
-            else {
-                lines.push(
-                    `    < ${e.status} ${e.contentType ?? ''}` +
-                        (e.wwwAuthenticate ? ` www-authenticate: ${e.wwwAuthenticate}` : '') +
-                        (e.sessionId ? ` mcp-session-id: ${e.sessionId}` : ''),
-                );
-                if (e.response !== undefined) lines.push(`    < ${e.response}`);
-            }
-            return mask(lines.join('\n'));
-        })
-        .join('\n');
-}
-
-// ---------------------------------------------------------------------------------------------
-
-function newClient(token, log) {
-    const transport = new StreamableHTTPClientTransport(URL_, {
-        requestInit: { headers: { Authorization: `Bearer ${token}` } },
-        fetch: recordingFetch(log),
-    });
-    const client = new Client({ name: 'memberpass-interop-ts', version: '0.0.0' }, { capabilities: {} });
-    client.onerror = () => {}; // e.g. a 405 on the optional GET stream; not a failure in itself
-    return { client, transport };
-}
-
-function withTimeout(promise, ms, what) {
-    let timer;
-    return Promise.race([
-        promise,
-        new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms (${what})`)), ms);
-        }),
-    ]).finally(() => clearTimeout(timer));
-}
-
-class CheckFailed extends Error {}
-function expect(cond, message) {
-    if (!cond) throw new CheckFailed(message);
-}
-
-function describeError(e) {
-    if (!e) return String(e);
-    const parts = [e.constructor?.name ?? 'Error'];
-    if (e.code !== undefined) parts.push(`code=${e.code}`);
-    parts.push(e.message);
-    if (e.data !== undefined) parts.push(`data=${JSON.stringify(e.data)}`);
-    return mask(truncate(parts.join(' '), 1200));
-}
-
-function textOf(result) {
-    return (result?.content ?? [])
-        .filter((c) => c.type === 'text')
-        .map((c) => c.text)
-        .join('\n');
-}
-
-const results = [];
-async function check(name, fn) {
-    const log = [];
-    const started = Date.now();
-    let ok = false;
-    let detail = '';
-    try {
-        detail = (await withTimeout(fn(log), CHECK_TIMEOUT_MS, name)) ?? '';
-        ok = true;
-    } catch (e) {
-        detail = e instanceof CheckFailed ? mask(e.message) : `unexpected error: ${describeError(e)}`;
-    }
-    const ms = Date.now() - started;
-    console.log(`${ok ? 'PASS' : 'FAIL'} ts: ${name} (${ms} ms)${detail ? ` — ${detail}` : ''}`);
-    if (!ok && log.length) console.log(`  HTTP exchanges:\n${formatLog(log)}`);
-    results.push({ name, ok });
-}
-
-async function closeQuietly(client) {
-    try {
-        await withTimeout(client.close(), 5000, 'close');
-    } catch {
-        /* ignore */
-    }
-}
 
 // Connect with a token that must be refused at the HTTP layer; returns the error seen.
 async function expectRefused(token, log) {
@@ -330,6 +192,8 @@ await check('token without mcp:full: refused with HTTP 403 / TOKEN_MISSING_ABILI
     );
     return desc;
 });
+
+await approvalChecks(process.env.MP_TOKEN_APPROVAL);
 
 const failed = results.filter((r) => !r.ok);
 console.log(`ts: ${results.length - failed.length}/${results.length} checks passed`);
