@@ -409,3 +409,18 @@ pub async fn budgets_used(conn: &mut Conn, token_id: &str, since: i64) -> sqlx::
     .fetch_all(&mut *conn)
     .await
 }
+
+/// How many requests of a team are pending and unexpired at `now`; `owner` keeps one person's.
+pub async fn count_pending(conn: &mut Conn, team_id: &str, owner: Option<&str>, now: i64) -> sqlx::Result<i64> {
+    let mut sql =
+        "SELECT COUNT(*) FROM approval_requests WHERE team_id = $1 AND status = 'pending' AND expires_at > $2"
+            .to_owned();
+    if owner.is_some() {
+        sql.push_str(" AND owner_id = $3");
+    }
+    let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(team_id).bind(now);
+    if let Some(owner) = owner {
+        q = q.bind(owner);
+    }
+    q.fetch_one(&mut *conn).await
+}

@@ -107,14 +107,15 @@ impl Service {
         Ok(views)
     }
 
-    /// How many requests wait for a decision the caller may make (the dashboard's notice).
+    /// How many requests wait for a decision the caller may make (the dashboard's notice on
+    /// every page): every pending, unexpired one of the team for an owner or admin, their own
+    /// tokens' for anyone else (who may deny those). One count; it writes nothing.
     pub async fn pending_approvals(&self, caller: &Caller) -> Result<usize> {
-        Ok(self
-            .approvals(caller, Show::Only(Status::Pending))
-            .await?
-            .iter()
-            .filter(|v| v.may_approve || v.may_deny)
-            .count())
+        let mut conn = self.db.pool().acquire().await?;
+        let (team_id, user_id, role) = person(&mut conn, caller).await?;
+        let owner = (!matches!(role, Role::Owner | Role::Admin)).then_some(user_id.as_str());
+        let n = store::count_pending(&mut conn, &team_id, owner, now_ms()).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// One request of the caller's team, with what it would do. Another team's, or (for a

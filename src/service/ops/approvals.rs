@@ -205,7 +205,7 @@ impl Operation for UpdateApprovalPolicy {
         path: "/v1/approval-policy",
         subject_type: "team",
         idempotent: false,
-        replayable: true,
+        replayable: false,
         summary: "Change the team's approval policy (owners and admins; a token can only make it stricter).",
         ..Spec::WRITE
     };
