@@ -400,37 +400,145 @@ async fn rest_is_held_only_when_the_owner_says_so_and_answers_202_with_location(
 }
 
 #[tokio::test]
-async fn a_budget_of_two_holds_the_third_call() {
+async fn a_budget_of_two_kicks_holds_the_third() {
     let Setup { app, w, token, owner } = setup_with(|_| {}).await;
+    // No policy hold on either surface: only the budget holds.
     app.hold_nothing(&w.team_a).await;
     let out = app
-        .cli(&["token", "budget", &token_id(&token), "create_project", "2"])
+        .cli(&["token", "budget", &token_id(&token), "kick_member", "2"])
         .await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for n in 0..2 {
-        let made = app
-            .post("/v1/projects", &token, json!({"name": format!("Budgeted {n}")}))
-            .await;
-        assert_eq!(made.status, 201, "{:#}", made.body);
-    }
-    let third = app.post("/v1/projects", &token, json!({"name": "Budgeted 2"})).await;
+    let members: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM members WHERE project_id = $1 AND status = 'customer' ORDER BY id LIMIT 4")
+            .bind(&w.p1)
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(members.len(), 4, "the demo has four customers to kick");
+    let kick = |m: &str| format!("/v1/members/{m}/kick");
+    // Two kicks run: one over REST, one over MCP (a budget counts the token's calls anywhere).
+    assert_eq!(app.post(&kick(&members[0]), &token, json!({})).await.status, 200);
+    let run = call_tool(&app, &token, "kick_member", json!({"member_id": members[1]})).await;
+    assert_eq!(run["isError"], false, "{run:#}");
+    let info = app.get("/v1/me", &token).await;
+    assert_eq!(
+        info.body["data"]["budgets"],
+        json!([{"operation": "kick_member", "limit": 2, "used": 2, "remaining": 0, "window": "24h"}])
+    );
+    // The third is held, not refused.
+    let third = app.post(&kick(&members[2]), &token, json!({})).await;
     assert_eq!(third.status, 202, "{:#}", third.body);
     assert_eq!(third.body["data"]["hold"], "budget");
+    assert_eq!(status_of(&app, &members[2]).await, "customer");
     let id = third.body["data"]["id"].as_str().unwrap().to_owned();
     // Another token of the same person has its own budget (none): it runs.
     let other = app.mint(OWNER_A, &w.team_a, Ability::ALL, &[]).await;
-    let made = app.post("/v1/projects", &other, json!({"name": "Unbudgeted"})).await;
-    assert_eq!(made.status, 201);
+    assert_eq!(app.post(&kick(&members[3]), &other, json!({})).await.status, 200);
     // Approved, the third runs (and counts).
     decide(&app.service, &owner, &id, true).await.unwrap();
-    let made = app.post("/v1/projects", &token, json!({"name": "Budgeted 2"})).await;
-    assert_eq!(made.status, 201, "{:#}", made.body);
-    let uses: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM token_budget_uses WHERE token_id = $1")
-        .bind(token_id(&token))
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
-    assert_eq!(uses, 3);
+    let ran = app.post(&kick(&members[2]), &token, json!({})).await;
+    assert_eq!(ran.status, 200, "{:#}", ran.body);
+    assert_eq!(status_of(&app, &members[2]).await, "churned");
+    let info = app.get("/v1/me", &token).await;
+    assert_eq!(info.body["data"]["budgets"][0]["used"], 3);
+    // MCP says so before the call.
+    let listed = crate::mcp::rpc(&app, Some(&token), "tools/list", json!({})).await;
+    let tools = listed.body["result"]["tools"].as_array().unwrap();
+    let tool = tools.iter().find(|t| t["name"] == "kick_member").unwrap();
+    assert_eq!(
+        tool["_meta"]["io.memberpass/approval"]["budget"]["remaining"], 0,
+        "{tool:#}"
+    );
+    assert!(
+        tool["description"]
+            .as_str()
+            .unwrap()
+            .contains("2 of these calls per rolling 24 h (0 left)")
+    );
+}
+
+#[tokio::test]
+async fn a_token_makes_the_controls_only_stricter() {
+    let Setup { app, w, token, .. } = setup_with(|_| {}).await;
+    // Stricter: allowed, and audited as the token.
+    let tighter = app
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/approval-policy",
+            Some(&token),
+            Some(json!({"rules": [{"operation": "create_project", "surfaces": "both"}], "approver": "not-the-caller"})),
+        )
+        .await;
+    assert_eq!(tighter.status, 200, "{:#}", tighter.body);
+    assert_eq!(tighter.body["data"]["version"], 1);
+    // Looser: refused, naming what it would release; nothing written.
+    let looser = app
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/approval-policy",
+            Some(&token),
+            Some(json!({"rules": [{"operation": "kick_member", "surfaces": "none"}]})),
+        )
+        .await;
+    looser.assert_error(409, "CONFLICT");
+    assert!(
+        looser.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("kick_member on mcp")
+    );
+    let policy = app.get("/v1/approval-policy", &token).await;
+    assert_eq!(policy.body["data"]["version"], 1);
+    // Over MCP too: the agent cannot release its own hold.
+    let released = call_tool(
+        &app,
+        &token,
+        "update_approval_policy",
+        json!({"rules": [{"operation": "kick_member", "surfaces": "none"}]}),
+    )
+    .await;
+    assert_eq!(error_of(&released)["code"], "CONFLICT", "{released:#}");
+    // Budgets: adding or lowering one is fine; raising or removing it is not.
+    let id = token_id(&token);
+    let set = |limit: i64| {
+        app.post(
+            "/v1/token-budgets",
+            &token,
+            json!({"token_id": id, "operation": "kick_member", "limit": limit}),
+        )
+    };
+    assert_eq!(set(3).await.status, 200);
+    assert_eq!(set(2).await.status, 200);
+    set(5).await.assert_error(409, "CONFLICT");
+    set(0).await.assert_error(409, "CONFLICT");
+    // A manager's token changes nothing at all.
+    let out = app
+        .cli(&[
+            "team",
+            "add-member",
+            "--team",
+            &w.team_a,
+            "--email",
+            VIEWER_A,
+            "--role",
+            "manager",
+        ])
+        .await;
+    assert!(out.status.success());
+    let manager = app.mint(VIEWER_A, &w.team_a, &[Ability::TeamView], &[]).await;
+    let refused = app
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/approval-policy",
+            Some(&manager),
+            Some(json!({"approver": "not-the-caller"})),
+        )
+        .await;
+    refused.assert_error(409, "CONFLICT");
+    let changes = entries(&app, "approval.policy_changed").await;
+    let succeeded: Vec<_> = changes.iter().filter(|e| e.3.get("changes").is_some()).collect();
+    assert_eq!(succeeded.len(), 1, "{changes:#?}");
+    assert_eq!(succeeded[0].0, "api_token");
 }
 
 #[tokio::test]

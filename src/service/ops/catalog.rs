@@ -80,6 +80,6 @@ mod tests {
                 spec.name
             );
         }
-        assert_eq!(names.len(), 31);
+        assert_eq!(names.len(), 34);
     }
 }
