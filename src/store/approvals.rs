@@ -339,11 +339,25 @@ pub async fn expire_due(conn: &mut Conn, now: i64) -> sqlx::Result<Vec<ApprovalR
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    let mut moved = Vec::with_capacity(due.len());
-    for row in due {
+    move_each(conn, due, "expired", None).await
+}
+
+/// Moves each row still pending or granted to `status` (with `reason`), one by one, so that a
+/// row another writer moved meanwhile is left alone; the rows that moved.
+async fn move_each(
+    conn: &mut Conn,
+    rows: Vec<ApprovalRow>,
+    status: &str,
+    reason: Option<&str>,
+) -> sqlx::Result<Vec<ApprovalRow>> {
+    let mut moved = Vec::with_capacity(rows.len());
+    for row in rows {
         let done = sqlx::query(
-            "UPDATE approval_requests SET status = 'expired' WHERE id = $1 AND status IN ('pending', 'granted')",
+            "UPDATE approval_requests SET status = $1, voided_reason = COALESCE($2, voided_reason) \
+             WHERE id = $3 AND status IN ('pending', 'granted')",
         )
+        .bind(status)
+        .bind(reason)
         .bind(&row.id)
         .execute(&mut *conn)
         .await?;
@@ -380,21 +394,7 @@ pub async fn void(conn: &mut Conn, which: Voids<'_>, reason: &str) -> sqlx::Resu
         q = q.bind(b);
     }
     let rows: Vec<ApprovalRow> = q.fetch_all(&mut *conn).await?;
-    let mut moved = Vec::with_capacity(rows.len());
-    for row in rows {
-        let done = sqlx::query(
-            "UPDATE approval_requests SET status = 'voided', voided_reason = $1 \
-             WHERE id = $2 AND status IN ('pending', 'granted')",
-        )
-        .bind(reason)
-        .bind(&row.id)
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() == 1 {
-            moved.push(row);
-        }
-    }
-    Ok(moved)
+    move_each(conn, rows, "voided", Some(reason)).await
 }
 
 /// Every budget of a token with its uses since `since`: (operation, limit, used).

@@ -77,6 +77,14 @@ async fn invalid(app: &TestApp, token: &str, args: Value, reason: &str) {
     assert_eq!(error_of(&result)["reason"], reason, "{result:#}");
 }
 
+/// Adds `email` to `team` as `role`, or changes their role, as the operator's CLI does.
+async fn set_role(app: &TestApp, team: &str, email: &str, role: &str) {
+    let out = app
+        .cli(&["team", "add-member", "--team", team, "--email", email, "--role", role])
+        .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 async fn decide(service: &Service, caller: &Caller, id: &str, grant: bool) -> Result<String, String> {
     service
         .decide_approval(caller, id, grant)
@@ -241,19 +249,7 @@ async fn who_may_approve_follows_the_policy_and_the_approvers_role() {
     let id = held(&app, &token, json!({"member_id": w.member})).await;
     let own = decide(&app.service, &owner, &id, true).await.unwrap_err();
     assert!(own.contains("other than the token's owner"), "{own}");
-    let out = app
-        .cli(&[
-            "team",
-            "add-member",
-            "--team",
-            &w.team_a,
-            "--email",
-            VIEWER_A,
-            "--role",
-            "admin",
-        ])
-        .await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    set_role(&app, &w.team_a, VIEWER_A, "admin").await;
     let admin = person(&app, &w.team_a, VIEWER_A, Role::Admin).await;
     assert_eq!(decide(&app.service, &admin, &id, true).await.unwrap(), "granted");
     let run = call_tool(&app, &token, "kick_member", json!({"member_id": w.member})).await;
@@ -285,19 +281,7 @@ async fn revoking_the_token_or_removing_its_owner_voids_what_waits() {
     assert!(decide(&app.service, &owner, &pending, true).await.is_err());
 
     // A person removed from the team: their tokens' requests go with them.
-    let out = app
-        .cli(&[
-            "team",
-            "add-member",
-            "--team",
-            &w.team_a,
-            "--email",
-            VIEWER_A,
-            "--role",
-            "manager",
-        ])
-        .await;
-    assert!(out.status.success());
+    set_role(&app, &w.team_a, VIEWER_A, "manager").await;
     let manager = app
         .mint(VIEWER_A, &w.team_a, &[Ability::McpFull, Ability::MemberUpdate], &[])
         .await;
@@ -504,7 +488,7 @@ async fn a_token_makes_the_controls_only_stricter() {
         app.post(
             "/v1/token-budgets",
             &token,
-            json!({"token_id": id, "operation": "kick_member", "limit": limit}),
+            json!({"token_id": id, "operation": "kick_member", "max_calls": limit}),
         )
     };
     assert_eq!(set(3).await.status, 200);
@@ -512,19 +496,7 @@ async fn a_token_makes_the_controls_only_stricter() {
     set(5).await.assert_error(409, "CONFLICT");
     set(0).await.assert_error(409, "CONFLICT");
     // A manager's token changes nothing at all.
-    let out = app
-        .cli(&[
-            "team",
-            "add-member",
-            "--team",
-            &w.team_a,
-            "--email",
-            VIEWER_A,
-            "--role",
-            "manager",
-        ])
-        .await;
-    assert!(out.status.success());
+    set_role(&app, &w.team_a, VIEWER_A, "manager").await;
     let manager = app.mint(VIEWER_A, &w.team_a, &[Ability::TeamView], &[]).await;
     let refused = app
         .call(

@@ -55,7 +55,7 @@ pub fn case(op: &dyn DynOp, w: &World, job: &str) -> Case {
         "bulk_generate_access_codes" => Some(json!({"quantity": 3})),
         // Stricter only (a token cannot loosen), and holding nothing the matrix calls.
         "update_approval_policy" => Some(json!({"approver": "not-the-caller"})),
-        "set_token_budget" => Some(json!({"token_id": w.token, "operation": "create_project", "limit": 1000})),
+        "set_token_budget" => Some(json!({"token_id": w.token, "operation": "create_project", "max_calls": 1000})),
         _ if spec.method == Verb::Post => Some(json!({})),
         _ => None,
     };

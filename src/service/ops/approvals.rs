@@ -126,7 +126,7 @@ pub struct BudgetArgs {
     #[schemars(length(max = 64))]
     pub operation: String,
     /// Calls per rolling 24 h; `0` removes the budget.
-    pub limit: Bounded<0, 1_000_000>,
+    pub max_calls: Bounded<0, 1_000_000>,
 }
 
 /// A token's budget after a change.
@@ -277,7 +277,7 @@ impl Operation for SetTokenBudget {
         }
         c.subject(id.as_str());
         let from = store::budget(c.conn(), id.as_str(), &args.operation).await?;
-        let to = (args.limit.get() > 0).then_some(args.limit.get());
+        let to = (args.max_calls.get() > 0).then_some(args.max_calls.get());
         if budget_loosens(from, to) {
             tightens_only(c, &[format!("the budget of {}", args.operation)])?;
         }
