@@ -78,8 +78,8 @@ fn surface_label(rule: SurfaceRule) -> &'static str {
 
 fn approver_label(rule: ApproverRule) -> &'static str {
     match rule {
-        ApproverRule::OwnerOrAdmin => "the token's owner, or an owner or admin of the team",
-        ApproverRule::NotTheCaller => "an owner or admin other than the token's owner",
+        ApproverRule::OwnerOrAdmin => "the token's owner, an owner or an admin",
+        ApproverRule::NotTheCaller => "an owner or admin, not the token's owner",
     }
 }
 
