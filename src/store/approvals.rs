@@ -78,6 +78,17 @@ pub async fn budgets_of(conn: &mut Conn, token_id: &str) -> sqlx::Result<Vec<(St
         .await
 }
 
+/// Every budget of a team's tokens: token ID, operation, limit.
+pub async fn budgets_of_team(conn: &mut Conn, team_id: &str) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT b.token_id, b.operation, b.max_calls FROM token_budgets b JOIN tokens t ON t.id = b.token_id \
+         WHERE t.team_id = $1 ORDER BY b.token_id, b.operation",
+    )
+    .bind(team_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// Sets a budget (replacing one of the same token and operation).
 pub async fn set_budget(
     conn: &mut Conn,

@@ -179,6 +179,31 @@ pub async fn page_of_owner(
     Ok((rows, total))
 }
 
+/// A live token of a team with its owner, as the dashboard's budget form offers it.
+#[derive(Clone, Debug, FromRow)]
+pub struct TeamToken {
+    pub id: String,
+    pub name: String,
+    pub owner_name: String,
+    pub owner_email: String,
+}
+
+/// A team's tokens that are neither revoked nor expired at `now`, by owner then newest first.
+/// OAuth access tokens are left out: each refresh replaces one, so a budget set on it would not
+/// outlive the hour.
+pub async fn live_of_team(conn: &mut Conn, team_id: &str, now: i64) -> sqlx::Result<Vec<TeamToken>> {
+    sqlx::query_as(
+        "SELECT t.id, t.name, u.name AS owner_name, u.email AS owner_email FROM tokens t \
+         JOIN users u ON u.id = t.user_id \
+         WHERE t.team_id = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
+         AND t.oauth_grant_id IS NULL ORDER BY u.email, t.created_at DESC, t.id",
+    )
+    .bind(team_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// Operator listing, by owner email and/or team, newest first.
 pub async fn list(conn: &mut Conn, user_email: Option<&str>, team_id: Option<&str>) -> sqlx::Result<Vec<TokenRow>> {
     sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(

@@ -55,7 +55,7 @@ pub async fn member_names(app: &TestApp, member: &str) -> (String, String) {
     (name, handle.expect("the demo member has a handle"))
 }
 
-async fn user_id(app: &TestApp, email: &str) -> String {
+pub async fn user_id(app: &TestApp, email: &str) -> String {
     sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
         .bind(email)
         .fetch_one(app.pool())
@@ -72,7 +72,7 @@ async fn status_of(app: &TestApp, id: &str) -> String {
 }
 
 /// Actor kind, causer and properties of every entry of `event`, oldest first.
-async fn entries(app: &TestApp, event: &str) -> Vec<(String, Option<String>, Value)> {
+pub async fn entries(app: &TestApp, event: &str) -> Vec<(String, Option<String>, Value)> {
     let rows: Vec<(String, Option<String>, String)> =
         sqlx::query_as("SELECT actor_kind, causer_id, properties FROM audit_log WHERE event = $1 ORDER BY seq")
             .bind(event)

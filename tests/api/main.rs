@@ -12,6 +12,7 @@ mod catalog;
 mod cli;
 mod dashboard;
 mod dashboard_approvals;
+mod dashboard_approvals_policy;
 mod dashboard_sign_in;
 mod demo;
 mod durability;

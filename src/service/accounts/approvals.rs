@@ -1,6 +1,6 @@
-//! Approval controls (issue 20, first slice): a team's approval policy and per-token budgets —
-//! reading and changing them, each change audited in its transaction. Nothing is held yet: the
-//! call path reads these in the next slice.
+//! Approval controls (issue 20): a team's approval policy and per-token budgets — reading and
+//! changing them (the operator's CLI, the dashboard's Settings → Approvals → Policy), each change
+//! audited in its transaction. The call path reads them in `service::core::hold`.
 //!
 //! Who may change them: the operator (CLI), and a person who is an owner or admin of the team
 //! (their role read again inside the transaction). No ability of the catalog is exactly "owner
@@ -29,6 +29,52 @@ impl PolicyChange {
     pub fn is_empty(&self) -> bool {
         self.approvals.is_empty() && self.approver.is_none()
     }
+
+    /// The change that takes `policy` to what a form asks for: each `(operation, rule)` that
+    /// differs from the policy's, and the approver when it differs, so the audit entry shows only
+    /// what changed. Values go on as typed: an unknown one is refused by
+    /// [`Service::change_approval_policy`], never dropped.
+    pub fn towards<'a>(
+        policy: &ApprovalPolicy,
+        rules: impl IntoIterator<Item = (&'a str, &'a str)>,
+        approver: Option<&str>,
+    ) -> PolicyChange {
+        PolicyChange {
+            approvals: rules
+                .into_iter()
+                .filter(|(op, rule)| policy.rule(op).as_str() != *rule)
+                .map(|(op, rule)| format!("{op}={rule}"))
+                .collect(),
+            approver: approver.filter(|a| *a != policy.approver.as_str()).map(str::to_owned),
+        }
+    }
+}
+
+/// The operations a policy can hold or a budget count (the catalog's writes): name and summary.
+pub fn holdable_operations() -> Vec<(&'static str, &'static str)> {
+    crate::service::ops::catalog::all()
+        .map(|op| op.spec())
+        .filter(|spec| can_be_held(spec.name))
+        .map(|spec| (spec.name, spec.summary))
+        .collect()
+}
+
+/// A live token of the team with its budgets (operation, calls per 24 h).
+#[derive(Clone, Debug)]
+pub struct BudgetedToken {
+    pub token: tokens::TeamToken,
+    pub budgets: Vec<(String, i64)>,
+}
+
+/// What a signed-in person sees of their team's approval controls.
+#[derive(Clone, Debug)]
+pub struct Controls {
+    pub policy: ApprovalPolicy,
+    /// Whether they may change them: an owner or admin of the team, by their role now.
+    pub manages: bool,
+    /// The team's live tokens and their budgets; empty unless `manages` (who holds which token,
+    /// and what it may do unasked, is for those who set it).
+    pub tokens: Vec<BudgetedToken>,
 }
 
 /// A budget before and after a change (`None`: no budget).
@@ -213,11 +259,74 @@ impl Service {
         Ok(change)
     }
 
+    /// The approval controls of the signed-in person's team, as the dashboard shows them.
+    pub async fn approval_controls(&self, caller: &Caller) -> Result<Controls> {
+        let team = caller.in_team()?.team_id.to_string();
+        let mut conn = self.db.pool().acquire().await?;
+        let policy = policy_in(&mut conn, &team).await?;
+        let manages = match controller(&mut conn, caller, &team).await {
+            Ok(_) => true,
+            Err(Error::Conflict(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if !manages {
+            return Ok(Controls {
+                policy,
+                manages,
+                tokens: Vec::new(),
+            });
+        }
+        let budgets = approvals::budgets_of_team(&mut conn, &team).await?;
+        let tokens = tokens::live_of_team(&mut conn, &team, now_ms())
+            .await?
+            .into_iter()
+            .map(|token| BudgetedToken {
+                budgets: budgets
+                    .iter()
+                    .filter(|(id, _, _)| *id == token.id)
+                    .map(|(_, op, limit)| (op.clone(), *limit))
+                    .collect(),
+                token,
+            })
+            .collect();
+        Ok(Controls {
+            policy,
+            manages,
+            tokens,
+        })
+    }
+
     /// A token's budgets, by operation.
     pub async fn token_budgets(&self, token_id: &str) -> Result<Vec<(String, i64)>> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut conn = self.db.pool().acquire().await?;
         tokens::find(&mut conn, id.as_str()).await?.ok_or(Error::NotFound)?;
         Ok(approvals::budgets_of(&mut conn, id.as_str()).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_becomes_only_what_differs_from_the_policy() {
+        let policy = ApprovalPolicy::default();
+        let form = [
+            ("kick_member", "mcp"),
+            ("ban_member", "none"),
+            ("create_project", "none"),
+        ];
+        let change = PolicyChange::towards(&policy, form, Some("owner-or-admin"));
+        assert_eq!(change.approvals, vec!["ban_member=none"]);
+        assert_eq!(change.approver, None);
+        let change = PolicyChange::towards(&policy, [("create_project", "sometimes")], Some("not-the-caller"));
+        assert_eq!(
+            change.approvals,
+            vec!["create_project=sometimes"],
+            "passed on, to be refused"
+        );
+        assert_eq!(change.approver.as_deref(), Some("not-the-caller"));
+        assert!(PolicyChange::towards(&policy, [], None).is_empty());
     }
 }

@@ -7,6 +7,7 @@
 //! (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
 
 mod activity;
+mod approval_policy;
 mod approvals;
 mod apps;
 mod assets;
@@ -52,6 +53,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/settings/apps", get(apps::page))
         .route("/settings/apps/{grant_id}/revoke", axum::routing::post(apps::revoke))
         .route("/settings/approvals", get(approvals::list))
+        .route(
+            "/settings/approvals/policy",
+            get(approval_policy::page).post(approval_policy::save_policy),
+        )
+        .route(
+            "/settings/approvals/budgets",
+            axum::routing::post(approval_policy::save_budget),
+        )
         .route("/settings/approvals/{id}", get(approvals::page))
         .route(
             "/settings/approvals/{id}/approve",
