@@ -141,6 +141,8 @@ async fn an_invalid_operation_rule_or_approver_is_refused_and_nothing_is_written
         (vec!["--approval", "nuke_team=mcp"], "nuke_team"),
         // A read changes nothing a person would approve.
         (vec!["--approval", "list_projects=mcp"], "list_projects"),
+        // Nothing stands in front of a token revoking itself.
+        (vec!["--approval", "revoke_current_token=both"], "revoke_current_token"),
         (vec!["--approval", "kick_member=always"], "always"),
         (vec!["--approval", "kick_member"], "OPERATION="),
         (vec!["--approver", "owner"], "owner"),

@@ -33,9 +33,10 @@ pub fn writes(event: &str) -> bool {
 }
 
 /// Whether an operation can be held for approval or budgeted: a write of the catalog (a read
-/// changes nothing to approve).
+/// changes nothing to approve) — except a token revoking itself, which nothing may ever stand
+/// in front of (a leaked token's holder must be able to kill it at once, as with rate limits).
 pub fn can_be_held(operation: &str) -> bool {
-    find(operation).is_some_and(|op| op.spec().is_write())
+    find(operation).is_some_and(|op| op.spec().is_write() && op.spec().name != "revoke_current_token")
 }
 
 /// The operation of this name, if any.
