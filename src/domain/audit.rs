@@ -41,6 +41,8 @@ pub struct AuditDraft {
     pub ctx: RequestCtx,
     /// Set for a call made with an OAuth access token; chained into `properties.oauth`.
     pub oauth: Option<OAuthRef>,
+    /// Set for a call on a connection its headers narrowed; chained into `properties.narrowed`.
+    pub narrowed: Option<Value>,
 }
 
 impl AuditDraft {
@@ -59,6 +61,7 @@ impl AuditDraft {
             error_code: None,
             ctx: RequestCtx::default(),
             oauth: None,
+            narrowed: None,
         }
     }
 

@@ -167,7 +167,7 @@ pub enum Error {
     #[error("authentication required")]
     AuthenticationRequired,
     #[error("this token lacks the ability `{0}`")]
-    MissingAbility(Ability, Option<&'static str>),
+    MissingAbility(Ability, Option<std::borrow::Cow<'static, str>>),
     #[error("not found")]
     NotFound,
     #[error("the request has invalid fields")]

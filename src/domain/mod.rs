@@ -7,6 +7,7 @@ pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod kinds;
+pub mod narrowing;
 pub mod oauth;
 pub mod oauth_flow;
 pub mod refresh_token;

@@ -255,13 +255,19 @@ impl AuditRow {
     fn chained(draft: AuditDraft, seq: i64, prev_hash: String, created_at: i64) -> AuditRow {
         let mut properties = draft.properties;
         redact(&mut properties);
-        if let Some(oauth) = draft.oauth {
-            let named = serde_json::json!({"grant_id": oauth.grant_id, "client_id": oauth.client_id});
+        let oauth = draft.oauth.map(|o| {
+            (
+                "oauth",
+                serde_json::json!({"grant_id": o.grant_id, "client_id": o.client_id}),
+            )
+        });
+        let narrowed = draft.narrowed.map(|n| ("narrowed", n));
+        for (key, value) in oauth.into_iter().chain(narrowed) {
             match &mut properties {
                 serde_json::Value::Object(m) => {
-                    m.insert("oauth".to_owned(), named);
+                    m.insert(key.to_owned(), value);
                 }
-                other => *other = serde_json::json!({"value": other.take(), "oauth": named}),
+                other => *other = serde_json::json!({"value": other.take(), key: value}),
             }
         }
         // Every text column as the database can store it and a reader can be shown it: whatever

@@ -26,6 +26,7 @@ mod layout;
 mod leaks;
 mod matrix;
 mod mcp;
+mod mcp_narrowing;
 mod oauth;
 mod oauth_binding;
 mod oauth_flow;

@@ -160,6 +160,7 @@ impl Service {
             id: row.token.id,
             name: row.token.name,
             oauth: oauth_of(&row.oauth_grant_id, &row.oauth_client_id),
+            narrowing: None,
         };
         let member = Member {
             team_id: row.token.team_id,
@@ -263,6 +264,7 @@ fn failure_entry(row: &AuthRow, reason: AuthFailure, actor: ActorKind, ctx: Requ
         error_code: Some(ErrorCode::AuthenticationRequired.as_str()),
         ctx,
         oauth: oauth_of(&row.oauth_grant_id, &row.oauth_client_id),
+        narrowed: None,
     }
 }
 

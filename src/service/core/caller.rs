@@ -7,6 +7,7 @@ use crate::domain::ability::{Ability, AbilitySet};
 use crate::domain::audit::{ActorKind, AuditDraft, OAuthRef, RequestCtx};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{TeamId, UserId};
+use crate::domain::narrowing::Narrowing;
 use crate::domain::role::Role;
 
 #[derive(Clone, Debug)]
@@ -60,6 +61,8 @@ pub struct TokenGrant {
     /// The OAuth grant it was issued under (an access token for `/mcp`); `None` for a token
     /// minted in the dashboard or by the CLI.
     pub oauth: Option<OAuthRef>,
+    /// What this connection's `X-MemberPass-*` headers took away (MCP only).
+    pub narrowing: Option<Box<Narrowing>>,
 }
 
 impl Caller {
@@ -136,6 +139,13 @@ impl Caller {
         Ability::ALL.iter().copied().filter(|a| self.can(*a)).collect()
     }
 
+    /// Why this connection may not list or call the operation `name` (its headers narrowed it
+    /// away), or `None` when it may.
+    pub fn narrowed_out(&self, name: &str, writes: bool) -> Option<String> {
+        let n = self.grant()?.narrowing.as_deref()?;
+        (!n.allows(name, writes)).then(|| n.why_not(name, writes))
+    }
+
     /// The projects the caller is limited to (`None`: every project of the team).
     pub fn project_ids(&self) -> Option<&[String]> {
         self.grant().and_then(|g| g.project_ids.as_deref())
@@ -162,6 +172,10 @@ impl Caller {
         d.causer_id = self.member().map(|m| m.user_id.to_string());
         d.token_id = self.token_id().map(str::to_owned);
         d.oauth = self.grant().and_then(|g| g.oauth.clone());
+        d.narrowed = self
+            .grant()
+            .and_then(|g| g.narrowing.as_deref())
+            .map(Narrowing::to_json);
         d.ctx = self.ctx.clone();
         d
     }

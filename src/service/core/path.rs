@@ -91,14 +91,24 @@ impl Service {
         mut entry: AuditDraft,
         args: Option<&Value>,
     ) -> Result<AuditDraft> {
-        match spec.ability {
-            Some(ability) if !p.can(ability) => {
+        let refused = match spec.ability {
+            Some(ability) if !p.can(ability) => Some(Error::missing(ability)),
+            // A connection narrowed by its headers: the tool is not available on it.
+            _ => p.narrowed_out(spec.name, spec.is_write()).map(|why| {
+                Error::MissingAbility(
+                    spec.ability.unwrap_or(crate::domain::ability::Ability::McpFull),
+                    Some(why.into()),
+                )
+            }),
+        };
+        match refused {
+            Some(e) => {
                 if let Some(args) = args {
                     entry.properties = crate::domain::audit::argument_keys(args);
                 }
-                Err(self.record_failure(entry, Error::missing(ability)).await)
+                Err(self.record_failure(entry, e).await)
             }
-            _ => Ok(entry),
+            None => Ok(entry),
         }
     }
 

@@ -199,7 +199,7 @@ impl Operation for CreateProject {
         if c.caller.project_ids().is_some() {
             return Err(Error::MissingAbility(
                 Ability::ProjectCreate,
-                Some("a project-scoped token cannot create projects"),
+                Some("a project-scoped token cannot create projects".into()),
             ));
         }
         let team = c.team_id();

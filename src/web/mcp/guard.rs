@@ -16,6 +16,7 @@ use super::framing::{self, refusal};
 use crate::domain::ability::Ability;
 use crate::domain::audit::Outcome;
 use crate::domain::error::{Error, ErrorBody, ErrorCode};
+use crate::domain::narrowing::Narrowing;
 use crate::service::{Caller, Surface};
 use crate::web::AppState;
 use crate::web::error::ApiError;
@@ -71,6 +72,30 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
         audit_refusal(&s, &caller, &error.body, reason).await;
         return refuse(error, body).await;
     }
+    let mut caller = caller;
+    match narrowing(&parts.headers) {
+        Ok(n) => {
+            if let crate::service::Who::Token { grant, .. } = &mut caller.who {
+                grant.narrowing = n.map(Box::new);
+            }
+        }
+        Err(why) => {
+            // The field is the header; the reason names the offending value.
+            let header = why.split(':').next().unwrap_or("headers").trim().to_owned();
+            let header = if header.starts_with("X-MemberPass-") {
+                header
+            } else {
+                "headers".to_owned()
+            };
+            let mut error = ApiError::from(Error::field(&header, why.clone()));
+            // Every reason starts with the header it is about.
+            error.body.message = why;
+            audit_refusal(&s, &caller, &error.body, "narrowing_invalid").await;
+            let mut res = refuse(error, body).await;
+            *res.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            return res;
+        }
+    }
     let body = match framing::checked_body(&parts, body).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
@@ -81,6 +106,21 @@ pub async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Respo
     };
     parts.extensions.insert(McpCaller { caller, docs_base });
     framing::as_json_rpc(next.run(Request::from_parts(parts, body)).await).await
+}
+
+/// What this connection's `X-MemberPass-*` headers take away (a value that is not text is read
+/// as one that names no tool, and refused as such).
+fn narrowing(headers: &HeaderMap) -> Result<Option<Narrowing>, String> {
+    Narrowing::from_headers(
+        |name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+                .collect()
+        },
+        |tool| crate::service::ops::catalog::find(tool).is_some(),
+    )
 }
 
 /// Whether the request is one `tools/call` of an operation that takes nothing from the token's
@@ -118,6 +158,8 @@ async fn step_up(s: &AppState, caller: &Caller, body: Body) -> Result<Body, Resp
         .then(|| message["params"]["name"].as_str())
         .flatten()
         .and_then(crate::service::ops::catalog::find)
+        // A tool this connection's headers took away is not asked for either.
+        .filter(|op| caller.narrowed_out(op.spec().name, op.spec().is_write()).is_none())
         .and_then(|op| Some((op, op.spec().ability?)))
         .filter(|(_, ability)| caller.member().is_some_and(|m| m.role.holds(*ability)) && !caller.can(*ability));
     let Some((op, ability)) = needed else {

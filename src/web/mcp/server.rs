@@ -117,6 +117,7 @@ impl ServerHandler for McpServer {
         let tools = catalog::all()
             .zip(super::tools::all())
             .filter(|(op, _)| op.spec().ability.is_none_or(|a| caller.can(a)))
+            .filter(|(op, _)| caller.narrowed_out(op.spec().name, op.spec().is_write()).is_none())
             .map(|(op, tool)| super::tools::as_seen(tool, op, &outlook))
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);
