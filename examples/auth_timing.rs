@@ -53,6 +53,7 @@ async fn main() {
                 abilities: vec![],
                 project_ids: vec![],
                 expires_in_ms: None,
+                allowed_ips: Vec::new(),
                 replaces: None,
             },
         )

@@ -333,6 +333,7 @@ async fn mint(service: &Service, team_id: &str, email: &str, project_ids: Vec<St
                 abilities: Ability::ALL.iter().map(|a| a.as_str().to_owned()).collect(),
                 project_ids,
                 expires_in_ms: None,
+                allowed_ips: Vec::new(),
                 replaces: None,
             },
         )

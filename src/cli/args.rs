@@ -235,6 +235,10 @@ pub enum TokenCmd {
         /// e.g. 30d, 12h, 45m
         #[arg(long)]
         expires_in: Option<String>,
+        /// A CIDR block (IPv4 or IPv6) or address the token may be used from; repeatable.
+        /// Without it: from anywhere.
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<String>,
     },
     List {
         #[arg(long)]
@@ -253,6 +257,11 @@ pub enum TokenCmd {
     },
     Rotate {
         token_id: String,
+    },
+    /// Replace the token's network allowlist with these CIDR blocks; none clears it (anywhere).
+    AllowIp {
+        token_id: String,
+        cidrs: Vec<String>,
     },
     /// At most N calls of OPERATION per rolling 24 h by this token; beyond it a call needs
     /// approval. `0` removes the budget.

@@ -19,6 +19,7 @@ pub(super) async fn token(g: &Global, actor: &Caller, cmd: TokenCmd) -> anyhow::
             abilities,
             projects,
             expires_in,
+            allow_ips,
         } => {
             let expires_in_ms = match expires_in.as_deref() {
                 Some(d) => Some(parse_duration_ms(d).context("--expires-in must look like 30d, 12h or 45m")?),
@@ -31,6 +32,7 @@ pub(super) async fn token(g: &Global, actor: &Caller, cmd: TokenCmd) -> anyhow::
                 abilities,
                 project_ids: projects,
                 expires_in_ms,
+                allowed_ips: allow_ips,
                 replaces: None,
             };
             let minted = s.mint_token(actor, req).await?;
@@ -75,6 +77,17 @@ pub(super) async fn token(g: &Global, actor: &Caller, cmd: TokenCmd) -> anyhow::
         TokenCmd::Revoke { token_id, reason } => {
             let row = s.revoke_token(actor, &token_id, reason.as_deref()).await?;
             print(g.json, row.to_json(), || format!("token {token_id} revoked"));
+        }
+        TokenCmd::AllowIp { token_id, cidrs } => {
+            let row = s.set_allowed_ips(actor, &token_id, &cidrs).await?;
+            let v = row.to_json();
+            print(g.json, v.clone(), || match v["allowed_ips"].as_array() {
+                Some(list) => format!(
+                    "token {token_id}: usable only from {}",
+                    list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                ),
+                None => format!("token {token_id}: usable from anywhere"),
+            });
         }
         TokenCmd::Budget {
             token_id,

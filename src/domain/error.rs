@@ -12,6 +12,7 @@ use super::kinds::Outcome;
 pub enum ErrorCode {
     AuthenticationRequired,
     TokenMissingAbility,
+    TokenIpNotAllowed,
     OriginNotAllowed,
     ResourceNotFound,
     MethodNotAllowed,
@@ -29,6 +30,7 @@ impl ErrorCode {
     pub const ALL: &'static [ErrorCode] = &[
         ErrorCode::AuthenticationRequired,
         ErrorCode::TokenMissingAbility,
+        ErrorCode::TokenIpNotAllowed,
         ErrorCode::OriginNotAllowed,
         ErrorCode::ResourceNotFound,
         ErrorCode::MethodNotAllowed,
@@ -46,6 +48,7 @@ impl ErrorCode {
         match self {
             ErrorCode::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
             ErrorCode::TokenMissingAbility => "TOKEN_MISSING_ABILITY",
+            ErrorCode::TokenIpNotAllowed => "TOKEN_IP_NOT_ALLOWED",
             ErrorCode::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
@@ -63,7 +66,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::AuthenticationRequired => 401,
-            ErrorCode::TokenMissingAbility | ErrorCode::OriginNotAllowed => 403,
+            ErrorCode::TokenMissingAbility | ErrorCode::TokenIpNotAllowed | ErrorCode::OriginNotAllowed => 403,
             ErrorCode::ResourceNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => 422,
@@ -79,6 +82,7 @@ impl ErrorCode {
         match self {
             ErrorCode::AuthenticationRequired => "No, malformed, unknown, revoked, expired or wrong-environment token.",
             ErrorCode::TokenMissingAbility => "The token (or its owner's role) lacks the ability.",
+            ErrorCode::TokenIpNotAllowed => "The token has a network allowlist and this call came from outside it.",
             ErrorCode::OriginNotAllowed => "MCP request from a browser origin not on the allow list.",
             ErrorCode::ResourceNotFound => {
                 "Unknown id, malformed id, unknown route, or anything outside the token's team/project scope."
@@ -106,6 +110,9 @@ impl ErrorCode {
             }
             ErrorCode::TokenMissingAbility => {
                 "Mint a token that includes the required ability (your role must hold it too)."
+            }
+            ErrorCode::TokenIpNotAllowed => {
+                "Call from a network the token allows, or have its owner change the list (`memberpass token allow-ip`)."
             }
             ErrorCode::OriginNotAllowed => "Add the origin with --allowed-origin, or call from a non-browser client.",
             ErrorCode::ResourceNotFound => "Check the id and that it belongs to the token's team and projects.",

@@ -2,6 +2,7 @@
 
 pub mod ability;
 pub mod address;
+pub mod allow_list;
 pub mod approval;
 pub mod audit;
 pub mod error;

@@ -132,6 +132,7 @@ impl Service {
                     abilities: DEMO_ABILITIES.iter().map(|a| a.as_str().to_owned()).collect(),
                     project_ids: vec![],
                     expires_in_ms: None,
+                    allowed_ips: Vec::new(),
                     replaces: None,
                 },
             )

@@ -32,6 +32,8 @@ pub struct TokenView {
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
     pub replaced_by: Option<String>,
+    /// The CIDR blocks (IPv4, IPv6) it may be used from; `null`: anywhere.
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 /// A stored token: metadata and the digest; the plaintext is never here.
@@ -52,6 +54,8 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
     pub replaced_by: Option<String>,
+    /// The CIDR blocks it may be used from (JSON array), or `None`: anywhere.
+    pub allowed_ips: Option<String>,
 }
 
 impl TokenRow {
@@ -88,6 +92,7 @@ impl TokenRow {
             revoked_at: self.revoked_at.map(rfc3339),
             revoked_reason: self.revoked_reason.clone(),
             replaced_by: self.replaced_by.clone(),
+            allowed_ips: self.allowed_ips.as_deref().and_then(|s| serde_json::from_str(s).ok()),
         }
     }
 
@@ -98,7 +103,7 @@ impl TokenRow {
 }
 
 pub const TOKEN_COLUMNS: &str = "id, env, digest, team_id, user_id, name, abilities, project_ids, \
-     created_at, expires_at, last_used_at, last_used_ip, revoked_at, revoked_reason, replaced_by";
+     created_at, expires_at, last_used_at, last_used_ip, revoked_at, revoked_reason, replaced_by, allowed_ips";
 
 pub async fn find(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TokenRow>> {
     sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
@@ -111,8 +116,8 @@ pub async fn find(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TokenRow>> {
 
 pub async fn insert(conn: &mut Conn, row: &TokenRow) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO tokens (id, env, digest, team_id, user_id, name, abilities, project_ids, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO tokens (id, env, digest, team_id, user_id, name, abilities, project_ids, created_at, expires_at, \
+         allowed_ips) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&row.id)
     .bind(&row.env)
@@ -124,6 +129,7 @@ pub async fn insert(conn: &mut Conn, row: &TokenRow) -> sqlx::Result<()> {
     .bind(&row.project_ids)
     .bind(row.created_at)
     .bind(row.expires_at)
+    .bind(&row.allowed_ips)
     .execute(&mut *conn)
     .await
     .map(|_| ())
@@ -242,7 +248,7 @@ pub struct AuthRow {
 pub async fn find_for_auth(conn: &mut Conn, id: &str, decoy: Option<&str>) -> sqlx::Result<Option<AuthRow>> {
     sqlx::query_as::<_, AuthRow>(
         "SELECT t.id, t.env, t.digest, t.team_id, t.user_id, t.name, t.abilities, t.project_ids, t.created_at, \
-         t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, \
+         t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, t.allowed_ips, \
          m.role, u.email, u.name AS user_name, \
          t.oauth_grant_id, g.client_id AS oauth_client_id, g.revoked_at AS grant_revoked_at FROM tokens t \
          JOIN users u ON u.id = t.user_id \
@@ -323,4 +329,14 @@ pub async fn revoke_all_of_member(
         revoke(conn, id, reason).await?;
     }
     Ok(ids)
+}
+
+/// Replaces a token's network allowlist (`None`: anywhere).
+pub async fn set_allowed_ips(conn: &mut Conn, id: &str, allowed: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET allowed_ips = $1 WHERE id = $2")
+        .bind(allowed)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
 }

@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::{ApiError, current_request_id};
 use super::limits::Kind;
 use crate::domain::audit::RequestCtx;
-use crate::domain::error::Error;
+use crate::domain::error::{Error, ErrorCode};
 use crate::service::core::auth::AuthError;
 use crate::service::{Caller, Surface};
 
@@ -100,21 +100,41 @@ impl AppState {
     ) -> Result<Caller, ApiError> {
         let ip = ctx.ip.clone().unwrap_or_default();
         let limited = |e: sqlx::Error| ApiError::from(Error::Internal(e.into()));
+        let kind = match surface {
+            Surface::Mcp => Kind::Mcp,
+            Surface::Rest => Kind::Rest,
+        };
+        // One round trip on PostgreSQL: the address's lock-out, then the token's bucket.
+        let take = |p: &Caller| {
+            let id = p.token_id().filter(|_| metered).map(str::to_owned);
+            let ip = ip.clone();
+            async move {
+                match id {
+                    Some(id) => self.limits.take_unless_blocked(kind, &id, Some(&ip)).await,
+                    None => self.limits.auth_blocked(&ip).await,
+                }
+            }
+        };
         match self.service.authenticate(bearer(headers), surface, ctx).await {
             Ok(p) => {
-                let kind = match surface {
-                    Surface::Mcp => Kind::Mcp,
-                    Surface::Rest => Kind::Rest,
-                };
-                // One round trip on PostgreSQL: the address's lock-out, then the token's bucket.
-                let wait = match p.token_id().filter(|_| metered) {
-                    Some(id) => self.limits.take_unless_blocked(kind, id, Some(&ip)).await,
-                    None => self.limits.auth_blocked(&ip).await,
-                };
-                if let Some(wait) = wait.map_err(limited)? {
+                if let Some(wait) = take(&p).await.map_err(limited)? {
                     return Err(ApiError::rate_limited(wait));
                 }
                 Ok(p)
+            }
+            // The right secret from the wrong network: no authentication failure (the address's
+            // failure bucket is untouched), but the token's own bucket pays for it, and it is
+            // audited before it is answered.
+            Err(AuthError::OutsideAllowList(refused)) => {
+                let (p, entry) = *refused;
+                if let Some(wait) = take(&p).await.map_err(limited)? {
+                    return Err(ApiError::rate_limited(wait));
+                }
+                self.service.record_denied(entry).await?;
+                Err(ApiError::new(
+                    ErrorCode::TokenIpNotAllowed,
+                    "This token may not be used from this network address.",
+                ))
             }
             Err(AuthError::Internal(e)) => Err(e.into()),
             Err(AuthError::Refused(refusal)) => match self.limits.auth_failed(&ip).await.map_err(limited)? {

@@ -260,6 +260,7 @@ impl TestApp {
                     abilities: abilities.iter().map(|a| a.as_str().to_owned()).collect(),
                     project_ids: projects.iter().map(|p| p.to_string()).collect(),
                     expires_in_ms: None,
+                    allowed_ips: Vec::new(),
                     replaces: None,
                 },
             )

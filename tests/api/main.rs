@@ -1,5 +1,6 @@
 //! Black-box tests: the real server over real HTTP, and the real binary.
 
+mod allow_ips;
 mod approval_elicitation;
 mod approvals;
 mod arguments;

@@ -137,6 +137,7 @@ async fn an_expired_token_is_refused_and_the_reason_audited() {
                 abilities: vec!["project:view-any".into()],
                 project_ids: vec![],
                 expires_in_ms: Some(1500),
+                allowed_ips: Vec::new(),
                 replaces: None,
             },
         )

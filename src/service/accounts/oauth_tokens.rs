@@ -299,6 +299,8 @@ impl Service {
             .unwrap_or_else(|| "OAuth client".to_owned());
         let access = TokenSecret::generate(self.config.env);
         let row = TokenRow {
+            // An OAuth access token is bound to /mcp and its grant; no network list of its own.
+            allowed_ips: None,
             id: access.id().to_string(),
             env: self.config.env.as_str().to_owned(),
             digest: access.digest().as_str().to_owned(),

@@ -3,12 +3,14 @@
 use serde_json::{Value, json};
 
 use crate::domain::ability::Ability;
+use crate::domain::allow_list::AllowList;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{TeamId, UserId, parse_id};
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::{TokenEnv, TokenId, TokenSecret};
+use crate::service::Who;
 use crate::service::{Caller, Service};
 use crate::store::tokens::{self as store, TokenRow};
 use crate::store::{now_ms, projects, teams};
@@ -28,6 +30,8 @@ pub struct MintRequest {
     /// The leaked-token playbook's replacement: the (revoked or live) token of the same owner
     /// this one replaces, linked by `replaced_by` and named in the `token.minted` entry.
     pub replaces: Option<String>,
+    /// The CIDR blocks it may be used from (empty: anywhere).
+    pub allowed_ips: Vec<String>,
 }
 
 /// A freshly minted token: the one place its plaintext exists.
@@ -89,6 +93,7 @@ impl Service {
         {
             return Err(lifetime_refused());
         }
+        let allowed = AllowList::parse(&req.allowed_ips).map_err(|e| Error::field("allowed_ips", e))?;
         let secret = TokenSecret::generate(self.config.env);
         let now = now_ms();
         let row = TokenRow {
@@ -107,6 +112,7 @@ impl Service {
             revoked_at: None,
             revoked_reason: None,
             replaced_by: None,
+            allowed_ips: allowed.as_ref().map(AllowList::to_stored),
         };
         store::insert(w.conn(), &row).await?;
         if let Some(old) = &req.replaces {
@@ -125,6 +131,7 @@ impl Service {
             .properties(json!({
                 "name": row.name, "owner_id": row.user_id, "abilities": abilities, "project_ids": projects,
                 "expires_at": row.expires_at.map(crate::domain::time::rfc3339), "replaces": req.replaces,
+                "allowed_ips": allowed.as_ref().map(AllowList::blocks),
             }));
         w.record(entry);
         w.commit().await?;
@@ -224,6 +231,42 @@ impl Service {
         w.record(entry);
         w.commit().await?;
         Ok(Minted { secret, row })
+    }
+
+    /// Replaces a token's network allowlist (`cidrs` empty: anywhere), by the operator (CLI) or
+    /// the token's owner signed in (dashboard): audited as `token.allowed_ips_changed` with the
+    /// list before and after. A token never changes its own list; a revoked one is not changed.
+    pub async fn set_allowed_ips(&self, actor: &Caller, token_id: &str, cidrs: &[String]) -> Result<TokenRow> {
+        let list = AllowList::parse(cidrs).map_err(|e| Error::field("allowed_ips", e))?;
+        match &actor.who {
+            Who::System => {}
+            Who::Person(_) => {
+                self.own_token(actor, token_id).await?;
+            }
+            Who::Token { .. } => {
+                return Err(Error::Conflict(
+                    "a token's network allowlist is changed by its owner in the dashboard or by the operator".into(),
+                ));
+            }
+        }
+        let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
+        let mut w = self.audited().await?;
+        let row = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
+        if row.revoked_at.is_some() {
+            return Err(Error::Conflict("this token is revoked".into()));
+        }
+        let stored = list.as_ref().map(AllowList::to_stored);
+        store::set_allowed_ips(w.conn(), &row.id, stored.as_deref()).await?;
+        let before = row.view().allowed_ips;
+        w.record(
+            actor
+                .draft("token.allowed_ips_changed", &row.team_id)
+                .subject("token", &row.id)
+                .properties(json!({"allowed_ips": {"from": before, "to": list.as_ref().map(AllowList::blocks)}})),
+        );
+        let row = store::find(w.conn(), &row.id).await?.ok_or(Error::NotFound)?;
+        w.commit().await?;
+        Ok(row)
     }
 
     /// Revokes one of the signed-in person's own tokens in their session's team (dashboard).

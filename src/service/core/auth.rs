@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::caller::{Caller, Member, Surface, TokenGrant, Who};
 use super::service::Service;
 use crate::domain::ability::Ability;
+use crate::domain::allow_list::AllowList;
 use crate::domain::audit::{ActorKind, AuditDraft, OAuthRef, Outcome, RequestCtx};
 use crate::domain::error::{Error, ErrorCode};
 use crate::domain::role::Role;
@@ -67,6 +68,10 @@ pub struct Refusal {
 #[derive(Debug)]
 pub enum AuthError {
     Refused(Refusal),
+    /// A valid token used from outside its network allowlist: not an authentication failure
+    /// (the secret was right), refused with `TOKEN_IP_NOT_ALLOWED` and this entry. The caller
+    /// is who it would have been, for the token's own rate limit.
+    OutsideAllowList(Box<(Caller, AuditDraft)>),
     /// The database failed, or a stored token is corrupt: a 500, never a silent downgrade.
     Internal(Error),
 }
@@ -147,8 +152,15 @@ impl Service {
             .token
             .project_id_list()
             .map_err(|_| corrupt("unreadable project scope"))?;
-        self.touch_last_used(&row.token, row.oauth_grant_id.as_deref(), ctx.ip.as_deref(), now)
-            .await;
+        let allowed = match row.token.allowed_ips.as_deref() {
+            Some(stored) => AllowList::from_stored(stored).map_err(|e| corrupt(&e))?,
+            None => None,
+        };
+        let outside = allowed.as_ref().is_some_and(|list| !list.allows(ctx.ip.as_deref()));
+        if !outside {
+            self.touch_last_used(&row.token, row.oauth_grant_id.as_deref(), ctx.ip.as_deref(), now)
+                .await;
+        }
         let grant = TokenGrant {
             abilities: row
                 .token
@@ -169,10 +181,24 @@ impl Service {
             user_name: row.user_name,
             role,
         };
-        Ok(Caller {
+        let caller = Caller {
             who: Who::Token { member, grant, surface },
             ctx: ctx.clone(),
-        })
+        };
+        if outside {
+            let team = caller.in_team().map_err(AuthError::Internal)?.team_id.to_string();
+            let mut entry = caller
+                .draft("auth.ip_not_allowed", &team)
+                .subject("token", caller.token_id().unwrap_or_default())
+                .properties(json!({
+                    "ip": ctx.ip,
+                    "allowed_ips": allowed.as_ref().map(AllowList::blocks),
+                }));
+            entry.outcome = Outcome::Denied;
+            entry.error_code = Some(ErrorCode::TokenIpNotAllowed.as_str());
+            return Err(AuthError::OutsideAllowList(Box::new((caller, entry))));
+        }
+        Ok(caller)
     }
 
     async fn load_for_auth(&self, id: &str) -> sqlx::Result<Option<AuthRow>> {

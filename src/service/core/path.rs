@@ -191,6 +191,12 @@ impl Service {
         }
     }
 
+    /// Records a refusal's entry through the batch writer (a call refused at the door, like a
+    /// token used from outside its network allowlist); answers once it is durable.
+    pub async fn record_denied(&self, entry: AuditDraft) -> Result<()> {
+        self.batch.append(entry).await
+    }
+
     /// Appends one entry in a transaction of its own (refusals, auth failures, CLI events).
     pub async fn append_alone(&self, entry: AuditDraft) -> sqlx::Result<()> {
         let mut tx = self.db.begin_write().await?;

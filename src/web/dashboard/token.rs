@@ -114,6 +114,7 @@ pub async fn replace(
         abilities: old.ability_names(),
         project_ids: old.project_id_list().ok().flatten().unwrap_or_default(),
         expires_in_ms: old.expires_at.map(|e| e - old.created_at),
+        allowed_ips: Vec::new(),
         replaces: Some(old.id.clone()),
     };
     let nav = super::pages::Nav::of(&s, &session, &caller, "tokens").await;

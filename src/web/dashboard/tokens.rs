@@ -191,6 +191,7 @@ pub(super) async fn mint(
                 abilities: all_of(&fields, "ability"),
                 project_ids: all_of(&fields, "project"),
                 expires_in_ms,
+                allowed_ips: Vec::new(),
                 replaces: None,
             };
             s.service.mint_token(&caller, request).await
