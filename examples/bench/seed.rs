@@ -298,7 +298,7 @@ fn draft(rng: &mut Rng, teams: &[Team]) -> AuditDraft {
             client,
         },
         oauth: None,
-        narrowed: None,
+        marks: serde_json::Map::new(),
     }
 }
 

@@ -122,6 +122,17 @@ pub struct ServeArgs {
     pub approval_ttl: std::time::Duration,
 }
 
+fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let d = crate::domain::oauth::parse_duration(s)?;
+    if d > std::time::Duration::from_secs(7 * 86_400) {
+        return Err(format!("`{s}` is longer than 7 days"));
+    }
+    Ok(d)
+}
+
 fn parse_approval_ttl(s: &str) -> Result<std::time::Duration, String> {
     let d = crate::domain::oauth::parse_duration(s)?;
     if d > std::time::Duration::from_secs(7 * 86_400) {
@@ -247,22 +258,23 @@ pub enum TokenCmd {
         team: Option<String>,
     },
     /// Metadata for support, by ID; never the secret.
-    Show {
-        token_id: String,
-    },
+    Show { token_id: String },
     Revoke {
         token_id: String,
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Mint a replacement; the old secret is revoked now, or keeps working for `--grace`
+    /// (0 to 7d), every use of it audited as superseded.
     Rotate {
         token_id: String,
+        #[arg(long, default_value = "0", value_parser = parse_grace)]
+        grace: std::time::Duration,
     },
+    /// End a superseded token's grace now: it is revoked.
+    EndGrace { token_id: String },
     /// Replace the token's network allowlist with these CIDR blocks; none clears it (anywhere).
-    AllowIp {
-        token_id: String,
-        cidrs: Vec<String>,
-    },
+    AllowIp { token_id: String, cidrs: Vec<String> },
     /// At most N calls of OPERATION per rolling 24 h by this token; beyond it a call needs
     /// approval. `0` removes the budget.
     Budget {

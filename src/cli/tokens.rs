@@ -44,14 +44,25 @@ pub(super) async fn token(g: &Global, actor: &Caller, cmd: TokenCmd) -> anyhow::
                 )
             });
         }
-        TokenCmd::Rotate { token_id } => {
-            let minted = s.rotate_token(actor, &token_id).await?;
+        TokenCmd::Rotate { token_id, grace } => {
+            let minted = s.rotate_token(actor, &token_id, grace).await?;
+            let old = if grace.is_zero() {
+                "now revoked".to_owned()
+            } else {
+                format!("works for {}s more, every use audited", grace.as_secs())
+            };
             print(g.json, minted.to_json(), || {
                 format!(
-                    "{}\n\nReplaces {token_id} (now revoked). New ID: {}. Shown once.",
+                    "{}\n\nReplaces {token_id} ({old}). New ID: {}. Shown once.",
                     minted.secret.expose_secret(),
                     minted.row.id
                 )
+            });
+        }
+        TokenCmd::EndGrace { token_id } => {
+            let row = s.end_grace(actor, &token_id).await?;
+            print(g.json, row.to_json(), || {
+                format!("token {token_id} revoked: its grace ended")
             });
         }
         TokenCmd::List { user, team } => {

@@ -41,8 +41,9 @@ pub struct AuditDraft {
     pub ctx: RequestCtx,
     /// Set for a call made with an OAuth access token; chained into `properties.oauth`.
     pub oauth: Option<OAuthRef>,
-    /// Set for a call on a connection its headers narrowed; chained into `properties.narrowed`.
-    pub narrowed: Option<Value>,
+    /// What the caller's connection adds to every entry it leaves, chained into `properties`:
+    /// `narrowed` (its headers narrowed it), `superseded: true` (a rotated token in its grace).
+    pub marks: serde_json::Map<String, Value>,
 }
 
 impl AuditDraft {
@@ -61,7 +62,7 @@ impl AuditDraft {
             error_code: None,
             ctx: RequestCtx::default(),
             oauth: None,
-            narrowed: None,
+            marks: serde_json::Map::new(),
         }
     }
 

@@ -261,11 +261,11 @@ impl AuditRow {
                 serde_json::json!({"grant_id": o.grant_id, "client_id": o.client_id}),
             )
         });
-        let narrowed = draft.narrowed.map(|n| ("narrowed", n));
-        for (key, value) in oauth.into_iter().chain(narrowed) {
+        let marks = draft.marks.into_iter();
+        for (key, value) in oauth.into_iter().map(|(k, v)| (k.to_owned(), v)).chain(marks) {
             match &mut properties {
                 serde_json::Value::Object(m) => {
-                    m.insert(key.to_owned(), value);
+                    m.insert(key, value);
                 }
                 other => *other = serde_json::json!({"value": other.take(), key: value}),
             }

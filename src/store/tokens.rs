@@ -34,6 +34,9 @@ pub struct TokenView {
     pub replaced_by: Option<String>,
     /// The CIDR blocks (IPv4, IPv6) it may be used from; `null`: anywhere.
     pub allowed_ips: Option<Vec<String>>,
+    /// Superseded by `replaced_by` in a rotation with a grace: it still works until then.
+    #[schemars(with = "Option<crate::domain::time::Rfc3339Time>")]
+    pub grace_until: Option<String>,
 }
 
 /// A stored token: metadata and the digest; the plaintext is never here.
@@ -56,6 +59,8 @@ pub struct TokenRow {
     pub replaced_by: Option<String>,
     /// The CIDR blocks it may be used from (JSON array), or `None`: anywhere.
     pub allowed_ips: Option<String>,
+    /// Superseded by a rotation with a grace: it works until then (ms).
+    pub grace_until: Option<i64>,
 }
 
 impl TokenRow {
@@ -93,6 +98,7 @@ impl TokenRow {
             revoked_reason: self.revoked_reason.clone(),
             replaced_by: self.replaced_by.clone(),
             allowed_ips: self.allowed_ips.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+            grace_until: self.grace_until.map(rfc3339),
         }
     }
 
@@ -103,7 +109,7 @@ impl TokenRow {
 }
 
 pub const TOKEN_COLUMNS: &str = "id, env, digest, team_id, user_id, name, abilities, project_ids, \
-     created_at, expires_at, last_used_at, last_used_ip, revoked_at, revoked_reason, replaced_by, allowed_ips";
+     created_at, expires_at, last_used_at, last_used_ip, revoked_at, revoked_reason, replaced_by, allowed_ips, grace_until";
 
 pub async fn find(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TokenRow>> {
     sqlx::query_as::<_, TokenRow>(AssertSqlSafe(format!(
@@ -249,6 +255,7 @@ pub async fn find_for_auth(conn: &mut Conn, id: &str, decoy: Option<&str>) -> sq
     sqlx::query_as::<_, AuthRow>(
         "SELECT t.id, t.env, t.digest, t.team_id, t.user_id, t.name, t.abilities, t.project_ids, t.created_at, \
          t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, t.allowed_ips, \
+         t.grace_until, \
          m.role, u.email, u.name AS user_name, \
          t.oauth_grant_id, g.client_id AS oauth_client_id, g.revoked_at AS grant_revoked_at FROM tokens t \
          JOIN users u ON u.id = t.user_id \
@@ -301,7 +308,8 @@ pub async fn state_and_role(
     user_id: &str,
 ) -> sqlx::Result<Option<(Option<i64>, Option<i64>, Option<String>)>> {
     sqlx::query_as(
-        "SELECT t.revoked_at, t.expires_at, m.role FROM tokens t \
+        "SELECT t.revoked_at, CASE WHEN t.grace_until IS NOT NULL AND (t.expires_at IS NULL OR t.grace_until < t.expires_at) \
+         THEN t.grace_until ELSE t.expires_at END, m.role FROM tokens t \
          LEFT JOIN team_members m ON m.team_id = $2 AND m.user_id = $3 WHERE t.id = $1",
     )
     .bind(id)
@@ -335,6 +343,17 @@ pub async fn revoke_all_of_member(
 pub async fn set_allowed_ips(conn: &mut Conn, id: &str, allowed: Option<&str>) -> sqlx::Result<()> {
     sqlx::query("UPDATE tokens SET allowed_ips = $1 WHERE id = $2")
         .bind(allowed)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// Marks a token superseded by `replacement` until `grace_until` (it keeps working till then).
+pub async fn supersede(conn: &mut Conn, id: &str, replacement: &str, grace_until: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET replaced_by = $1, grace_until = $2 WHERE id = $3")
+        .bind(replacement)
+        .bind(grace_until)
         .bind(id)
         .execute(&mut *conn)
         .await

@@ -335,6 +335,7 @@ async fn only_an_owner_or_admin_of_the_team_changes_its_controls_and_never_a_tok
                 project_ids: None,
                 oauth: None,
                 narrowing: None,
+                superseded: false,
             },
             surface: Surface::Mcp,
         },

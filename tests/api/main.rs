@@ -19,6 +19,7 @@ mod demo;
 mod durability;
 mod faults;
 mod fuzz;
+mod grace;
 mod hardening;
 mod held;
 mod helpers;

@@ -240,7 +240,7 @@ async fn oauth_access_tokens_are_not_listed_among_pasted_tokens_nor_rotated() {
     let refused = s
         .app
         .service
-        .rotate_token(&memberpass::service::Caller::system(), &id)
+        .rotate_token(&memberpass::service::Caller::system(), &id, std::time::Duration::ZERO)
         .await;
     assert!(matches!(refused, Err(memberpass::domain::error::Error::Conflict(_))));
     assert_eq!(tools_list_status(&s.app, &access).await, 200);

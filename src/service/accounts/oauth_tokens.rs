@@ -301,6 +301,7 @@ impl Service {
         let row = TokenRow {
             // An OAuth access token is bound to /mcp and its grant; no network list of its own.
             allowed_ips: None,
+            grace_until: None,
             id: access.id().to_string(),
             env: self.config.env.as_str().to_owned(),
             digest: access.digest().as_str().to_owned(),

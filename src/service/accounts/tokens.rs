@@ -50,6 +50,9 @@ impl Minted {
     }
 }
 
+/// The longest grace a rotation may give the old token: 7 days.
+pub const MAX_GRACE_MS: i64 = 7 * crate::domain::time::DAY_MS;
+
 impl Service {
     /// Mints a token (CLI and dashboard). Nobody can mint beyond their role.
     pub async fn mint_token(&self, actor: &Caller, req: MintRequest) -> Result<Minted> {
@@ -113,6 +116,7 @@ impl Service {
             revoked_reason: None,
             replaced_by: None,
             allowed_ips: allowed.as_ref().map(AllowList::to_stored),
+            grace_until: None,
         };
         store::insert(w.conn(), &row).await?;
         if let Some(old) = &req.replaces {
@@ -160,9 +164,15 @@ impl Service {
         Ok(row)
     }
 
-    /// Mints a replacement with the same name, abilities and scopes and revokes the old token,
-    /// in one transaction.
-    pub async fn rotate_token(&self, actor: &Caller, token_id: &str) -> Result<Minted> {
+    /// Mints a replacement with the same name, abilities, scopes and network list, in one
+    /// transaction with the old token's end: revoked at once (`grace` zero), or superseded — still
+    /// working, every use audited `superseded: true` — until `grace` has passed (at most 7 days),
+    /// so the clients still holding it can be found and moved first.
+    pub async fn rotate_token(&self, actor: &Caller, token_id: &str, grace: std::time::Duration) -> Result<Minted> {
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        if grace_ms > MAX_GRACE_MS {
+            return Err(Error::field("grace", "at most 7 days"));
+        }
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut w = self.audited().await?;
         let old = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
@@ -170,6 +180,11 @@ impl Service {
             return Err(Error::Conflict(
                 "a revoked token cannot be rotated; mint a new one".into(),
             ));
+        }
+        if let Some(by) = &old.replaced_by {
+            return Err(Error::Conflict(format!(
+                "this token was already replaced by {by}; rotate that one"
+            )));
         }
         if crate::store::oauth_grants::grant_of_token(w.conn(), &old.id)
             .await?
@@ -217,17 +232,27 @@ impl Service {
             revoked_at: None,
             revoked_reason: None,
             replaced_by: None,
+            grace_until: None,
             ..old.clone()
         };
         store::insert(w.conn(), &row).await?;
-        store::revoke(w.conn(), &old.id, "rotated").await?;
-        w.void_approvals(crate::store::approvals::Voids::Token(&old.id), "token_revoked")
-            .await?;
-        store::set_replaced_by(w.conn(), &old.id, &row.id).await?;
+        let grace_until = (grace_ms > 0).then(|| now + grace_ms);
+        match grace_until {
+            Some(until) => store::supersede(w.conn(), &old.id, &row.id, until).await?,
+            None => {
+                store::revoke(w.conn(), &old.id, "rotated").await?;
+                w.void_approvals(crate::store::approvals::Voids::Token(&old.id), "token_revoked")
+                    .await?;
+                store::set_replaced_by(w.conn(), &old.id, &row.id).await?;
+            }
+        }
         let entry = actor
             .draft("token.rotated", &old.team_id)
             .subject("token", &old.id)
-            .properties(json!({"replaced_by": row.id, "name": row.name}));
+            .properties(json!({
+                "replaced_by": row.id, "name": row.name,
+                "grace_until": grace_until.map(crate::domain::time::rfc3339),
+            }));
         w.record(entry);
         w.commit().await?;
         Ok(Minted { secret, row })
@@ -277,10 +302,45 @@ impl Service {
             .await
     }
 
-    /// Rotates one of the signed-in person's own tokens (dashboard).
-    pub async fn rotate_own_token(&self, caller: &Caller, token_id: &str) -> Result<Minted> {
+    /// Rotates one of the signed-in person's own tokens (dashboard), with a grace (zero: none).
+    pub async fn rotate_own_token(
+        &self,
+        caller: &Caller,
+        token_id: &str,
+        grace: std::time::Duration,
+    ) -> Result<Minted> {
         self.own_token(caller, token_id).await?;
-        self.rotate_token(caller, token_id).await
+        self.rotate_token(caller, token_id, grace).await
+    }
+
+    /// Ends a superseded token's grace now: it is revoked (`grace ended`), audited as
+    /// `token.grace_ended`. By the operator, or the token's owner signed in.
+    pub async fn end_grace(&self, actor: &Caller, token_id: &str) -> Result<TokenRow> {
+        if matches!(actor.who, Who::Person(_)) {
+            self.own_token(actor, token_id).await?;
+        } else if !matches!(actor.who, Who::System) {
+            return Err(Error::Conflict(
+                "a grace is ended by the token's owner or the operator".into(),
+            ));
+        }
+        let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
+        let mut w = self.audited().await?;
+        let row = store::find(w.conn(), id.as_str()).await?.ok_or(Error::NotFound)?;
+        if row.grace_until.is_none() || row.revoked_at.is_some() {
+            return Err(Error::Conflict("this token is not in a grace period".into()));
+        }
+        store::revoke(w.conn(), &row.id, "grace ended").await?;
+        w.void_approvals(crate::store::approvals::Voids::Token(&row.id), "token_revoked")
+            .await?;
+        w.record(
+            actor
+                .draft("token.grace_ended", &row.team_id)
+                .subject("token", &row.id)
+                .properties(json!({"replaced_by": row.replaced_by, "grace_until": row.grace_until.map(crate::domain::time::rfc3339)})),
+        );
+        let row = store::find(w.conn(), &row.id).await?.ok_or(Error::NotFound)?;
+        w.commit().await?;
+        Ok(row)
     }
 
     /// One of the signed-in person's own tokens in their session's team; any other is not found.

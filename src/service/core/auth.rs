@@ -38,6 +38,8 @@ pub enum AuthFailure {
     OwnerNotInTeam,
     /// An OAuth access token presented anywhere but `/mcp`, the resource it was issued for.
     WrongResource,
+    /// A rotated token whose grace has passed.
+    GraceEnded,
 }
 
 impl AuthFailure {
@@ -52,6 +54,7 @@ impl AuthFailure {
             AuthFailure::WrongEnvironment => "wrong_environment",
             AuthFailure::OwnerNotInTeam => "owner_not_in_team",
             AuthFailure::WrongResource => "wrong_resource",
+            AuthFailure::GraceEnded => "grace_ended",
         }
     }
 }
@@ -123,6 +126,8 @@ impl Service {
             Some(AuthFailure::Revoked)
         } else if row.token.expires_at.is_some_and(|e| e <= now) {
             Some(AuthFailure::Expired)
+        } else if row.token.grace_until.is_some_and(|g| g <= now) {
+            Some(AuthFailure::GraceEnded)
         } else if row.token.env != self.config.env.as_str() {
             Some(AuthFailure::WrongEnvironment)
         } else if row.role.is_none() {
@@ -173,6 +178,7 @@ impl Service {
             name: row.token.name,
             oauth: oauth_of(&row.oauth_grant_id, &row.oauth_client_id),
             narrowing: None,
+            superseded: row.token.grace_until.is_some(),
         };
         let member = Member {
             team_id: row.token.team_id,
@@ -290,7 +296,7 @@ fn failure_entry(row: &AuthRow, reason: AuthFailure, actor: ActorKind, ctx: Requ
         error_code: Some(ErrorCode::AuthenticationRequired.as_str()),
         ctx,
         oauth: oauth_of(&row.oauth_grant_id, &row.oauth_client_id),
-        narrowed: None,
+        marks: serde_json::Map::new(),
     }
 }
 

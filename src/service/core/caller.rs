@@ -63,6 +63,8 @@ pub struct TokenGrant {
     pub oauth: Option<OAuthRef>,
     /// What this connection's `X-MemberPass-*` headers took away (MCP only).
     pub narrowing: Option<Box<Narrowing>>,
+    /// A rotated token still in its grace: every entry it leaves says so.
+    pub superseded: bool,
 }
 
 impl Caller {
@@ -172,10 +174,14 @@ impl Caller {
         d.causer_id = self.member().map(|m| m.user_id.to_string());
         d.token_id = self.token_id().map(str::to_owned);
         d.oauth = self.grant().and_then(|g| g.oauth.clone());
-        d.narrowed = self
-            .grant()
-            .and_then(|g| g.narrowing.as_deref())
-            .map(Narrowing::to_json);
+        if let Some(g) = self.grant() {
+            if let Some(n) = g.narrowing.as_deref() {
+                d.marks.insert("narrowed".into(), n.to_json());
+            }
+            if g.superseded {
+                d.marks.insert("superseded".into(), serde_json::Value::Bool(true));
+            }
+        }
         d.ctx = self.ctx.clone();
         d
     }

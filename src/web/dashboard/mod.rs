@@ -46,6 +46,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             axum::routing::post(tokens::rotate),
         )
         .route(
+            "/settings/tokens/{token_id}/end-grace",
+            axum::routing::post(token::end_grace),
+        )
+        .route(
             "/settings/notifications/{id}/dismiss",
             axum::routing::post(tokens::dismiss),
         )

@@ -36,8 +36,17 @@ struct TokenPage {
     abilities: Vec<String>,
     state: &'static str,
     revoked: bool,
+    /// Superseded by a rotation with a grace: the replacement, until when it works, and how many
+    /// of the entries below are its uses since.
+    grace: Option<Grace>,
     csrf: String,
     entries: Vec<Row>,
+}
+
+struct Grace {
+    replaced_by: String,
+    until: String,
+    uses: usize,
 }
 
 pub async fn page(
@@ -63,7 +72,7 @@ pub async fn page(
     };
     // This token's entries first; the order within each part stays newest first.
     entries.sort_by_key(|e| e.token_id.as_deref() != Some(id.as_str()));
-    let rows = entries
+    let rows: Vec<Row> = entries
         .iter()
         .map(|e| {
             let outcome = e.outcome.clone();
@@ -83,17 +92,47 @@ pub async fn page(
         })
         .collect();
     let revoked = token.revoked_at.is_some();
+    let grace = match (&token.replaced_by, token.grace_until) {
+        (Some(by), Some(until)) if !revoked => Some(Grace {
+            replaced_by: by.clone(),
+            until: crate::domain::time::rfc3339(until),
+            uses: rows
+                .iter()
+                .filter(|r: &&Row| r.token_id.as_deref() == Some(id.as_str()))
+                .count(),
+        }),
+        _ => None,
+    };
     TokenPage {
         nav: super::pages::Nav::of(&s, &session, &caller, "tokens").await,
         abilities: token.ability_names(),
-        state: if revoked { "revoked" } else { "active" },
+        state: if revoked {
+            "revoked"
+        } else if grace.is_some() {
+            "superseded"
+        } else {
+            "active"
+        },
         revoked,
+        grace,
         csrf: session.csrf.clone(),
         entries: rows,
         id: token.id,
         name: token.name,
     }
     .into_response()
+}
+
+/// Ends a superseded token's grace now (it is revoked), back to its page.
+pub async fn end_grace(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm { caller, .. }: CsrfForm,
+) -> Response {
+    match s.service.end_grace(&caller, &id).await {
+        Ok(row) => axum::response::Redirect::to(&format!("/settings/tokens/{}", row.id)).into_response(),
+        Err(e) => refused(e, "No such token."),
+    }
 }
 
 /// Step 3: a new token with the same name, abilities and projects (and the same lifetime).

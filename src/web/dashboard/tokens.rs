@@ -247,10 +247,27 @@ pub(super) async fn revoke(
 pub(super) async fn rotate(
     State(s): State<AppState>,
     axum::extract::Path(token_id): axum::extract::Path<String>,
-    CsrfForm { session, caller, .. }: CsrfForm,
+    CsrfForm {
+        session,
+        caller,
+        fields,
+    }: CsrfForm,
 ) -> Response {
     let nav = Nav::of(&s, &session, &caller, "tokens").await;
-    match s.service.rotate_own_token(&caller, &token_id).await {
+    // The old secret's grace: none (revoked now), or one of the choices the form offers.
+    let grace = match fields.iter().find(|(k, _)| k == "grace").map(|(_, v)| v.as_str()) {
+        None | Some("" | "0") => std::time::Duration::ZERO,
+        Some(v) => match crate::domain::oauth::parse_duration(v) {
+            Ok(d) => d,
+            Err(_) => {
+                return refused(
+                    crate::domain::error::Error::field("grace", "not a duration"),
+                    "No such token.",
+                );
+            }
+        },
+    };
+    match s.service.rotate_own_token(&caller, &token_id, grace).await {
         Ok(minted) => MintedPage::new(&s, "The replacement token", nav, &minted).into_response(),
         Err(e) => refused(e, "No such token."),
     }
@@ -273,6 +290,8 @@ fn token_line(t: &Token) -> TokenView {
         expires_at: t.expires_at.clone().unwrap_or_else(|| "never".to_owned()),
         state: if t.revoked_at.is_some() {
             "revoked"
+        } else if t.grace_until.is_some() {
+            "superseded"
         } else if t
             .expires_at
             .as_deref()
