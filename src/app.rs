@@ -51,6 +51,8 @@ pub struct ServeConfig {
     pub oauth: crate::domain::oauth::OAuthConfig,
     /// `--approval-ttl`: how long a held call's approval request lives.
     pub approval_ttl: Duration,
+    /// `--maintenance-interval`: how often expiry warnings are given (and, later, the unused rule).
+    pub maintenance_interval: Duration,
 }
 
 impl ServeConfig {
@@ -75,6 +77,7 @@ impl ServeConfig {
             rate_limit_oauth_registrations: 10,
             oauth: Default::default(),
             approval_ttl: crate::service::DEFAULT_APPROVAL_TTL,
+            maintenance_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -88,6 +91,7 @@ pub struct Application {
     tls: Tls,
     run_jobs: bool,
     header_read_timeout: Duration,
+    maintenance_interval: Duration,
 }
 
 impl Application {
@@ -167,6 +171,7 @@ impl Application {
             tls: config.tls,
             run_jobs: config.run_jobs,
             header_read_timeout: config.header_read_timeout,
+            maintenance_interval: config.maintenance_interval,
         })
     }
 
@@ -200,6 +205,23 @@ impl Application {
                     }
                     if let Err(e) = service.sweep_approvals().await {
                         tracing::error!(error = ?e, "approval sweep");
+                    }
+                }
+            })
+        };
+        // Token maintenance: at start, then every interval (expiry warnings).
+        let maintenance = {
+            let service = self.service.clone();
+            let mut stopping = jobs_stopped.clone();
+            let every = self.maintenance_interval;
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = service.maintain_tokens().await {
+                        tracing::error!(error = ?e, "token maintenance");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stopping.changed() => return,
                     }
                 }
             })
@@ -238,6 +260,7 @@ impl Application {
         }
         let _ = worker.await;
         let _ = sweeper.await;
+        let _ = maintenance.await;
         self.service.db().close().await;
         Ok(())
     }

@@ -120,6 +120,10 @@ pub struct ServeArgs {
     /// the call, within it (e.g. 90s, 15m; at most 7d).
     #[arg(long, default_value = "15m", value_parser = parse_approval_ttl)]
     pub approval_ttl: std::time::Duration,
+    /// How often tokens are checked for expiry warnings (7 days and 1 day before, and on
+    /// expiry): e.g. 1h (default), 1s in tests.
+    #[arg(long, default_value = "1h", value_parser = crate::domain::oauth::parse_duration)]
+    pub maintenance_interval: std::time::Duration,
 }
 
 fn parse_grace(s: &str) -> Result<std::time::Duration, String> {

@@ -39,6 +39,7 @@ pub(super) async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
             allow_loopback_client_metadata: args.oauth_allow_loopback_client_metadata,
         },
         approval_ttl: args.approval_ttl,
+        maintenance_interval: args.maintenance_interval,
     };
     let app = Application::build(config).await?;
     let url = app.public_url().to_owned();

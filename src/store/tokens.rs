@@ -359,3 +359,35 @@ pub async fn supersede(conn: &mut Conn, id: &str, replacement: &str, grace_until
         .await
         .map(|_| ())
 }
+
+/// Live tokens that expire before `until` (ms), with the warnings already given for each (as a
+/// comma-separated list, empty when none).
+pub async fn expiring_before(conn: &mut Conn, until: i64) -> sqlx::Result<Vec<(TokenRow, String)>> {
+    let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 \
+         ORDER BY expires_at, id LIMIT 1000"
+    )))
+    .bind(until)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let given: Vec<String> = sqlx::query_scalar("SELECT kind FROM token_warnings WHERE token_id = $1")
+            .bind(&row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+        out.push((row, given.join(",")));
+    }
+    Ok(out)
+}
+
+/// Records that a warning was given; false when it had been already (another replica).
+pub async fn record_warning(conn: &mut Conn, token_id: &str, kind: &str, now: i64) -> sqlx::Result<bool> {
+    sqlx::query("INSERT INTO token_warnings (token_id, kind, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(token_id)
+        .bind(kind)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected() == 1)
+}

@@ -17,6 +17,7 @@ mod dashboard_approvals_policy;
 mod dashboard_sign_in;
 mod demo;
 mod durability;
+mod expiry_warnings;
 mod faults;
 mod fuzz;
 mod grace;

@@ -211,7 +211,12 @@ impl Service {
     }
 }
 
-async fn notify(conn: &mut crate::store::Conn, row: &TokenRow, kind: &str, properties: &Value) -> Result<()> {
+pub(crate) async fn notify(
+    conn: &mut crate::store::Conn,
+    row: &TokenRow,
+    kind: &str,
+    properties: &Value,
+) -> Result<()> {
     let properties = properties.to_string();
     notifications::insert(
         conn,

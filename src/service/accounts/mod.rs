@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod client_documents;
 pub mod connected_apps;
 pub mod leaks;
+pub mod maintenance;
 pub mod oauth_clients;
 pub mod oauth_consent;
 pub mod oauth_tokens;

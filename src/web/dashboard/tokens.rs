@@ -59,6 +59,8 @@ struct NoticeProps {
     token_name: Option<String>,
     url: Option<String>,
     source: Option<String>,
+    expires_at: Option<String>,
+    days_left: Option<i64>,
 }
 
 fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
@@ -70,6 +72,15 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
             "“{name}” was found in public by a secret scanner{}{} and revoked at {at}. Check what it did, then mint a replacement.",
             p.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default(),
             p.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
+        ),
+        crate::service::accounts::maintenance::EXPIRING => format!(
+            "“{name}” expires at {} — in {} day(s). Mint a replacement and move its clients before then.",
+            p.expires_at.as_deref().unwrap_or("soon"),
+            p.days_left.unwrap_or(1),
+        ),
+        crate::service::accounts::maintenance::EXPIRED => format!(
+            "“{name}” expired at {}. Mint a replacement if it is still needed.",
+            p.expires_at.as_deref().unwrap_or("its expiry"),
         ),
         _ => format!(
             "“{name}” was handed in by someone who held it{} and revoked at {at}. If that was not you, check what it did.",
