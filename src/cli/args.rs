@@ -126,17 +126,15 @@ pub struct ServeArgs {
     pub maintenance_interval: std::time::Duration,
 }
 
+/// A grace: `0` (none), or a duration of at most 7 days.
 fn parse_grace(s: &str) -> Result<std::time::Duration, String> {
     if s.trim() == "0" {
         return Ok(std::time::Duration::ZERO);
     }
-    let d = crate::domain::oauth::parse_duration(s)?;
-    if d > std::time::Duration::from_secs(7 * 86_400) {
-        return Err(format!("`{s}` is longer than 7 days"));
-    }
-    Ok(d)
+    parse_approval_ttl(s)
 }
 
+/// A duration of at most 7 days (`90s`, `15m`, `2h`, `7d`).
 fn parse_approval_ttl(s: &str) -> Result<std::time::Duration, String> {
     let d = crate::domain::oauth::parse_duration(s)?;
     if d > std::time::Duration::from_secs(7 * 86_400) {
