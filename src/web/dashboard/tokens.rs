@@ -45,7 +45,7 @@ pub(super) struct TokensPage {
 }
 
 /// A notification shown above the tokens until dismissed: a token of the person's was revoked
-/// because someone reported it.
+/// because someone reported it, or by an owner or admin of the team.
 pub(super) struct Notice {
     id: String,
     token_id: String,
@@ -59,6 +59,7 @@ struct NoticeProps {
     token_name: Option<String>,
     url: Option<String>,
     source: Option<String>,
+    revoked_by: Option<String>,
 }
 
 fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
@@ -70,6 +71,10 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
             "“{name}” was found in public by a secret scanner{}{} and revoked at {at}. Check what it did, then mint a replacement.",
             p.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default(),
             p.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
+        ),
+        crate::service::ops::team_tokens::REVOKED_BY_TEAM => format!(
+            "Your token “{name}” was revoked by {} at {at}.",
+            p.revoked_by.as_deref().unwrap_or("someone of the team"),
         ),
         _ => format!(
             "“{name}” was handed in by someone who held it{} and revoked at {at}. If that was not you, check what it did.",
