@@ -341,3 +341,28 @@ async fn revoking_another_teams_or_an_unknown_token_is_not_found() {
         .assert_error(404, "RESOURCE_NOT_FOUND");
     assert_eq!(app.get("/v1/me", &victim).await.status, 200, "still alive");
 }
+
+#[tokio::test]
+async fn the_owner_reads_who_revoked_their_token_on_the_dashboard() {
+    let (app, w) = team().await;
+    let dash = "dash@memberpass.test";
+    crate::dashboard::person(&app, &w.team_a, dash, Role::Manager).await;
+    let theirs = app.mint(dash, &w.team_a, &[Ability::ProjectView], &[]).await;
+    let admin = app.mint(ADMIN, &w.team_a, &[Ability::TokenRevokeAny], &[]).await;
+    let reply = app
+        .post(&format!("/v1/tokens/{}/revoke", token_id(&theirs)), &admin, json!({}))
+        .await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    let name = reply.body["data"]["name"].as_str().unwrap().to_owned();
+
+    let cookie = crate::dashboard::cookie(&app, dash).await;
+    let html = crate::dashboard::page(&app, "/settings/tokens", &cookie)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("Your token “{name}” was revoked by {ADMIN}")),
+        "{html}"
+    );
+}
