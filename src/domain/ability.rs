@@ -59,12 +59,22 @@ abilities! {
     AccessCodeViewAny => "project-access-code:view-any", "access codes", false, "List access codes, masked.";
     AccessCodeCreate => "project-access-code:create", "access codes", true, "Generate access codes in bulk.";
     DistributionRead => "distribution:read", "distribution", false, "Read a project's public portal URL.";
+    TokenViewAny => "token:view-any", "tokens", false, "List every token of the team: owners, abilities, last use (never secrets).";
+    TokenRevokeAny => "token:revoke-any", "tokens", true, "Revoke any token of the team.";
 }
 
 impl Ability {
-    /// Read-only abilities: the ones a `viewer` holds (`view-any`, `view`, `:read`, and the MCP gate).
+    /// Abilities over other people's credentials: only owners and admins hold them, and nobody
+    /// is offered them by default.
+    pub fn is_admin_only(self) -> bool {
+        matches!(self, Ability::TokenViewAny | Ability::TokenRevokeAny)
+    }
+
+    /// Read-only abilities: the ones a `viewer` holds (`view-any`, `view`, `:read`, and the MCP
+    /// gate), and the default of a consent. Reading the team's tokens is not among them: it
+    /// permits no write, but it shows who holds what, which is the owners' and admins' business.
     pub fn is_read_only(self) -> bool {
-        !self.permits_writes()
+        !self.permits_writes() && !self.is_admin_only()
     }
 }
 
@@ -150,10 +160,12 @@ mod tests {
     }
 
     #[test]
-    fn writes_are_exactly_the_create_update_delete_abilities() {
+    fn writes_are_exactly_the_create_update_delete_revoke_abilities() {
         for a in Ability::ALL {
             let name = a.as_str();
-            let looks_write = [":create", ":update", ":delete"].iter().any(|s| name.ends_with(s));
+            let looks_write = [":create", ":update", ":delete", ":revoke-any"]
+                .iter()
+                .any(|s| name.ends_with(s));
             assert_eq!(a.permits_writes(), looks_write, "{name}");
         }
     }

@@ -37,7 +37,9 @@ impl Role {
     pub fn holds(self, ability: Ability) -> bool {
         match self {
             Role::Owner | Role::Admin => true,
-            Role::Manager => !matches!(ability, Ability::ProjectDelete | Ability::RoleViewAny),
+            Role::Manager => {
+                !matches!(ability, Ability::ProjectDelete | Ability::RoleViewAny) && !ability.is_admin_only()
+            }
             Role::Viewer => ability.is_read_only(),
         }
     }
@@ -77,5 +79,9 @@ mod tests {
         assert!(Role::Viewer.holds(Ability::McpFull));
         assert!(Role::Viewer.holds(Ability::ActivityRead));
         assert!(!Role::Viewer.holds(Ability::MemberUpdate));
+        for a in [Ability::TokenViewAny, Ability::TokenRevokeAny] {
+            assert!(Role::Owner.holds(a) && Role::Admin.holds(a), "{a}");
+            assert!(!Role::Manager.holds(a) && !Role::Viewer.holds(a), "{a}");
+        }
     }
 }

@@ -391,3 +391,87 @@ pub async fn record_warning(conn: &mut Conn, token_id: &str, kind: &str, now: i6
         .await
         .map(|r| r.rows_affected() == 1)
 }
+
+/// What a team's inventory is narrowed to; every filter left `None` lets everything through.
+#[derive(Clone, Debug, Default)]
+pub struct TeamTokenFilter<'a> {
+    pub user_id: Option<&'a str>,
+    /// An ability name the token must carry.
+    pub ability: Option<&'a str>,
+    /// The ability names that permit writes, with whether the token must carry one of them
+    /// (`true`) or none of them (`false`).
+    pub can_write: Option<(&'a [&'static str], bool)>,
+    /// Not used since this time (a token never used: not since it was minted).
+    pub idle_since: Option<i64>,
+    /// Expiring after `now` and by this time.
+    pub expires_by: Option<i64>,
+}
+
+/// A token of a team with its owner, as the team's inventory shows it.
+#[derive(Clone, Debug, FromRow)]
+pub struct InventoryRow {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    /// Set on an OAuth access token: the grant that issued it.
+    pub oauth_grant_id: Option<String>,
+    pub owner_email: String,
+    pub owner_name: String,
+}
+
+/// One page of a team's tokens (minted and OAuth, live or not), newest first, and how many match.
+///
+/// The ability filters look into the JSON array of names (`"name"` with its quotes, so one
+/// name never matches inside another); the names come from the catalog, never from the caller.
+pub async fn page_of_team(
+    conn: &mut Conn,
+    team_id: &str,
+    filter: &TeamTokenFilter<'_>,
+    now: i64,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<InventoryRow>, i64)> {
+    let writes = match filter.can_write {
+        Some((names, wants)) => {
+            let any = names
+                .iter()
+                .map(|n| format!("abilities LIKE '%\"{n}\"%'"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let any = if any.is_empty() { "1 = 0".to_owned() } else { any };
+            format!(" AND {}({any})", if wants { "" } else { "NOT " })
+        }
+        None => String::new(),
+    };
+    let filters = format!(
+        "team_id = $1 AND ($2 = '' OR user_id = $2) AND ($3 = '' OR abilities LIKE $3) \
+         AND ($4 < 0 OR COALESCE(last_used_at, created_at) < $4) \
+         AND ($5 < 0 OR (expires_at > $6 AND expires_at <= $5)){writes}"
+    );
+    let ability = filter.ability.map(|a| format!("%\"{a}\"%")).unwrap_or_default();
+    let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM tokens WHERE {filters}")))
+        .bind(team_id)
+        .bind(filter.user_id.unwrap_or_default())
+        .bind(&ability)
+        .bind(filter.idle_since.unwrap_or(-1))
+        .bind(filter.expires_by.unwrap_or(-1))
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows = sqlx::query_as::<_, InventoryRow>(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS}, oauth_grant_id, \
+         (SELECT u.email FROM users u WHERE u.id = tokens.user_id) AS owner_email, \
+         (SELECT u.name FROM users u WHERE u.id = tokens.user_id) AS owner_name \
+         FROM tokens WHERE {filters} ORDER BY created_at DESC, id LIMIT $7 OFFSET $8"
+    )))
+    .bind(team_id)
+    .bind(filter.user_id.unwrap_or_default())
+    .bind(&ability)
+    .bind(filter.idle_since.unwrap_or(-1))
+    .bind(filter.expires_by.unwrap_or(-1))
+    .bind(now)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((rows, total))
+}

@@ -19,7 +19,7 @@ async fn the_catalog_rest_routes_openapi_and_matrix_are_one_set_of_operations() 
             (s.method.as_str().to_owned(), s.path.to_owned(), s.name.to_owned())
         })
         .collect();
-    assert_eq!(in_catalog.len(), 34);
+    assert_eq!(in_catalog.len(), 36);
 
     let openapi = app.call(Method::GET, "/openapi.json", None, None).await.body;
     let mut described = BTreeSet::new();

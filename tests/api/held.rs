@@ -300,6 +300,26 @@ async fn revoking_the_token_or_removing_its_owner_voids_what_waits() {
 }
 
 #[tokio::test]
+async fn an_admin_revoking_the_token_voids_what_waits_in_the_same_call() {
+    let Setup { app, w, token, owner } = setup_with(|_| {}).await;
+    let pending = held(&app, &token, json!({"member_id": w.member})).await;
+    let admin = app.mint(OWNER_A, &w.team_a, &[Ability::TokenRevokeAny], &[]).await;
+    let reply = app
+        .post(&format!("/v1/tokens/{}/revoke", token_id(&token)), &admin, json!({}))
+        .await;
+    assert_eq!(reply.status, 200, "{:#}", reply.body);
+    let status: (String, Option<String>) =
+        sqlx::query_as("SELECT status, voided_reason FROM approval_requests WHERE id = $1")
+            .bind(&pending)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, ("voided".into(), Some("token_revoked".into())));
+    assert_eq!(entries(&app, "approval.voided").await.len(), 1);
+    assert!(decide(&app.service, &owner, &pending, true).await.is_err());
+}
+
+#[tokio::test]
 async fn a_call_that_would_fail_is_refused_as_it_is_and_asks_nobody() {
     let Setup { app, w, token, .. } = setup_with(|_| {}).await;
     // Another team's member: not found, as without a policy.

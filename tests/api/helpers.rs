@@ -81,6 +81,9 @@ pub struct World {
     pub subscription: String,
     /// The ID of the demo token (team A's owner's), for the operations that name a token.
     pub token: String,
+    /// A token of team A that a test may revoke: the demo token, unless the test minted one of
+    /// its own in its place (`matrix::setup` does, so revoking it spares [`World::token`]).
+    pub spare_token: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -229,6 +232,7 @@ impl TestApp {
             plan,
             member,
             subscription,
+            spare_token: token.clone(),
             token,
         }
     }

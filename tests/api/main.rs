@@ -43,5 +43,6 @@ mod scan;
 mod scanner_rules;
 mod secrets;
 mod served;
+mod team_tokens;
 mod timing;
 mod tokens;

@@ -14,7 +14,7 @@ use crate::mcp::rpc;
 
 /// Turns a freshly minted token of `email` in `team` into the access token of a new grant of a
 /// new client; answers the grant's and the client's ids.
-async fn make_oauth(app: &TestApp, token: &str, email: &str, team: &str) -> (String, String) {
+pub async fn make_oauth(app: &TestApp, token: &str, email: &str, team: &str) -> (String, String) {
     let (client, grant) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
     let now = memberpass::store::now_ms();
     let user: String = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")

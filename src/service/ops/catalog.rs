@@ -3,7 +3,8 @@
 //! this list, so an operation cannot exist on one surface and be missing from another.
 
 use super::{
-    access_codes, activity, approvals, jobs, members, plans, projects, resources, subscriptions, teams, tokens,
+    access_codes, activity, approvals, jobs, members, plans, projects, resources, subscriptions, team_tokens, teams,
+    tokens,
 };
 use crate::service::core::op::DynOp;
 
@@ -11,6 +12,7 @@ use crate::service::core::op::DynOp;
 const MODULES: &[&[&dyn DynOp]] = &[
     tokens::OPS,
     teams::OPS,
+    team_tokens::OPS,
     projects::OPS,
     resources::OPS,
     plans::OPS,
@@ -81,6 +83,6 @@ mod tests {
                 spec.name
             );
         }
-        assert_eq!(names.len(), 34);
+        assert_eq!(names.len(), 36);
     }
 }

@@ -10,5 +10,6 @@ pub mod plans;
 pub mod projects;
 pub mod resources;
 pub mod subscriptions;
+pub mod team_tokens;
 pub mod teams;
 pub mod tokens;

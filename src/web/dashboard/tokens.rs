@@ -45,7 +45,7 @@ pub(super) struct TokensPage {
 }
 
 /// A notification shown above the tokens until dismissed: a token of the person's was revoked
-/// because someone reported it.
+/// because someone reported it, or by an owner or admin of the team.
 pub(super) struct Notice {
     id: String,
     token_id: String,
@@ -61,6 +61,7 @@ struct NoticeProps {
     source: Option<String>,
     expires_at: Option<String>,
     days_left: Option<i64>,
+    revoked_by: Option<String>,
 }
 
 fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
@@ -81,6 +82,10 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
         crate::service::accounts::maintenance::EXPIRED => format!(
             "“{name}” expired at {}. Mint a replacement if it is still needed.",
             p.expires_at.as_deref().unwrap_or("its expiry"),
+        ),
+        crate::service::ops::team_tokens::REVOKED_BY_TEAM => format!(
+            "Your token “{name}” was revoked by {} at {at}.",
+            p.revoked_by.as_deref().unwrap_or("someone of the team"),
         ),
         _ => format!(
             "“{name}” was handed in by someone who held it{} and revoked at {at}. If that was not you, check what it did.",

@@ -76,8 +76,11 @@ impl Harness {
             .expect("runtime");
         let (app, world, job, token, pool) = rt.block_on(async {
             let app = spawn_with(|c| c.run_jobs = false).await;
-            let world = app.world().await;
+            let mut world = app.world().await;
             let token = app.mint(OWNER_A, &world.team_a, Ability::ALL, &[]).await;
+            // The token revoke_team_token may revoke: never the harness's own.
+            let spare = app.mint(OWNER_A, &world.team_a, &[Ability::ProjectView], &[]).await;
+            world.spare_token = crate::helpers::token_id(&spare);
             let job = app
                 .post(
                     &format!("/v1/plans/{}/access-codes", world.plan),
@@ -362,5 +365,6 @@ pub fn ids_by_param(h: &Harness) -> BTreeMap<&'static str, Vec<String>> {
         ("member_id", vec![w.member.clone()]),
         ("subscription_id", vec![w.subscription.clone()]),
         ("job_id", vec![h.job.clone()]),
+        ("token_id", vec![w.spare_token.clone()]),
     ])
 }
