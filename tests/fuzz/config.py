@@ -50,8 +50,11 @@ def main():
             subscriptions += ids(call("GET", f"/v1/members/{m}")["subscriptions"])
     # One job of the caller's own, so that get_job_status has something to find.
     jobs = [call("POST", f"/v1/plans/{plans[0]}/access-codes", {"quantity": 1})["id"]]
+    # Tokens minted to be revoked by revoke_team_token's own run (never the run's main token).
+    revocable = [t for t in os.environ.get("MP_FUZZ_REVOCABLE", "").split(",") if t]
     values = {
         "team_id": [TEAM],
+        "token_id": revocable,
         "project_id": projects,
         "plan_id": plans,
         "resource_id": resources,

@@ -17,7 +17,8 @@
 # ability of /abilities.json through the CLI, writes the run's schemathesis.toml (config.py: the
 # demo's ids as dictionaries for the path parameters, so most calls reach real rows), and runs
 # every phase (coverage, fuzzing, stateful) on every operation but `revoke_current_token`, which
-# gets a run of its own with a token of its own (it revokes the token that calls it). Exits
+# gets a run of its own with a token of its own (it revokes the token that calls it), and
+# `revoke_team_token`, which gets one too, aimed at three tokens minted to be revoked. Exits
 # non-zero if a check failed, if schemathesis errored, if the server logged a panic or exited, or
 # if the main token no longer authenticates at the end (a run of 401s would test nothing). The
 # server is always stopped; the run dir (data, log, tokens, report) is removed after a passing
@@ -144,8 +145,17 @@ mint() { # mint NAME → prints the token; the CLI's JSON is kept as NAME.json
 }
 TOKEN="$(mint all-abilities)"
 REVOKED_BY_ITSELF="$(mint revokes-itself)"
-log "minted two tokens with ${#ABILITIES[@]} abilities each"
+# revoke_team_token revokes any token of the team: it gets a run of its own with a token of its
+# own, aimed at three tokens minted to be revoked (the path's token_id dictionary).
+TEAM_REVOKER="$(mint team-revoker)"
+REVOCABLE=()
+for n in 1 2 3; do
+    mint "revocable-$n" >/dev/null
+    REVOCABLE+=("$(json_get "$RUN_DIR/revocable-$n.json" id)")
+done
+log "minted six tokens with ${#ABILITIES[@]} abilities each"
 
+MP_FUZZ_REVOCABLE="$(IFS=,; echo "${REVOCABLE[*]}")" \
 MP_FUZZ_URL="$BASE" MP_FUZZ_TOKEN="$TOKEN" MP_FUZZ_TEAM="$TEAM_ID" \
     "$PY" "$HERE/config.py" "$RUN_DIR" >"$RUN_DIR/schemathesis.toml" || die "config.py failed"
 
@@ -167,7 +177,10 @@ run_schemathesis() { # run_schemathesis NAME TOKEN MAX_TIME ARGS...
 
 FAILED=()
 run_schemathesis operations "$TOKEN" "${SCHEMATHESIS_MAX_TIME:-}" --exclude-operation-id revoke_current_token \
-    || FAILED+=("operations")
+    --exclude-operation-id revoke_team_token || FAILED+=("operations")
+# Revoking the team's tokens: no links to follow (they would lead to the main token).
+run_schemathesis revoke_team_token "$TEAM_REVOKER" "" --include-operation-id revoke_team_token \
+    --phases examples,coverage,fuzzing || FAILED+=("revoke_team_token")
 # One operation, whose first success ends its token: no time budget, no links to follow.
 run_schemathesis revoke_current_token "$REVOKED_BY_ITSELF" "" --include-operation-id revoke_current_token \
     --phases examples,coverage,fuzzing || FAILED+=("revoke_current_token")
