@@ -435,3 +435,20 @@ pub async fn count_pending(conn: &mut Conn, team_id: &str, owner: Option<&str>, 
     }
     q.fetch_one(&mut *conn).await
 }
+
+/// Whether any request is pending or granted past `now`, or any budget use older than
+/// `uses_before`: what the timer would have to write (read first, so an idle server never takes
+/// the writer every few seconds for nothing).
+pub async fn sweep_due(conn: &mut Conn, now: i64, uses_before: i64) -> sqlx::Result<(bool, bool)> {
+    let expiring: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM approval_requests WHERE status IN ('pending', 'granted') AND expires_at <= $1 LIMIT 1",
+    )
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let stale: Option<i64> = sqlx::query_scalar("SELECT used_at FROM token_budget_uses WHERE used_at <= $1 LIMIT 1")
+        .bind(uses_before)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok((expiring.is_some(), stale.is_some()))
+}

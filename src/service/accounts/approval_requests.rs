@@ -189,6 +189,10 @@ impl Service {
     /// `approval.expired` entry (by the server). Runs before every list and decision, and on a
     /// timer while the server runs.
     pub async fn expire_approvals(&self) -> Result<usize> {
+        let (due, _) = self.sweep_due().await?;
+        if !due {
+            return Ok(0);
+        }
         let mut w = self.audited().await?;
         let moved = store::expire_due(w.conn(), now_ms()).await?;
         if moved.is_empty() {
@@ -204,10 +208,19 @@ impl Service {
     /// The server's timer: expires what is due, and forgets budget uses no window counts.
     pub async fn sweep_approvals(&self) -> Result<()> {
         self.expire_approvals().await?;
-        let mut tx = self.db.begin_write().await?;
-        store::prune_uses(&mut tx, now_ms() - crate::domain::time::DAY_MS).await?;
-        tx.commit().await?;
+        if self.sweep_due().await?.1 {
+            let mut tx = self.db.begin_write().await?;
+            store::prune_uses(&mut tx, now_ms() - crate::domain::time::DAY_MS).await?;
+            tx.commit().await?;
+        }
         Ok(())
+    }
+
+    /// What the sweep would write (expired requests, stale budget uses), read without the writer.
+    async fn sweep_due(&self) -> Result<(bool, bool)> {
+        let mut conn = self.db.read_pool().acquire().await?;
+        let now = now_ms();
+        Ok(store::sweep_due(&mut conn, now, now - crate::domain::time::DAY_MS).await?)
     }
 
     /// Builds the view of one request for the person `user_id` holding `role`; `effect` reads
