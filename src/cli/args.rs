@@ -217,6 +217,22 @@ pub enum TeamCmd {
         /// or not-the-caller (an owner/admin other than the token's owner).
         #[arg(long)]
         approver: Option<String>,
+        /// The token policy: the longest lifetime of a new token (`90d`, `12h`), or `off`.
+        #[arg(long, value_name = "DURATION|off")]
+        max_lifetime: Option<String>,
+        /// Whether a new token must have an expiry (`--require-expiry` alone: true).
+        #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true")]
+        require_expiry: Option<bool>,
+        /// ROLE=ABILITY,ABILITY,…: the only abilities people of ROLE may put on a token
+        /// (`ROLE=any`: whatever the role holds, the default). Repeatable.
+        #[arg(long = "role-abilities", value_name = "ROLE=A,B,…")]
+        role_abilities: Vec<String>,
+        /// Tokens not used for this long expire (a warning 7 days and 1 day before), or `off`.
+        #[arg(long, value_name = "DURATION|off")]
+        expire_unused: Option<String>,
+        /// Whether tokens minted by a person (pasted into a client) may be used on /mcp.
+        #[arg(long, value_name = "allow|deny")]
+        mcp_pasted_tokens: Option<String>,
     },
 }
 

@@ -46,6 +46,10 @@ pub fn main() -> ExitCode {
                     format!("invalid input: {}", parts.join("; "))
                 }
                 Some(Error::NotFound) => "not found".to_owned(),
+                Some(Error::PolicyViolation(v)) => format!(
+                    "POLICY_VIOLATION: {} (team policy {} = {})",
+                    v.message, v.policy, v.limit
+                ),
                 _ => format!("{e:#}"),
             };
             eprintln!("error: {message}");

@@ -23,6 +23,7 @@ pub enum ErrorCode {
     RateLimited,
     ApprovalRequired,
     ApprovalInvalid,
+    PolicyViolation,
     InternalError,
 }
 
@@ -41,6 +42,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::ApprovalRequired,
         ErrorCode::ApprovalInvalid,
+        ErrorCode::PolicyViolation,
         ErrorCode::InternalError,
     ];
 
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ApprovalRequired => "APPROVAL_REQUIRED",
             ErrorCode::ApprovalInvalid => "APPROVAL_INVALID",
+            ErrorCode::PolicyViolation => "POLICY_VIOLATION",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -69,7 +72,7 @@ impl ErrorCode {
             ErrorCode::TokenMissingAbility | ErrorCode::TokenIpNotAllowed | ErrorCode::OriginNotAllowed => 403,
             ErrorCode::ResourceNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused => 422,
+            ErrorCode::ValidationFailed | ErrorCode::IdempotencyKeyReused | ErrorCode::PolicyViolation => 422,
             ErrorCode::ApprovalRequired => 202,
             ErrorCode::Conflict | ErrorCode::ApprovalInvalid => 409,
             ErrorCode::PayloadTooLarge => 413,
@@ -99,6 +102,9 @@ impl ErrorCode {
             ErrorCode::ApprovalInvalid => {
                 "The approval cannot be used: expired, denied, used, other arguments, other caller, policy changed or caller voided."
             }
+            ErrorCode::PolicyViolation => {
+                "The team's token policy forbids it (a lifetime, a required expiry, a role's abilities, pasted tokens on MCP); `policy` and `limit` name the rule."
+            }
             ErrorCode::InternalError => "Anything else; the body says nothing but request_id.",
         }
     }
@@ -126,6 +132,9 @@ impl ErrorCode {
                 "Ask a person to approve it at the approval URL, then repeat the same call with the same arguments."
             }
             ErrorCode::ApprovalInvalid => "Make the call again to request a new approval.",
+            ErrorCode::PolicyViolation => {
+                "Stay within the limit the error names, or ask an owner of the team to change the policy (`memberpass team policy`)."
+            }
             ErrorCode::InternalError => "Retry later; quote request_id to support.",
         }
     }
@@ -147,7 +156,9 @@ pub fn error_object_schema() -> serde_json::Value {
             "fields": {"type": "object", "additionalProperties": {"type": "string"}},
             "approval_id": {"type": "string", "description": "APPROVAL_REQUIRED / APPROVAL_INVALID: the approval request."},
             "approval_url": {"type": "string", "description": "Where a person signed in approves or denies it."},
-            "reason": {"type": "string", "description": "APPROVAL_INVALID: expired, denied, used, other_arguments, other_caller, policy_changed or caller_voided."}
+            "reason": {"type": "string", "description": "APPROVAL_INVALID: expired, denied, used, other_arguments, other_caller, policy_changed or caller_voided."},
+            "policy": {"type": "string", "description": "POLICY_VIOLATION: max_lifetime, require_expiry, role_abilities or mcp_pasted_tokens."},
+            "limit": {"type": "string", "description": "POLICY_VIOLATION: the policy's limit, as configured (e.g. 90d)."}
         }
     })
 }
@@ -194,6 +205,9 @@ pub enum Error {
     /// The approval the call would run under cannot be used; it did not run.
     #[error("{}", .0.message)]
     ApprovalInvalid(Box<ApprovalNotice>),
+    /// The team's token policy forbids it (issue 21).
+    #[error("{}", .0.message)]
+    PolicyViolation(Box<super::token_policy::Violation>),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -226,6 +240,7 @@ impl Error {
             Error::RateLimited { .. } => ErrorCode::RateLimited,
             Error::ApprovalRequired(_) => ErrorCode::ApprovalRequired,
             Error::ApprovalInvalid(_) => ErrorCode::ApprovalInvalid,
+            Error::PolicyViolation(_) => ErrorCode::PolicyViolation,
             Error::Internal(_) => ErrorCode::InternalError,
         }
     }
@@ -245,7 +260,8 @@ impl Error {
             | Error::MissingAbility(..)
             | Error::NotFound
             | Error::ApprovalRequired(_)
-            | Error::ApprovalInvalid(_) => Outcome::Denied,
+            | Error::ApprovalInvalid(_)
+            | Error::PolicyViolation(_) => Outcome::Denied,
             _ => Outcome::Failed,
         }
     }
@@ -286,6 +302,15 @@ impl Error {
                 ErrorBody {
                     extra: Some(extra),
                     ..ErrorBody::new(code, n.message.clone())
+                }
+            }
+            Error::PolicyViolation(v) => {
+                let mut extra = serde_json::Map::new();
+                extra.insert("policy".into(), serde_json::json!(v.policy));
+                extra.insert("limit".into(), serde_json::json!(v.limit));
+                ErrorBody {
+                    extra: Some(extra),
+                    ..ErrorBody::new(code, format!("Refused by the team's token policy: {}.", v.message))
                 }
             }
             Error::Internal(_) => ErrorBody::new(code, "Something went wrong on our side."),
@@ -345,3 +370,9 @@ impl From<sqlx::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<super::token_policy::Violation> for Error {
+    fn from(v: super::token_policy::Violation) -> Self {
+        Error::PolicyViolation(Box::new(v))
+    }
+}

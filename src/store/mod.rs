@@ -21,6 +21,7 @@ pub mod resources;
 pub mod sessions;
 pub mod subscriptions;
 pub mod teams;
+pub mod token_policies;
 pub mod tokens;
 pub mod users;
 

@@ -242,6 +242,11 @@ pub struct AuthRow {
     pub oauth_grant_id: Option<String>,
     pub oauth_client_id: Option<String>,
     pub grant_revoked_at: Option<i64>,
+    /// The team's unused rule (`expire_unused_ms`, `unused_since`) and whether pasted tokens may
+    /// use `/mcp`, read in the same statement (issue 21): NULL when the team has no policy.
+    pub expire_unused_ms: Option<i64>,
+    pub unused_since: Option<i64>,
+    pub mcp_pasted_tokens: Option<String>,
 }
 
 /// The token `id` with what authentication needs, or, when no token has that ID, the token
@@ -257,10 +262,12 @@ pub async fn find_for_auth(conn: &mut Conn, id: &str, decoy: Option<&str>) -> sq
          t.expires_at, t.last_used_at, t.last_used_ip, t.revoked_at, t.revoked_reason, t.replaced_by, t.allowed_ips, \
          t.grace_until, \
          m.role, u.email, u.name AS user_name, \
-         t.oauth_grant_id, g.client_id AS oauth_client_id, g.revoked_at AS grant_revoked_at FROM tokens t \
+         t.oauth_grant_id, g.client_id AS oauth_client_id, g.revoked_at AS grant_revoked_at, \
+         p.expire_unused_ms, p.unused_since, p.mcp_pasted_tokens FROM tokens t \
          JOIN users u ON u.id = t.user_id \
          LEFT JOIN team_members m ON m.team_id = t.team_id AND m.user_id = t.user_id \
          LEFT JOIN oauth_grants g ON g.id = t.oauth_grant_id \
+         LEFT JOIN team_token_policies p ON p.team_id = t.team_id \
          WHERE t.id = COALESCE((SELECT k.id FROM tokens k WHERE k.id = $1), $2)",
     )
     .bind(id)
@@ -365,6 +372,7 @@ pub async fn supersede(conn: &mut Conn, id: &str, replacement: &str, grace_until
 pub async fn expiring_before(conn: &mut Conn, until: i64) -> sqlx::Result<Vec<(TokenRow, String)>> {
     let rows: Vec<TokenRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM token_warnings w WHERE w.token_id = tokens.id AND w.kind = 'expired') \
          ORDER BY expires_at, id LIMIT 1000"
     )))
     .bind(until)
@@ -474,4 +482,42 @@ pub async fn page_of_team(
     .fetch_all(&mut *conn)
     .await?;
     Ok((rows, total))
+}
+
+/// A live token minted by a person (no OAuth access token) with the role its owner holds now.
+#[derive(FromRow)]
+pub struct LiveMinted {
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    pub role: Option<String>,
+}
+
+/// A team's live minted tokens (neither revoked nor expired at `now`) with their owners' roles,
+/// oldest first: what the token policy is applied to.
+pub async fn live_minted_of_team(conn: &mut Conn, team_id: &str, now: i64) -> sqlx::Result<Vec<LiveMinted>> {
+    sqlx::query_as::<_, LiveMinted>(AssertSqlSafe(format!(
+        "SELECT {}, m.role FROM tokens t \
+         LEFT JOIN team_members m ON m.team_id = t.team_id AND m.user_id = t.user_id \
+         WHERE t.team_id = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
+         AND t.oauth_grant_id IS NULL ORDER BY t.created_at, t.id",
+        TOKEN_COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(team_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Sets a token's expiry (the team's token policy shortening it).
+pub async fn set_expiry(conn: &mut Conn, id: &str, expires_at: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tokens SET expires_at = $1 WHERE id = $2")
+        .bind(expires_at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
 }

@@ -136,6 +136,15 @@ impl AppState {
                     "This token may not be used from this network address.",
                 ))
             }
+            // A pasted token on /mcp when the team allows only OAuth apps: the same treatment.
+            Err(AuthError::PolicyRefused(refused)) => {
+                let (p, entry, violation) = *refused;
+                if let Some(wait) = take(&p).await.map_err(limited)? {
+                    return Err(ApiError::rate_limited(wait));
+                }
+                self.service.record_denied(entry).await?;
+                Err(Error::from(violation).into())
+            }
             Err(AuthError::Internal(e)) => Err(e.into()),
             Err(AuthError::Refused(refusal)) => match self.limits.auth_failed(&ip).await.map_err(limited)? {
                 Some(wait) => Err(ApiError::rate_limited(wait)),

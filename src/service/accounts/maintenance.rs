@@ -20,10 +20,13 @@ pub const EXPIRED: &str = "expired";
 impl Service {
     /// One run of the token maintenance; how many warnings it gave.
     pub async fn maintain_tokens(&self) -> Result<usize> {
-        let now = now_ms();
+        // The team policies first: what they shorten or expire is warned about below.
+        let mut given = self.maintain_token_policies().await?;
         let mut w = self.audited().await?;
+        // Read once the writer is ours: a token minted while this pass waited is not from the
+        // future.
+        let now = now_ms();
         let due = tokens::expiring_before(w.conn(), now + 7 * DAY_MS).await?;
-        let mut given = 0;
         for (row, warned) in due {
             let Some(expires) = row.expires_at else { continue };
             let left = expires - now;

@@ -13,4 +13,5 @@ pub mod oauth_clients;
 pub mod oauth_consent;
 pub mod oauth_tokens;
 pub mod sessions;
+pub mod token_policy;
 pub mod tokens;

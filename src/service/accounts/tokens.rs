@@ -10,6 +10,7 @@ use crate::domain::ids::{TeamId, UserId, parse_id};
 use crate::domain::role::Role;
 use crate::domain::time::DAY_MS;
 use crate::domain::token::{TokenEnv, TokenId, TokenSecret};
+use crate::domain::token_policy::{TokenPolicy, TokenShape};
 use crate::service::Who;
 use crate::service::{Caller, Service};
 use crate::store::tokens::{self as store, TokenRow};
@@ -97,6 +98,27 @@ impl Service {
             return Err(lifetime_refused());
         }
         let allowed = AllowList::parse(&req.allowed_ips).map_err(|e| Error::field("allowed_ips", e))?;
+        // The team's token policy (issue 21): a replacement's lifetime is cut to its maximum; any
+        // other token that breaks it is refused, and the refusal audited.
+        let policy = crate::store::token_policies::policy(w.conn(), &team_id).await?;
+        let lifetime = match req.replaces {
+            Some(_) => fit_lifetime(&policy, req.expires_in_ms),
+            None => req.expires_in_ms,
+        };
+        let shape = TokenShape {
+            role,
+            abilities: &abilities,
+            lifetime_ms: lifetime,
+        };
+        if let Some(v) = policy.check(&shape) {
+            let mut entry = actor.draft("token.minted", &team_id).properties(json!({
+                "name": name, "owner_id": user_id, "abilities": abilities, "policy": v.policy, "limit": v.limit,
+            }));
+            crate::service::core::authz::mark_refused(&mut entry, &Error::from(v.clone()));
+            drop(w);
+            self.append_alone(entry).await?;
+            return Err(v.into());
+        }
         let secret = TokenSecret::generate(self.config.env);
         let now = now_ms();
         let row = TokenRow {
@@ -109,7 +131,7 @@ impl Service {
             abilities: json!(abilities).to_string(),
             project_ids: (!projects.is_empty()).then(|| json!(projects).to_string()),
             created_at: now,
-            expires_at: req.expires_in_ms.map(|ms| now + ms),
+            expires_at: lifetime.map(|ms| now + ms),
             last_used_at: None,
             last_used_ip: None,
             revoked_at: None,
@@ -212,12 +234,28 @@ impl Service {
             .ok_or_else(|| Error::Conflict("the token's owner is no longer in its team".into()))?
             .parse()
             .map_err(|e: String| Error::Internal(anyhow::anyhow!(e)))?;
+        let mut abilities = Vec::new();
         for a in old.ability_names() {
-            if a.parse::<Ability>().is_ok_and(|a| !role.holds(a)) {
-                return Err(Error::Conflict(format!(
-                    "the owner's {role} role no longer holds `{a}`"
-                )));
+            match a.parse::<Ability>() {
+                Ok(a) if !role.holds(a) => {
+                    return Err(Error::Conflict(format!(
+                        "the owner's {role} role no longer holds `{a}`"
+                    )));
+                }
+                Ok(a) => abilities.push(a),
+                Err(_) => {}
             }
+        }
+        // The team's token policy: the replacement's lifetime is cut to its maximum; abilities
+        // the owner's role may no longer put on a token are refused (mint one within it).
+        let policy = crate::store::token_policies::policy(w.conn(), &old.team_id).await?;
+        let lifetime = fit_lifetime(&policy, old.expires_at.map(|e| e - old.created_at));
+        if let Some(v) = policy.check(&TokenShape {
+            role,
+            abilities: &abilities,
+            lifetime_ms: lifetime,
+        }) {
+            return Err(v.into());
         }
         let secret = TokenSecret::generate(env);
         let row = TokenRow {
@@ -225,8 +263,9 @@ impl Service {
             digest: secret.digest().as_str().to_owned(),
             env: env.as_str().to_owned(),
             created_at: now,
-            // The replacement gets the same lifetime the old one was minted with.
-            expires_at: old.expires_at.map(|e| now + (e - old.created_at)),
+            // The replacement gets the same lifetime the old one was minted with (within the
+            // team's maximum).
+            expires_at: lifetime.map(|ms| now + ms),
             last_used_at: None,
             last_used_ip: None,
             revoked_at: None,
@@ -365,6 +404,15 @@ impl Service {
         let email = user_email.map(|e| e.trim().to_lowercase());
         let rows = store::list(&mut conn, email.as_deref(), team_id).await?;
         Ok(rows)
+    }
+}
+
+/// A replacement's lifetime under the team's policy: the old one's, cut to the maximum (and the
+/// maximum when the old one had none).
+fn fit_lifetime(policy: &TokenPolicy, lifetime: Option<i64>) -> Option<i64> {
+    match policy.max_lifetime_ms {
+        Some(max) => Some(lifetime.map_or(max, |l| l.min(max))),
+        None => lifetime,
     }
 }
 

@@ -18,6 +18,7 @@ use crate::domain::error::{Error, ErrorCode};
 use crate::domain::role::Role;
 use crate::domain::time::MINUTE_MS;
 use crate::domain::token::{TokenDigest, TokenSecret};
+use crate::domain::token_policy::{PastedTokens, TokenPolicy, Violation};
 use crate::store::tokens::{self, AuthRow, TokenRow};
 use crate::store::{Db, audit, now_ms};
 
@@ -40,6 +41,8 @@ pub enum AuthFailure {
     WrongResource,
     /// A rotated token whose grace has passed.
     GraceEnded,
+    /// Not used for longer than the team's unused rule allows (issue 21).
+    Unused,
 }
 
 impl AuthFailure {
@@ -55,6 +58,7 @@ impl AuthFailure {
             AuthFailure::OwnerNotInTeam => "owner_not_in_team",
             AuthFailure::WrongResource => "wrong_resource",
             AuthFailure::GraceEnded => "grace_ended",
+            AuthFailure::Unused => "unused",
         }
     }
 }
@@ -75,6 +79,10 @@ pub enum AuthError {
     /// (the secret was right), refused with `TOKEN_IP_NOT_ALLOWED` and this entry. The caller
     /// is who it would have been, for the token's own rate limit.
     OutsideAllowList(Box<(Caller, AuditDraft)>),
+    /// A valid token the team's token policy refuses here (a pasted token on `/mcp` when the
+    /// team allows only OAuth-connected apps): audited, answered `POLICY_VIOLATION`, not an
+    /// authentication failure.
+    PolicyRefused(Box<(Caller, AuditDraft, Violation)>),
     /// The database failed, or a stored token is corrupt: a 500, never a silent downgrade.
     Internal(Error),
 }
@@ -118,6 +126,21 @@ impl Service {
             return Err(refused(AuthFailure::UnknownId));
         };
         let now = now_ms();
+        // The team's rules read with the token (issue 21): the unused rule, pasted tokens on MCP.
+        let policy = TokenPolicy {
+            expire_unused_ms: row.expire_unused_ms,
+            unused_since: row.unused_since,
+            mcp_pasted_tokens: match row.mcp_pasted_tokens.as_deref() {
+                Some("deny") => PastedTokens::Deny,
+                _ => PastedTokens::Allow,
+            },
+            ..TokenPolicy::default()
+        };
+        let minted = row.oauth_grant_id.is_none();
+        let unused = minted
+            && policy
+                .unused_deadline(row.token.last_used_at.unwrap_or(row.token.created_at))
+                .is_some_and(|d| d <= now);
         let failure = if !known {
             Some(AuthFailure::UnknownId)
         } else if !matches {
@@ -128,6 +151,8 @@ impl Service {
             Some(AuthFailure::Expired)
         } else if row.token.grace_until.is_some_and(|g| g <= now) {
             Some(AuthFailure::GraceEnded)
+        } else if unused {
+            Some(AuthFailure::Unused)
         } else if row.token.env != self.config.env.as_str() {
             Some(AuthFailure::WrongEnvironment)
         } else if row.role.is_none() {
@@ -162,7 +187,11 @@ impl Service {
             None => None,
         };
         let outside = allowed.as_ref().is_some_and(|list| !list.allows(ctx.ip.as_deref()));
-        if !outside {
+        // Only a use that goes on counts as one.
+        let pasted_refused = (minted && surface == Surface::Mcp)
+            .then(|| policy.pasted_on_mcp())
+            .flatten();
+        if !outside && pasted_refused.is_none() {
             self.touch_last_used(&row.token, row.oauth_grant_id.as_deref(), ctx.ip.as_deref(), now)
                 .await;
         }
@@ -203,6 +232,16 @@ impl Service {
             entry.outcome = Outcome::Denied;
             entry.error_code = Some(ErrorCode::TokenIpNotAllowed.as_str());
             return Err(AuthError::OutsideAllowList(Box::new((caller, entry))));
+        }
+        if let Some(v) = pasted_refused {
+            let team = caller.in_team().map_err(AuthError::Internal)?.team_id.to_string();
+            let mut entry = caller
+                .draft("auth.policy_refused", &team)
+                .subject("token", caller.token_id().unwrap_or_default())
+                .properties(json!({"policy": v.policy, "limit": v.limit}));
+            entry.outcome = Outcome::Denied;
+            entry.error_code = Some(ErrorCode::PolicyViolation.as_str());
+            return Err(AuthError::PolicyRefused(Box::new((caller, entry, v))));
         }
         Ok(caller)
     }

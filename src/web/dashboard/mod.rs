@@ -18,6 +18,7 @@ mod pages;
 mod session;
 mod sign_in;
 mod token;
+mod token_policy;
 mod tokens;
 
 use axum::Router;
@@ -52,6 +53,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/settings/notifications/{id}/dismiss",
             axum::routing::post(tokens::dismiss),
+        )
+        .route(
+            "/settings/token-policy",
+            get(token_policy::page).post(token_policy::save),
         )
         .route("/settings/activity", get(activity::page))
         .route("/settings/apps", get(apps::page))

@@ -22,6 +22,13 @@ pub(super) fn refused(e: crate::domain::error::Error, not_found: &'static str) -
         Error::Validation(fields) => {
             error_page(StatusCode::UNPROCESSABLE_ENTITY, format!("{}.", field_errors(&fields)))
         }
+        Error::PolicyViolation(v) => error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "Refused by the team's token policy: {} ({} = {}).",
+                v.message, v.policy, v.limit
+            ),
+        ),
         e => {
             tracing::error!(error = ?e, "a dashboard action failed");
             internal_error()

@@ -49,6 +49,8 @@ pub(super) struct TokensPage {
 pub(super) struct Notice {
     id: String,
     token_id: String,
+    /// What happened to the token, after "Token <ID>".
+    heading: &'static str,
     text: String,
 }
 
@@ -62,6 +64,10 @@ struct NoticeProps {
     expires_at: Option<String>,
     days_left: Option<i64>,
     revoked_by: Option<String>,
+    reason: Option<String>,
+    policy: Option<String>,
+    limit: Option<String>,
+    expire_unused: Option<String>,
 }
 
 fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
@@ -73,6 +79,24 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
             "“{name}” was found in public by a secret scanner{}{} and revoked at {at}. Check what it did, then mint a replacement.",
             p.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default(),
             p.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
+        ),
+        crate::service::accounts::token_policy::POLICY => format!(
+            "“{name}” breaks the team's token policy ({} {}: {}). It keeps working until {} — mint a replacement within the policy and move its clients before then.",
+            p.policy.as_deref().unwrap_or("policy"),
+            p.limit.as_deref().unwrap_or_default(),
+            p.reason.as_deref().unwrap_or("changed after it was minted"),
+            p.expires_at.as_deref().unwrap_or("soon"),
+        ),
+        crate::service::accounts::maintenance::EXPIRING if p.reason.as_deref() == Some("unused") => format!(
+            "“{name}” has not been used for a while and expires under the team's unused-token rule ({}) at {} — in {} day(s). A call with it before then keeps it.",
+            p.expire_unused.as_deref().unwrap_or("on"),
+            p.expires_at.as_deref().unwrap_or("soon"),
+            p.days_left.unwrap_or(1),
+        ),
+        crate::service::accounts::maintenance::EXPIRED if p.reason.as_deref() == Some("unused") => format!(
+            "“{name}” expired at {} under the team's unused-token rule ({}). Mint a new one if it is still needed.",
+            p.expires_at.as_deref().unwrap_or("its deadline"),
+            p.expire_unused.as_deref().unwrap_or("on"),
         ),
         crate::service::accounts::maintenance::EXPIRING => format!(
             "“{name}” expires at {} — in {} day(s). Mint a replacement and move its clients before then.",
@@ -92,9 +116,16 @@ fn notice(n: crate::store::notifications::NotificationRow) -> Notice {
             p.source.as_deref().map(|s| format!(" ({s})")).unwrap_or_default(),
         ),
     };
+    let heading = match n.kind.as_str() {
+        crate::service::accounts::maintenance::EXPIRING => "expires soon",
+        crate::service::accounts::maintenance::EXPIRED => "has expired",
+        crate::service::accounts::token_policy::POLICY => "breaks the team's token policy",
+        _ => "was revoked for you",
+    };
     Notice {
         id: n.id,
         token_id: n.token_id,
+        heading,
         text,
     }
 }
@@ -227,8 +258,17 @@ pub(super) async fn mint(
             .await;
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
+        Err(crate::domain::error::Error::PolicyViolation(v)) => {
+            let page = tokens_view(&s, &session, &caller, Some(policy_refusal(&v))).await;
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
         Err(e) => refused(e, "No such token."),
     }
+}
+
+/// What a person reads when the team's token policy refuses a token: the rule and its limit.
+pub(super) fn policy_refusal(v: &crate::domain::token_policy::Violation) -> String {
+    format!("Not minted: {} (team policy {} = {}).", v.message, v.policy, v.limit)
 }
 
 pub(super) async fn revoke_page(
