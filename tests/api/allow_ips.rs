@@ -143,3 +143,64 @@ async fn behind_a_proxy_the_last_forwarded_hop_is_checked_on_v4_and_v6() {
     let ips: Vec<&str> = seen.iter().map(|p| p["ip"].as_str().unwrap()).collect();
     assert_eq!(ips, ["2001:db9::1", "198.51.100.1", "198.51.100.1", "127.0.0.1"]);
 }
+
+#[tokio::test]
+async fn the_dashboard_mint_form_takes_a_network_list_and_refuses_a_bad_one() {
+    use memberpass::domain::role::Role;
+
+    use crate::dashboard::{cookie, csrf_of, page, person, post_form};
+    const OWNER: &str = "fence-owner@memberpass.test";
+    let app = spawn_with(|_| {}).await;
+    let w = app.world().await;
+    person(&app, &w.team_a, OWNER, Role::Owner).await;
+    let session = cookie(&app, OWNER).await;
+    let csrf = csrf_of(&page(&app, "/settings/tokens", &session).await.text().await.unwrap());
+    let before = app.count("tokens").await;
+    let res = post_form(
+        &app,
+        "/settings/tokens",
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("name", "fenced"),
+            ("ability", "project:view-any"),
+            ("allowed_ips", "not-a-network, 10.0.0.0/8"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("not-a-network"));
+    assert_eq!(app.count("tokens").await, before, "nothing minted");
+
+    let res = post_form(
+        &app,
+        "/settings/tokens",
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("name", "fenced"),
+            ("ability", "project:view-any"),
+            ("allowed_ips", "10.1.2.3/8,  2001:db8::/32\n192.0.2.7"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    let at = html.find("mpt_").expect("the token, shown once");
+    let token: String = html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let shown = app.cli(&["--json", "token", "show", &token_id(&token)]).await;
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(
+        shown["allowed_ips"],
+        json!(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"])
+    );
+    // From the test's own loopback address: outside the list.
+    let (status, body) = get_from(&app, &token, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("TOKEN_IP_NOT_ALLOWED"))
+    );
+}

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::pages::{Nav, error_page, field_errors, internal_error, refused};
 use super::session::{CsrfForm, SignedIn, all_of};
+use crate::domain::token_policy::TokenPolicy;
 use crate::service::Caller;
 use crate::service::accounts::sessions::Session;
 use crate::service::core::args::{Limit, PageArgs};
@@ -42,6 +43,10 @@ pub(super) struct TokensPage {
     role: String,
     groups: Vec<AbilityGroup>,
     projects: Vec<(String, String)>,
+    /// Whether the team's token policy lets a token never expire.
+    never_expires: bool,
+    /// The lifetimes the form offers (days, label), within the team's maximum.
+    expiry_choices: Vec<(String, String)>,
 }
 
 /// A notification shown above the tokens until dismissed: a token of the person's was revoked
@@ -151,17 +156,22 @@ pub(super) struct AbilityChoice {
     description: &'static str,
     writes: bool,
     allowed: bool,
+    /// The role holds it, but the team's token policy does not let this role put it on a token.
+    by_policy: bool,
 }
 
-/// The catalog's abilities by group, each offered only if the person's role holds it.
-fn ability_groups(role: crate::domain::role::Role) -> Vec<AbilityGroup> {
+/// The catalog's abilities by group, each offered only if the person's role holds it and the
+/// team's token policy lets the role put it on a token.
+fn ability_groups(role: crate::domain::role::Role, policy: &TokenPolicy) -> Vec<AbilityGroup> {
     let mut groups: Vec<AbilityGroup> = Vec::new();
+    let permitted = policy.allowed_for(role);
     for a in crate::domain::ability::Ability::ALL {
         let choice = AbilityChoice {
             name: a.as_str(),
             description: a.description(),
             writes: a.permits_writes(),
-            allowed: role.holds(*a),
+            allowed: permitted.contains(a),
+            by_policy: role.holds(*a) && !permitted.contains(a),
         };
         match groups.iter_mut().find(|g| g.name == a.group()) {
             Some(g) => g.abilities.push(choice),
@@ -238,7 +248,15 @@ pub(super) async fn mint(
                 abilities: all_of(&fields, "ability"),
                 project_ids: all_of(&fields, "project"),
                 expires_in_ms,
-                allowed_ips: Vec::new(),
+                allowed_ips: all_of(&fields, "allowed_ips")
+                    .iter()
+                    .flat_map(|v| {
+                        v.split([',', ' ', '\n', '\r', '\t'])
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>()
+                    })
+                    .filter(|b| !b.is_empty())
+                    .collect(),
                 replaces: None,
             };
             s.service.mint_token(&caller, request).await
@@ -388,7 +406,31 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, caller: &Caller
         }
     };
     let p = &session.person;
+    // The team's token policy shapes the form (the service refuses what breaks it anyway).
+    let policy = s
+        .service
+        .token_policy(caller, p.team_id.as_str())
+        .await
+        .unwrap_or_default();
+    let max_days = policy.max_lifetime_ms.map(|ms| ms / crate::domain::time::DAY_MS);
+    let expiry_choices = [
+        (7, "In 7 days"),
+        (30, "In 30 days"),
+        (90, "In 90 days"),
+        (365, "In a year"),
+    ]
+    .into_iter()
+    .filter(|(d, _)| max_days.is_none_or(|m| *d <= m))
+    .map(|(d, label)| (d.to_string(), label.to_owned()))
+    .chain(
+        max_days
+            .filter(|m| ![7, 30, 90, 365].contains(m) && *m >= 1)
+            .map(|m| (m.to_string(), format!("In {m} days (the team's maximum)"))),
+    )
+    .collect();
     TokensPage {
+        never_expires: !policy.require_expiry && policy.max_lifetime_ms.is_none(),
+        expiry_choices,
         nav: Nav::of(s, session, caller, "tokens").await,
         notices: s
             .service
@@ -402,7 +444,7 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, caller: &Caller
         tokens,
         error,
         role: p.role.as_str().to_owned(),
-        groups: ability_groups(p.role),
+        groups: ability_groups(p.role, &policy),
         projects,
     }
     .into_response()
