@@ -17,3 +17,4 @@ pub mod signature;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod usage;

@@ -22,6 +22,7 @@ pub mod sessions;
 pub mod subscriptions;
 pub mod teams;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 /// Milliseconds since the Unix epoch: the one time representation on disk.

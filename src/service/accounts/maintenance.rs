@@ -4,15 +4,18 @@
 //! has: a dashboard notification for its owner and an audit entry (`token.expiring` with
 //! `days_left`, `token.expired`). A token minted with less than 7 days left gets the 7-day warning
 //! at once (with the days it has), one with less than a day only the 1-day one.
+//!
+//! The same pass prunes the tokens' usage days older than [`KEEP_DAYS`] (issue 21, item 2).
 
 use serde_json::json;
 
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::Result;
 use crate::domain::time::{DAY_MS, rfc3339};
+use crate::domain::usage::{KEEP_DAYS, day_of};
 use crate::service::Service;
 use crate::service::accounts::leaks::notify;
-use crate::store::{now_ms, tokens};
+use crate::store::{now_ms, tokens, usage};
 
 pub const EXPIRING: &str = "expiring";
 pub const EXPIRED: &str = "expired";
@@ -22,6 +25,7 @@ impl Service {
     pub async fn maintain_tokens(&self) -> Result<usize> {
         let now = now_ms();
         let mut w = self.audited().await?;
+        usage::prune(w.conn(), day_of(now) - (KEEP_DAYS - 1)).await?;
         let due = tokens::expiring_before(w.conn(), now + 7 * DAY_MS).await?;
         let mut given = 0;
         for (row, warned) in due {

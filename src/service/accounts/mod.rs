@@ -14,3 +14,4 @@ pub mod oauth_consent;
 pub mod oauth_tokens;
 pub mod sessions;
 pub mod tokens;
+pub mod usage;

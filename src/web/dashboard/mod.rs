@@ -19,6 +19,7 @@ mod session;
 mod sign_in;
 mod token;
 mod tokens;
+mod usage_chart;
 
 use axum::Router;
 use axum::middleware;
