@@ -45,4 +45,5 @@ mod secrets;
 mod served;
 mod team_tokens;
 mod timing;
+mod token_usage;
 mod tokens;
