@@ -202,7 +202,10 @@ mod tests {
             refusals: 1,
             writes: 1,
         };
-        let u = Usage::window(today, [(today, one), (today - 29, one), (today - 30, one), (today + 1, one)]);
+        let u = Usage::window(
+            today,
+            [(today, one), (today - 29, one), (today - 30, one), (today + 1, one)],
+        );
         assert_eq!(u.days.len(), 30);
         assert_eq!(u.days[29].date, "2023-11-14");
         assert_eq!(u.days[0].date, "2023-10-16");

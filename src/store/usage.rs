@@ -43,7 +43,15 @@ pub async fn add(conn: &mut Conn, day: i64, added: Added) -> sqlx::Result<()> {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let n = i * 6;
-                format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6)
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6
+                )
             })
             .collect();
         let sql = format!(

@@ -82,7 +82,10 @@ async fn setup() -> (TestApp, World) {
     let w = app.world().await;
     app.hold_nothing(&w.team_a).await;
     app.service.create_user(ADMIN, "Ada Admin", None).await.unwrap();
-    app.service.set_member_role(&w.team_a, ADMIN, Role::Admin).await.unwrap();
+    app.service
+        .set_member_role(&w.team_a, ADMIN, Role::Admin)
+        .await
+        .unwrap();
     (app, w)
 }
 
@@ -136,7 +139,9 @@ async fn the_inventory_counts_exactly_a_tokens_own_calls_of_today() {
     app.get(&format!("/v1/teams/{}/tokens", w.team_a), &watched)
         .await
         .assert_error(403, "TOKEN_MISSING_ABILITY");
-    let missing = app.get("/v1/projects/0190f5d2-0000-7000-8000-000000000000", &watched).await;
+    let missing = app
+        .get("/v1/projects/0190f5d2-0000-7000-8000-000000000000", &watched)
+        .await;
     assert_eq!(missing.status, 404, "{:#}", missing.body);
     // Another token's calls are its own, over REST and MCP.
     for _ in 0..2 {
@@ -145,7 +150,9 @@ async fn the_inventory_counts_exactly_a_tokens_own_calls_of_today() {
     let got = call_tool(&app, &agent, "get_project", json!({"project_id": w.p1})).await;
     assert_ne!(got["isError"], true, "{got:#}");
     // A refusal at the door carries the token: it is the fenced token's use.
-    app.get("/v1/me", &fenced).await.assert_error(403, "TOKEN_IP_NOT_ALLOWED");
+    app.get("/v1/me", &fenced)
+        .await
+        .assert_error(403, "TOKEN_IP_NOT_ALLOWED");
     // An admin revokes the watched token: the admin's use (a write), not the watched token's.
     let revoked = app
         .post(&format!("/v1/tokens/{}/revoke", token_id(&watched)), &admin, json!({}))
@@ -207,9 +214,9 @@ async fn older_days_show_on_their_date_and_days_past_the_window_do_not() {
         sqlx::query_scalar("SELECT day FROM token_usage_daily WHERE token_id = $1 AND team_id = $2 ORDER BY day")
             .bind(&t)
             .bind(&w.team_a)
-        .fetch_all(app.pool())
-        .await
-        .unwrap();
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
     assert_eq!(kept, [today - 30, today - 29, today - 1], "team A's rows");
     let gone: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM token_usage_daily WHERE day < $1")
         .bind(today - 39)
@@ -231,7 +238,12 @@ async fn the_token_page_shows_the_chart_with_its_text_equivalent_and_the_list_a_
         assert_eq!(app.get(&project, &token).await.status, 200);
     }
     let refused = app
-        .call(reqwest::Method::PATCH, &project, Some(&token), Some(json!({"name": "x"})))
+        .call(
+            reqwest::Method::PATCH,
+            &project,
+            Some(&token),
+            Some(json!({"name": "x"})),
+        )
         .await;
     assert_eq!(refused.status, 403, "{:#}", refused.body);
     seed_day(&app, &w.team_a, &id, today() - 3, (10, 0, 4)).await;
@@ -240,14 +252,23 @@ async fn the_token_page_shows_the_chart_with_its_text_equivalent_and_the_list_a_
     assert_eq!(app.get(&project, &owners).await.status, 200);
 
     let c = cookie(&app, DASH).await;
-    let html = page(&app, &format!("/settings/tokens/{id}"), &c).await.text().await.unwrap();
+    let html = page(&app, &format!("/settings/tokens/{id}"), &c)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains(r#"role="img" aria-labelledby="usage-title" aria-describedby="usage-summary""#));
-    assert!(html.contains(r#"<title id="usage-title">Calls per day of the token “test token”, the last 30 days (UTC)</title>"#));
+    assert!(html.contains(
+        r#"<title id="usage-title">Calls per day of the token “test token”, the last 30 days (UTC)</title>"#
+    ));
     let summary = format!(
         "13 calls in the last 30 days: 12 successes (4 writes), 1 refusal. Busiest day: {} with 10 calls.",
         date_of(today() - 3)
     );
-    assert!(html.contains(&format!(r#"<figcaption id="usage-summary">{summary}</figcaption>"#)), "{html}");
+    assert!(
+        html.contains(&format!(r#"<figcaption id="usage-summary">{summary}</figcaption>"#)),
+        "{html}"
+    );
     let table_rows: Vec<&str> = html.split("<tr><td data-label=\"Date\">").skip(1).collect();
     assert_eq!(table_rows.len(), 2, "one row per day with calls");
     assert!(table_rows[0].starts_with(&format!(

@@ -18,8 +18,8 @@ use crate::service::Call;
 use crate::service::core::args::{Bounded, Limit, PageNo};
 use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
-use crate::store::{now_ms, usage};
 use crate::store::tokens::{self as store, InventoryRow, TeamTokenFilter, TokenRow, TokenView};
+use crate::store::{now_ms, usage};
 
 pub static OPS: &[&dyn DynOp] = &[&ListTeamTokens, &RevokeTeamToken];
 

@@ -95,7 +95,9 @@ pub async fn page(
         })
         .collect();
     let usage = match s.service.own_tokens_usage(&caller, &[token.id.as_str()]).await {
-        Ok(mut all) => all.remove(&token.id).unwrap_or_else(|| Usage::window(crate::domain::usage::day_of(crate::store::now_ms()), [])),
+        Ok(mut all) => all
+            .remove(&token.id)
+            .unwrap_or_else(|| Usage::window(crate::domain::usage::day_of(crate::store::now_ms()), [])),
         Err(e) => return refused(e, "No such token."),
     };
     let revoked = token.revoked_at.is_some();

@@ -26,7 +26,7 @@ impl std::fmt::Display for N {
 // The chart's box: the plot between the axis labels.
 const WIDTH: f64 = 400.0;
 const HEIGHT: f64 = 184.0;
-const LEFT: f64 = 36.0;
+const LEFT: f64 = 40.0;
 const RIGHT: f64 = 394.0;
 const TOP: f64 = 10.0;
 const BOTTOM: f64 = 150.0;
@@ -111,7 +111,13 @@ pub(crate) fn summary(usage: &Usage) -> String {
         .days
         .iter()
         .max_by_key(|d| (d.successes + d.refusals, std::cmp::Reverse(d.date.clone())))
-        .map(|d| format!(" Busiest day: {} with {}.", d.date, calls_word(d.successes + d.refusals)))
+        .map(|d| {
+            format!(
+                " Busiest day: {} with {}.",
+                d.date,
+                calls_word(d.successes + d.refusals)
+            )
+        })
         .unwrap_or_default();
     format!(
         "{} in the last 30 days: {} ({} {}), {}.{busiest}",
@@ -322,7 +328,11 @@ mod tests {
         let f = figure(&usage(), "a <b> name");
         let busy = &f.bars[26];
         assert_eq!(busy.segments.len(), 2);
-        assert!(busy.segments.iter().all(|s| s.height.0 >= MIN_SEGMENT && s.y.0 >= TOP - 1e-9));
+        assert!(
+            busy.segments
+                .iter()
+                .all(|s| s.height.0 >= MIN_SEGMENT && s.y.0 >= TOP - 1e-9)
+        );
         let html = f.render().unwrap();
         assert!(html.contains("a &#60;b&#62; name"), "the name is escaped");
         assert!(!html.contains("style="), "no inline style (the CSP forbids it)");
