@@ -11,6 +11,8 @@
 //! not: nothing was written again); `denied` and `failed` are refusals — a refusal at the door
 //! included (`auth.ip_not_allowed`, an MCP request refused before any message).
 
+use std::collections::HashMap;
+
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -145,6 +147,22 @@ impl Usage {
             writes: total.writes,
             days,
         }
+    }
+
+    /// The window of each of `token_ids` (zeros for one without stored days), from the stored
+    /// days of several tokens `(token_id, day, tally)`.
+    pub fn per_token(today: i64, token_ids: &[&str], stored: Vec<(String, i64, Tally)>) -> HashMap<String, Usage> {
+        let mut days: HashMap<String, Vec<(i64, Tally)>> = HashMap::new();
+        for (token_id, day, tally) in stored {
+            days.entry(token_id).or_default().push((day, tally));
+        }
+        token_ids
+            .iter()
+            .map(|id| {
+                let usage = Usage::window(today, days.remove(*id).unwrap_or_default());
+                ((*id).to_owned(), usage)
+            })
+            .collect()
     }
 
     pub fn tally(&self) -> Tally {

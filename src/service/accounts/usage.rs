@@ -5,18 +5,18 @@
 use std::collections::HashMap;
 
 use crate::domain::error::Result;
-use crate::domain::usage::{Tally, Usage, WINDOW_DAYS, day_of};
+use crate::domain::usage::{Usage, WINDOW_DAYS, day_of};
 use crate::service::{Caller, Service};
 use crate::store::{now_ms, usage};
 
 impl Service {
     /// The last 30 days of each of `token_ids` that the signed-in person holds in their session's
-    /// team (any other id gets nothing), in one query. Every id held gets a usage, zeros included.
+    /// team, in one query: every id asked gets a usage, and one the person does not hold (another's,
+    /// another team's, none) only zeros.
     pub async fn own_tokens_usage(&self, caller: &Caller, token_ids: &[&str]) -> Result<HashMap<String, Usage>> {
         let p = caller.in_team()?;
         let today = day_of(now_ms());
         let mut conn = self.db.pool().acquire().await?;
-        let mut days: HashMap<String, Vec<(i64, Tally)>> = HashMap::new();
         let rows = usage::of_tokens(
             &mut conn,
             p.team_id.as_str(),
@@ -25,15 +25,6 @@ impl Service {
             today - (WINDOW_DAYS - 1),
         )
         .await?;
-        for (token_id, day, tally) in rows {
-            days.entry(token_id).or_default().push((day, tally));
-        }
-        Ok(token_ids
-            .iter()
-            .map(|id| {
-                let usage = Usage::window(today, days.remove(*id).unwrap_or_default());
-                ((*id).to_owned(), usage)
-            })
-            .collect())
+        Ok(Usage::per_token(today, token_ids, rows))
     }
 }

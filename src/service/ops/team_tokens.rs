@@ -2,8 +2,6 @@
 //! may do and whether it still works, and the revocation of any one of them. Owners and admins
 //! hold the two abilities; managers and viewers do not.
 
-use std::collections::HashMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,7 +11,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{TeamId, parse_id};
 use crate::domain::time::DAY_MS;
 use crate::domain::token::TokenId;
-use crate::domain::usage::{Tally, Usage, WINDOW_DAYS, day_of};
+use crate::domain::usage::{Usage, WINDOW_DAYS, day_of};
 use crate::service::Call;
 use crate::service::core::args::{Bounded, Limit, PageNo};
 use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec};
@@ -191,15 +189,13 @@ impl Operation for ListTeamTokens {
         // The page's usage in one query.
         let today = day_of(now);
         let ids: Vec<&str> = rows.iter().map(|r| r.token.id.as_str()).collect();
-        let mut days: HashMap<String, Vec<(i64, Tally)>> = HashMap::new();
-        for (token_id, day, tally) in usage::of_tokens(c.conn(), &team, None, &ids, today - (WINDOW_DAYS - 1)).await? {
-            days.entry(token_id).or_default().push((day, tally));
-        }
+        let stored = usage::of_tokens(c.conn(), &team, None, &ids, today - (WINDOW_DAYS - 1)).await?;
+        let mut usage = Usage::per_token(today, &ids, stored);
         let items = rows
             .iter()
             .map(|r| {
-                let usage = Usage::window(today, days.remove(&r.token.id).unwrap_or_default());
-                TeamToken::of(r, now, usage)
+                let u = usage.remove(&r.token.id).unwrap_or_else(|| Usage::window(today, []));
+                TeamToken::of(r, now, u)
             })
             .collect();
         Paged::ok(items, page.meta(total))
