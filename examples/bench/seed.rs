@@ -299,6 +299,7 @@ fn draft(rng: &mut Rng, teams: &[Team]) -> AuditDraft {
         },
         oauth: None,
         marks: serde_json::Map::new(),
+        write: false,
     }
 }
 

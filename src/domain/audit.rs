@@ -44,6 +44,9 @@ pub struct AuditDraft {
     /// What the caller's connection adds to every entry it leaves, chained into `properties`:
     /// `narrowed` (its headers narrowed it), `superseded: true` (a rotated token in its grace).
     pub marks: serde_json::Map<String, Value>,
+    /// The call is of a write operation. Not part of the entry: it tells the token's usage
+    /// (issue 21) which successes were writes.
+    pub write: bool,
 }
 
 impl AuditDraft {
@@ -63,6 +66,7 @@ impl AuditDraft {
             ctx: RequestCtx::default(),
             oauth: None,
             marks: serde_json::Map::new(),
+            write: false,
         }
     }
 

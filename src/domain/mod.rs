@@ -18,3 +18,4 @@ pub mod text;
 pub mod time;
 pub mod token;
 pub mod token_policy;
+pub mod usage;

@@ -6,10 +6,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::{Conn, Db, now_ms};
+use super::{Conn, Db, now_ms, usage};
 use crate::domain::audit::{AuditDraft, redact};
 use crate::domain::ids::new_id;
 use crate::domain::text;
+use crate::domain::usage::{Tally, day_of};
 
 /// Longest id, event, address or request id an entry keeps (ours are far shorter).
 const ID_MAX: usize = 200;
@@ -158,7 +159,9 @@ pub async fn lock_head(conn: &mut Conn) -> sqlx::Result<Head> {
 const ROWS_PER_INSERT: usize = 16;
 
 /// Appends entries after the `head` that [`lock_head`] returned, in order, chained in memory:
-/// one INSERT per [`ROWS_PER_INSERT`] entries and one head update, whatever their number.
+/// one INSERT per [`ROWS_PER_INSERT`] entries and one head update, whatever their number — and,
+/// when some are calls of tokens, one upsert of those tokens' usage of the day
+/// ([`crate::domain::usage`]), so every path that appends counts the same way.
 pub async fn append_after(conn: &mut Conn, head: Head, drafts: Vec<AuditDraft>) -> sqlx::Result<Vec<AuditRow>> {
     append_after_at(conn, head, drafts, now_ms()).await
 }
@@ -183,9 +186,16 @@ pub async fn append_after_at(
         ..
     } = head;
     let mut rows = Vec::with_capacity(drafts.len());
+    let mut used = usage::Added::default();
     for draft in drafts {
         seq += 1;
+        let tally = Tally::of(&draft).map(|(_, t)| t);
         let row = AuditRow::chained(draft, seq, prev_hash, created_at);
+        // Counted under the id as stored (made storable), which is the token's own for any
+        // entry a token left.
+        if let (Some(t), Some(token_id)) = (tally, &row.token_id) {
+            used.add(token_id, row.team_id.as_deref().unwrap_or_default(), t);
+        }
         prev_hash = row.hash.clone();
         rows.push(row);
     }
@@ -198,6 +208,11 @@ pub async fn append_after_at(
         .bind(created_at)
         .execute(&mut *conn)
         .await?;
+    // The tokens' usage, with the entries it counts: one upsert per token in the batch (every
+    // entry of a batch has the same `created_at`, so the same day).
+    if !used.is_empty() {
+        usage::add(conn, day_of(created_at), used).await?;
+    }
     Ok(rows)
 }
 

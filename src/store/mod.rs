@@ -23,6 +23,7 @@ pub mod subscriptions;
 pub mod teams;
 pub mod token_policies;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 /// Milliseconds since the Unix epoch: the one time representation on disk.

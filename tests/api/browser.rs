@@ -306,10 +306,11 @@ async fn mcp_call(app: &TestApp, token: &str, tool: &str, args: Value) -> Value 
     res.json().await.unwrap()
 }
 
-/// The rows of the activity or playbook table on the page, as their cells' text.
+/// The rows of the activity or playbook table on the page, as their cells' text (not the usage
+/// chart's table of days).
 async fn rows(b: &Browser) -> Vec<(String, Vec<String>)> {
     let rows = b
-        .js("return Array.from(document.querySelectorAll('tbody tr')).map(r => [r.className, Array.from(r.cells).map(c => c.textContent.trim())])")
+        .js("return Array.from(document.querySelectorAll('table:not(.usage-days) tbody tr')).map(r => [r.className, Array.from(r.cells).map(c => c.textContent.trim())])")
         .await;
     serde_json::from_value(rows).unwrap()
 }

@@ -4,15 +4,18 @@
 //! has: a dashboard notification for its owner and an audit entry (`token.expiring` with
 //! `days_left`, `token.expired`). A token minted with less than 7 days left gets the 7-day warning
 //! at once (with the days it has), one with less than a day only the 1-day one.
+//!
+//! The same pass prunes the tokens' usage days older than [`KEEP_DAYS`] (issue 21, item 2).
 
 use serde_json::json;
 
 use crate::domain::audit::AuditDraft;
 use crate::domain::error::Result;
 use crate::domain::time::{DAY_MS, rfc3339};
+use crate::domain::usage::{KEEP_DAYS, day_of};
 use crate::service::Service;
 use crate::service::accounts::leaks::notify;
-use crate::store::{now_ms, tokens};
+use crate::store::{now_ms, tokens, usage};
 
 pub const EXPIRING: &str = "expiring";
 pub const EXPIRED: &str = "expired";
@@ -26,6 +29,7 @@ impl Service {
         // Read once the writer is ours: a token minted while this pass waited is not from the
         // future.
         let now = now_ms();
+        usage::prune(w.conn(), day_of(now) - (KEEP_DAYS - 1)).await?;
         let due = tokens::expiring_before(w.conn(), now + 7 * DAY_MS).await?;
         for (row, warned) in due {
             let Some(expires) = row.expires_at else { continue };

@@ -15,3 +15,4 @@ pub mod oauth_tokens;
 pub mod sessions;
 pub mod token_policy;
 pub mod tokens;
+pub mod usage;

@@ -336,6 +336,7 @@ fn failure_entry(row: &AuthRow, reason: AuthFailure, actor: ActorKind, ctx: Requ
         ctx,
         oauth: oauth_of(&row.oauth_grant_id, &row.oauth_client_id),
         marks: serde_json::Map::new(),
+        write: false,
     }
 }
 

@@ -565,6 +565,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_adds_each_tokens_calls_to_its_day_once_whatever_their_number() {
+        use crate::domain::audit::{ActorKind, Outcome};
+        let fresh = Fresh::new().await;
+        let db = fresh.db.clone();
+        let call = |token: &str, actor: ActorKind, outcome: Outcome, write: bool| {
+            let mut e = AuditDraft::system("update_project", Some("team".into())).subject("project", "p");
+            e.actor_kind = actor;
+            e.token_id = Some(token.to_owned());
+            e.outcome = outcome;
+            e.write = write;
+            (e, None)
+        };
+        let mut drafts = Vec::new();
+        for _ in 0..40 {
+            drafts.push(call("busy", ActorKind::ApiToken, Outcome::Success, false));
+        }
+        drafts.push(call("busy", ActorKind::Mcp, Outcome::Success, true));
+        drafts.push(call("busy", ActorKind::ApiToken, Outcome::Denied, true));
+        drafts.push(call("quiet", ActorKind::ApiToken, Outcome::Failed, false));
+        // Not a use: a person's call naming the token, the server's, and a failed authentication;
+        // and an id no token has (made storable) commits beside the rest.
+        drafts.push(call("quiet", ActorKind::Human, Outcome::Success, true));
+        drafts.push(call("quiet", ActorKind::System, Outcome::Success, false));
+        let mut failed = call("quiet", ActorKind::ApiToken, Outcome::Denied, false);
+        failed.0.event = "auth.failed".into();
+        drafts.push(failed);
+        drafts.push(call("x\u{0}y", ActorKind::ApiToken, Outcome::Success, false));
+        commit(&db, drafts, &mut VecDeque::new(), &mut Vec::new(), Duration::MAX)
+            .await
+            .unwrap();
+        // A second batch adds to the same day.
+        let again = vec![call("busy", ActorKind::ApiToken, Outcome::Success, true)];
+        commit(&db, again, &mut VecDeque::new(), &mut Vec::new(), Duration::MAX)
+            .await
+            .unwrap();
+        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT token_id, day, successes, refusals, writes FROM token_usage_daily ORDER BY token_id",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        let today = crate::domain::usage::day_of(crate::store::now_ms());
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|(t, d, s, r, w)| (t, d - today, s, r, w))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("busy".to_owned(), 0, 42, 1, 2),
+                ("quiet".to_owned(), 0, 0, 1, 0),
+                ("x\u{fffd}y".to_owned(), 0, 1, 0, 0)
+            ]
+        );
+        chain_verifies(&db).await;
+    }
+
+    #[tokio::test]
     async fn a_write_whose_caller_left_is_not_run_and_says_so() {
         let fresh = Fresh::new().await;
         let db = fresh.db.clone();

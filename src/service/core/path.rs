@@ -389,6 +389,7 @@ fn draft(p: &Caller, spec: &Spec, args: Option<&Value>) -> Result<AuditDraft> {
     let mut entry = p.draft(spec.event, team_id);
     entry.subject_type = Some(spec.subject_type.to_owned());
     entry.subject_id = subject_id.map(str::to_owned);
+    entry.write = spec.is_write();
     Ok(entry)
 }
 

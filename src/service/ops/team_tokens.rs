@@ -11,12 +11,13 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{TeamId, parse_id};
 use crate::domain::time::DAY_MS;
 use crate::domain::token::TokenId;
+use crate::domain::usage::{Usage, WINDOW_DAYS, day_of};
 use crate::service::Call;
 use crate::service::core::args::{Bounded, Limit, PageNo};
 use crate::service::core::op::{DynOp, Effect, One, Operation, Paged, Spec};
 use crate::service::core::page::Page;
-use crate::store::now_ms;
 use crate::store::tokens::{self as store, InventoryRow, TeamTokenFilter, TokenRow, TokenView};
+use crate::store::{now_ms, usage};
 
 pub static OPS: &[&dyn DynOp] = &[&ListTeamTokens, &RevokeTeamToken];
 
@@ -90,10 +91,13 @@ pub struct TeamToken {
     pub can_write: bool,
     pub origin: Origin,
     pub state: TokenState,
+    /// Its calls over the last 30 days (UTC, today included), per day: the entries its own
+    /// calls left (see the README, "Usage you can see").
+    pub usage: Usage,
 }
 
 impl TeamToken {
-    fn of(row: &InventoryRow, now: i64) -> TeamToken {
+    fn of(row: &InventoryRow, now: i64, usage: Usage) -> TeamToken {
         let t = &row.token;
         let state = if t.revoked_at.is_some() {
             TokenState::Revoked
@@ -119,6 +123,7 @@ impl TeamToken {
                 Origin::Minted
             },
             state,
+            usage,
         }
     }
 }
@@ -148,7 +153,8 @@ impl Operation for ListTeamTokens {
         path: "/v1/teams/{team_id}/tokens",
         subject_type: "token",
         summary: "Every token of the team (minted and OAuth, live or not) with its owner, whether it can write, \
-                  its origin and state; filters: user_id, ability, can_write, unused_days, expiring_days.",
+                  its origin and state, and its calls per day over the last 30 days (successes, refusals, writes); \
+                  filters: user_id, ability, can_write, unused_days, expiring_days.",
         ..Spec::READ
     };
 
@@ -180,7 +186,19 @@ impl Operation for ListTeamTokens {
         let page = Page::of(args.page, args.limit);
         let team = c.team_id();
         let (rows, total) = store::page_of_team(c.conn(), &team, &filter, now, page.limit, page.offset()).await?;
-        Paged::ok(rows.iter().map(|r| TeamToken::of(r, now)).collect(), page.meta(total))
+        // The page's usage in one query.
+        let today = day_of(now);
+        let ids: Vec<&str> = rows.iter().map(|r| r.token.id.as_str()).collect();
+        let stored = usage::of_tokens(c.conn(), &team, None, &ids, today - (WINDOW_DAYS - 1)).await?;
+        let mut usage = Usage::per_token(today, &ids, stored);
+        let items = rows
+            .iter()
+            .map(|r| {
+                let u = usage.remove(&r.token.id).unwrap_or_else(|| Usage::window(today, []));
+                TeamToken::of(r, now, u)
+            })
+            .collect();
+        Paged::ok(items, page.meta(total))
     }
 }
 

@@ -20,6 +20,7 @@ mod sign_in;
 mod token;
 mod token_policy;
 mod tokens;
+mod usage_chart;
 
 use axum::Router;
 use axum::middleware;

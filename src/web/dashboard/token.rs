@@ -13,6 +13,7 @@ use super::activity::{entry_kind, event_label, via};
 use super::pages::{error_page, field_errors, refused};
 use super::session::{CsrfForm, SignedIn};
 use super::tokens::MintedPage;
+use crate::domain::usage::Usage;
 use crate::service::core::args::Bounded;
 use crate::service::ops::activity::{ActivityQuery, GetActivityLog};
 use crate::web::AppState;
@@ -41,6 +42,8 @@ struct TokenPage {
     grace: Option<Grace>,
     csrf: String,
     entries: Vec<Row>,
+    /// Its calls over the last 30 days: the chart and its text equivalent.
+    usage: super::usage_chart::UsageFigure,
 }
 
 struct Grace {
@@ -91,6 +94,12 @@ pub async fn page(
             }
         })
         .collect();
+    let usage = match s.service.own_tokens_usage(&caller, &[token.id.as_str()]).await {
+        Ok(mut all) => all
+            .remove(&token.id)
+            .unwrap_or_else(|| Usage::window(crate::domain::usage::day_of(crate::store::now_ms()), [])),
+        Err(e) => return refused(e, "No such token."),
+    };
     let revoked = token.revoked_at.is_some();
     let grace = match (&token.replaced_by, token.grace_until) {
         (Some(by), Some(until)) if !revoked => Some(Grace {
@@ -117,6 +126,7 @@ pub async fn page(
         grace,
         csrf: session.csrf.clone(),
         entries: rows,
+        usage: super::usage_chart::figure(&usage, &token.name),
         id: token.id,
         name: token.name,
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::pages::{Nav, error_page, field_errors, internal_error, refused};
 use super::session::{CsrfForm, SignedIn, all_of};
 use crate::domain::token_policy::TokenPolicy;
+use crate::domain::usage::Usage;
 use crate::service::Caller;
 use crate::service::accounts::sessions::Session;
 use crate::service::core::args::{Limit, PageArgs};
@@ -30,6 +31,8 @@ pub(super) struct TokenView {
     last_used: String,
     expires_at: String,
     state: &'static str,
+    /// Its calls per day over the last 30 days.
+    usage: super::usage_chart::Sparkline,
 }
 
 #[derive(Template, WebTemplate)]
@@ -348,8 +351,9 @@ pub(super) async fn rotate(
 }
 
 /// A token as its row of the page shows it.
-fn token_line(t: &Token) -> TokenView {
+fn token_line(t: &Token, usage: &Usage) -> TokenView {
     TokenView {
+        usage: super::usage_chart::sparkline(usage),
         active: t.revoked_at.is_none(),
         id: t.id.clone(),
         name: t.name.clone(),
@@ -391,13 +395,27 @@ pub(super) async fn tokens_view(s: &AppState, session: &Session, caller: &Caller
         page: None,
         limit: Some(Limit::max()),
     };
-    let tokens = match s.service.invoke::<ListTokens>(caller, page()).await {
-        Ok(listed) => listed.data.iter().map(token_line).collect(),
+    let listed = match s.service.invoke::<ListTokens>(caller, page()).await {
+        Ok(listed) => listed.data,
         Err(e) => {
             tracing::warn!(error = ?e, operation = "list_tokens", "dashboard call refused");
             return internal_error();
         }
     };
+    // The sparklines: the usage of every listed token, in one query.
+    let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    let usage = match s.service.own_tokens_usage(caller, &ids).await {
+        Ok(usage) => usage,
+        Err(e) => {
+            tracing::warn!(error = ?e, "token usage unavailable");
+            return internal_error();
+        }
+    };
+    let none = Usage::window(crate::domain::usage::day_of(crate::store::now_ms()), []);
+    let tokens = listed
+        .iter()
+        .map(|t| token_line(t, usage.get(&t.id).unwrap_or(&none)))
+        .collect();
     let projects = match s.service.invoke::<ListProjects>(caller, page()).await {
         Ok(listed) => listed.data.into_iter().map(|p| (p.id.into(), p.name)).collect(),
         Err(e) => {
