@@ -40,6 +40,8 @@ pub struct TeamTokensQuery {
     pub unused_days: Option<Days>,
     /// Only the tokens that expire within this many days (not the ones already expired).
     pub expiring_days: Option<Days>,
+    /// Only the tokens never used (`true`), or used at least once (`false`).
+    pub never_used: Option<bool>,
     /// Page number, from 1.
     pub page: Option<PageNo>,
     /// Items per page, 1 to 100 (default 25).
@@ -90,6 +92,9 @@ pub struct TeamToken {
     pub can_write: bool,
     pub origin: Origin,
     pub state: TokenState,
+    /// The client of its latest successful call (the MCP client's name and version, else the
+    /// HTTP `User-Agent`), from the audit log; `null` when never used or not known.
+    pub last_used_client: Option<String>,
 }
 
 impl TeamToken {
@@ -119,6 +124,7 @@ impl TeamToken {
                 Origin::Minted
             },
             state,
+            last_used_client: row.last_used_client.clone(),
         }
     }
 }
@@ -148,7 +154,7 @@ impl Operation for ListTeamTokens {
         path: "/v1/teams/{team_id}/tokens",
         subject_type: "token",
         summary: "Every token of the team (minted and OAuth, live or not) with its owner, whether it can write, \
-                  its origin and state; filters: user_id, ability, can_write, unused_days, expiring_days.",
+                  its origin and state; filters: user_id, ability, can_write, unused_days, expiring_days, never_used.",
         ..Spec::READ
     };
 
@@ -176,6 +182,7 @@ impl Operation for ListTeamTokens {
             can_write: args.can_write.map(|w| (writes.as_slice(), w)),
             idle_since: args.unused_days.map(|d| now - d.get() * DAY_MS),
             expires_by: args.expiring_days.map(|d| now + d.get() * DAY_MS),
+            never_used: args.never_used,
         };
         let page = Page::of(args.page, args.limit);
         let team = c.team_id();

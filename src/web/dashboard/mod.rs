@@ -17,8 +17,10 @@ mod export;
 mod pages;
 mod session;
 mod sign_in;
+mod team_tokens;
 mod token;
 mod tokens;
+mod views;
 
 use axum::Router;
 use axum::middleware;
@@ -53,6 +55,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/settings/notifications/{id}/dismiss",
             axum::routing::post(tokens::dismiss),
         )
+        .route("/settings/team-tokens", get(team_tokens::page))
+        .route(
+            "/settings/team-tokens/{token_id}/revoke",
+            get(team_tokens::revoke_page).post(team_tokens::revoke),
+        )
         .route("/settings/activity", get(activity::page))
         .route("/settings/apps", get(apps::page))
         .route("/settings/apps/{grant_id}/revoke", axum::routing::post(apps::revoke))
@@ -79,5 +86,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/assets/app.css", get(assets::stylesheet))
         .route("/assets/app.js", get(assets::script))
+        .route_layer(middleware::from_fn_with_state(state.clone(), views::record))
         .layer(middleware::from_fn_with_state(state.clone(), assets::page_headers))
 }
