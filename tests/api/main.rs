@@ -9,6 +9,7 @@ mod bad_input;
 mod browser;
 mod browser_approvals;
 mod browser_oauth;
+mod browser_team_tokens;
 mod catalog;
 mod cli;
 mod dashboard;

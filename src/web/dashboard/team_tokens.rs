@@ -81,10 +81,18 @@ struct RevokePage {
     csrf: String,
 }
 
+/// A time as the table shows it, to the minute (`2026-01-31 12:00 UTC`): the API has the rest.
+fn short(rfc3339: &str) -> String {
+    match rfc3339.get(..16) {
+        Some(minute) => format!("{} UTC", minute.replacen('T', " ", 1)),
+        None => rfc3339.to_owned(),
+    }
+}
+
 fn row(t: &TeamToken, project_names: &[(String, String)]) -> Row {
     let v = &t.token;
     let last_used = match &v.last_used_at {
-        Some(at) => [Some(at.clone()), v.last_used_ip.clone(), t.last_used_client.clone()]
+        Some(at) => [Some(short(at)), v.last_used_ip.clone(), t.last_used_client.clone()]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>()
@@ -105,9 +113,9 @@ fn row(t: &TeamToken, project_names: &[(String, String)]) -> Row {
         abilities: v.abilities.clone(),
         writes: t.can_write,
         projects: v.project_ids.iter().flatten().map(name_of).collect(),
-        created_at: v.created_at.clone(),
+        created_at: short(&v.created_at),
         last_used,
-        expires_at: v.expires_at.clone().unwrap_or_else(|| "never".to_owned()),
+        expires_at: v.expires_at.as_deref().map_or_else(|| "never".to_owned(), short),
         origin: match t.origin {
             Origin::Minted => "minted",
             Origin::Oauth => "OAuth",
