@@ -84,13 +84,15 @@ fn filters_of(query: Option<&str>) -> Value {
     Value::Object(filters)
 }
 
-/// The path parameter of `route` in `path` (the one id a page's route names, if any).
+/// The path parameter of `route` in `path` (the one id a page's route names, if any), kept
+/// only when it looks like an id (as a call's subject is): junk stays out of the log.
 fn path_param(route: &str, path: &str) -> Option<String> {
     route
         .split('/')
         .zip(path.split('/'))
         .find(|(r, _)| r.starts_with('{'))
         .map(|(_, p)| p.to_owned())
+        .filter(|p| p.len() <= 64 && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 /// The layer of the dashboard's routes: records the view of each page a signed-in person loads.
@@ -160,6 +162,12 @@ mod tests {
             Some("abc")
         );
         assert_eq!(path_param("/settings/tokens", "/settings/tokens"), None);
+        assert_eq!(
+            path_param("/settings/tokens/{token_id}", "/settings/tokens/a%20b"),
+            None
+        );
+        let long = format!("/settings/tokens/{}", "a".repeat(65));
+        assert_eq!(path_param("/settings/tokens/{token_id}", &long), None);
         assert_eq!(
             page_of("/settings/approvals/{id}"),
             Some(("approval", Some("approval")))
