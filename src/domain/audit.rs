@@ -6,6 +6,10 @@ use super::text;
 
 pub use super::kinds::{ActorKind, Outcome};
 
+/// The event of a dashboard page view: one per page a signed-in person loads, standing for the
+/// page's reads (issue 21, item 8).
+pub const PAGE_VIEW: &str = "dashboard.view";
+
 /// Where a request came from; copied into its audit entry.
 #[derive(Clone, Debug, Default)]
 pub struct RequestCtx {

@@ -23,6 +23,6 @@ pub mod ops;
 pub mod start;
 
 pub use core::call::Call;
-pub use core::caller::{Caller, Member, Surface, TokenGrant, Who};
+pub use core::caller::{Caller, Member, PageView, Surface, TokenGrant, Who};
 pub use core::op::{Done, DynOp, Input, JsonOutput, One, Operation, Paged};
 pub use core::service::{DEFAULT_APPROVAL_TTL, GITHUB_KEYS_URL, Service, ServiceConfig};

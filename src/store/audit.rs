@@ -345,6 +345,8 @@ pub struct AuditFilter {
     pub token_id: Option<String>,
     pub actor_kind: Option<String>,
     pub event: Option<String>,
+    /// Entries of any event but this one (the dashboard's page views, hidden by default there).
+    pub not_event: Option<String>,
     pub outcome: Option<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
@@ -382,6 +384,10 @@ pub async fn list(conn: &mut Conn, f: &AuditFilter, limit: i64) -> sqlx::Result<
     text(&mut filters, "actor_kind", &f.actor_kind);
     text(&mut filters, "event", &f.event);
     text(&mut filters, "outcome", &f.outcome);
+    if let Some(v) = &f.not_event {
+        binds.push(Bind::Text(v.clone()));
+        filters.push_str(&format!(" AND event <> ${}", binds.len()));
+    }
     // `created_at` never decreases along the chain (see `append_after_at`), so a time bound is a
     // `seq` bound: the first entry at or after the time, found in the `(created_at, seq)` index,
     // is where `since` starts and `until` stops. The index range of the filter's own index then

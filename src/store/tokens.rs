@@ -413,6 +413,8 @@ pub struct TeamTokenFilter<'a> {
     pub idle_since: Option<i64>,
     /// Expiring after `now` and by this time.
     pub expires_by: Option<i64>,
+    /// Never used (`true`) or used at least once (`false`).
+    pub never_used: Option<bool>,
 }
 
 /// A token of a team with its owner, as the team's inventory shows it.
@@ -424,6 +426,8 @@ pub struct InventoryRow {
     pub oauth_grant_id: Option<String>,
     pub owner_email: String,
     pub owner_name: String,
+    /// The client of its latest successful call: the MCP client's name, else the User-Agent.
+    pub last_used_client: Option<String>,
 }
 
 /// One page of a team's tokens (minted and OAuth, live or not), newest first, and how many match.
@@ -450,6 +454,11 @@ pub async fn page_of_team(
         }
         None => String::new(),
     };
+    let writes = match filter.never_used {
+        Some(true) => format!("{writes} AND last_used_at IS NULL"),
+        Some(false) => format!("{writes} AND last_used_at IS NOT NULL"),
+        None => writes,
+    };
     let filters = format!(
         "team_id = $1 AND ($2 = '' OR user_id = $2) AND ($3 = '' OR abilities LIKE $3) \
          AND ($4 < 0 OR COALESCE(last_used_at, created_at) < $4) \
@@ -468,7 +477,9 @@ pub async fn page_of_team(
     let rows = sqlx::query_as::<_, InventoryRow>(AssertSqlSafe(format!(
         "SELECT {TOKEN_COLUMNS}, oauth_grant_id, \
          (SELECT u.email FROM users u WHERE u.id = tokens.user_id) AS owner_email, \
-         (SELECT u.name FROM users u WHERE u.id = tokens.user_id) AS owner_name \
+         (SELECT u.name FROM users u WHERE u.id = tokens.user_id) AS owner_name, \
+         (SELECT COALESCE(a.client, a.user_agent) FROM audit_log a WHERE a.team_id = tokens.team_id \
+          AND a.token_id = tokens.id AND a.outcome = 'success' ORDER BY a.seq DESC LIMIT 1) AS last_used_client \
          FROM tokens WHERE {filters} ORDER BY created_at DESC, id LIMIT $7 OFFSET $8"
     )))
     .bind(team_id)

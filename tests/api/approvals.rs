@@ -340,6 +340,7 @@ async fn only_an_owner_or_admin_of_the_team_changes_its_controls_and_never_a_tok
             surface: Surface::Mcp,
         },
         ctx: RequestCtx::default(),
+        page_view: None,
     };
     assert!(s.change_approval_policy(&by_token, &w.team_a, &change).await.is_err());
     assert!(s.set_token_budget(&by_token, &id, "kick_member", 2).await.is_err());

@@ -392,6 +392,32 @@ impl Service {
         Ok(row)
     }
 
+    /// One token of the caller's team and its owner's email, for the page where an owner or
+    /// admin confirms its revocation (`token:revoke-any`, noted for the page's view entry).
+    /// Another team's token, or any for a project-scoped caller, is not found.
+    pub async fn team_token(&self, caller: &Caller, token_id: &str) -> Result<(TokenRow, String)> {
+        if !caller.can(Ability::TokenRevokeAny) {
+            return Err(Error::missing(Ability::TokenRevokeAny));
+        }
+        if let Some(view) = &caller.page_view {
+            view.read(Some(Ability::TokenRevokeAny));
+        }
+        let p = caller.in_team()?;
+        if caller.project_ids().is_some() {
+            return Err(Error::NotFound);
+        }
+        let row = self.show_token(token_id).await?;
+        if row.team_id != p.team_id {
+            return Err(Error::NotFound);
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let owner = crate::store::users::name_and_email(&mut conn, row.user_id.as_str())
+            .await?
+            .map(|(_, email)| email)
+            .unwrap_or_default();
+        Ok((row, owner))
+    }
+
     pub async fn show_token(&self, token_id: &str) -> Result<TokenRow> {
         let id = TokenId::parse(token_id).map_err(|_| Error::NotFound)?;
         let mut conn = self.db.pool().acquire().await?;

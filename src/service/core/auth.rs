@@ -219,6 +219,7 @@ impl Service {
         let caller = Caller {
             who: Who::Token { member, grant, surface },
             ctx: ctx.clone(),
+            page_view: None,
         };
         if outside {
             let team = caller.in_team().map_err(AuthError::Internal)?.team_id.to_string();

@@ -69,9 +69,9 @@ impl Written {
     }
 }
 
-/// A caller to re-check under the chain's lock, and the ability its call needs.
+/// A caller to re-check under the chain's lock, and the abilities its call (or page) needs.
 /// Boxed: a caller (with its request's context) is large beside the rest of a pending entry.
-type Check = Box<(Caller, Option<Ability>)>;
+type Check = Box<(Caller, Vec<Ability>)>;
 
 /// A read's or a refusal's entry waiting for a batch.
 struct PendingEntry {
@@ -122,7 +122,13 @@ impl Batcher {
     /// refusal (already audited) when the token was revoked, the owner removed, or the role
     /// lowered since authentication.
     pub async fn append_checked(&self, p: &Caller, ability: Option<Ability>, entry: AuditDraft) -> Result<()> {
-        self.append_entry(entry, Some(Box::new((p.clone(), ability)))).await
+        self.append_checked_all(p, ability.into_iter().collect(), entry).await
+    }
+
+    /// [`Batcher::append_checked`] for an entry that stands for several reads: the caller's role
+    /// now must hold every one of `abilities`.
+    pub async fn append_checked_all(&self, p: &Caller, abilities: Vec<Ability>, entry: AuditDraft) -> Result<()> {
+        self.append_entry(entry, Some(Box::new((p.clone(), abilities)))).await
     }
 
     /// Appends an entry as it is (a refusal's).
@@ -276,7 +282,7 @@ async fn commit(
     for (mut entry, check) in drafts {
         let answer = match check.map(|c| *c) {
             None => Ok(()),
-            Some((caller, ability)) => {
+            Some((caller, abilities)) => {
                 let member = caller.member();
                 let key = (
                     caller.token_id().map(str::to_owned),
@@ -291,7 +297,7 @@ async fn commit(
                         state
                     }
                 };
-                refusal(&caller, ability, state, &mut entry)
+                refusal(&caller, &abilities, state, &mut entry)
             }
         };
         answers.push(answer);
@@ -336,16 +342,21 @@ async fn commit(
 }
 
 /// A reader's answer given what the re-check found; a refusal rewrites the entry to say why.
-fn refusal(caller: &Caller, ability: Option<Ability>, state: Checked, entry: &mut AuditDraft) -> Result<()> {
+fn refusal(caller: &Caller, abilities: &[Ability], state: Checked, entry: &mut AuditDraft) -> Result<()> {
     let (e, reason) = match state {
         Checked::Refused(reason) => (Error::AuthenticationRequired, Some(reason)),
-        Checked::Role(role) => match ability {
-            Some(a) if !caller.can_as(role, a) => (Error::missing(a), None),
-            _ => return Ok(()),
+        Checked::Role(role) => match abilities.iter().find(|a| !caller.can_as(role, **a)) {
+            Some(a) => (Error::missing(*a), None),
+            None => return Ok(()),
         },
     };
     if let Some(reason) = reason {
-        entry.properties = json!({ "reason": reason });
+        if entry.event == crate::domain::audit::PAGE_VIEW && entry.properties.is_object() {
+            // A page view keeps which page was refused.
+            entry.properties["reason"] = json!(reason);
+        } else {
+            entry.properties = json!({ "reason": reason });
+        }
     }
     super::authz::mark_refused(entry, &e);
     Err(e)

@@ -15,6 +15,36 @@ pub struct Caller {
     pub who: Who,
     /// Where the request came from, copied into every entry it leaves.
     pub ctx: RequestCtx,
+    /// Set while a dashboard page (a `GET`) is answered: its successful reads leave no entry of
+    /// their own; the page's one `dashboard.view` entry stands for them (see [`PageView`]).
+    pub page_view: Option<PageView>,
+}
+
+/// The reads of one dashboard page view. A successful read made for it leaves no entry of its
+/// own and notes the ability it needed here; the page's `dashboard.view` entry is then re-checked
+/// under the chain's lock for every one of them before the page is answered
+/// ([`crate::service::Service::record_page_view`]). Refused and failed reads are audited as any.
+/// Clones share what was noted (a caller is cloned into each call).
+#[derive(Clone, Debug, Default)]
+pub struct PageView {
+    used: std::sync::Arc<std::sync::Mutex<Vec<Ability>>>,
+}
+
+impl PageView {
+    /// Notes that a read needing `ability` (if any) answered for this page.
+    pub fn read(&self, ability: Option<Ability>) {
+        if let Some(a) = ability
+            && let Ok(mut used) = self.used.lock()
+            && !used.contains(&a)
+        {
+            used.push(a);
+        }
+    }
+
+    /// The abilities the page's reads needed.
+    pub fn abilities(&self) -> Vec<Ability> {
+        self.used.lock().map(|u| u.clone()).unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -72,6 +102,7 @@ impl Caller {
         Caller {
             who: Who::System,
             ctx: RequestCtx::default(),
+            page_view: None,
         }
     }
 
@@ -79,6 +110,7 @@ impl Caller {
         Caller {
             who: Who::Person(member),
             ctx,
+            page_view: None,
         }
     }
 

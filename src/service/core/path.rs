@@ -13,7 +13,7 @@ use super::hold::{self, Gate, Held};
 use super::idempotency::{self, IdempotencyKey};
 use super::op::{Done, Input, JsonOutput, Operation, Spec};
 use super::service::Service;
-use crate::domain::audit::AuditDraft;
+use crate::domain::audit::{AuditDraft, PAGE_VIEW};
 use crate::domain::error::{Error, Result};
 use crate::store::{Tx, audit};
 
@@ -160,7 +160,12 @@ impl Service {
         entry.project_id = project_id;
         match result {
             Ok(output) => {
-                self.batch.append_checked(p, O::SPEC.ability, entry).await?;
+                match &p.page_view {
+                    // A dashboard page's read: its page's `dashboard.view` entry, re-checked for
+                    // this ability before the page is answered, stands for it.
+                    Some(view) => view.read(O::SPEC.ability),
+                    None => self.batch.append_checked(p, O::SPEC.ability, entry).await?,
+                }
                 Ok(Done {
                     output,
                     replayed: false,
@@ -168,6 +173,21 @@ impl Service {
             }
             Err(e) => Err(self.record_failure(entry, e).await),
         }
+    }
+
+    /// Records one dashboard page view (`dashboard.view`, with `page` and `filters` in its
+    /// properties and what `entry` already says) once the caller is still allowed under the
+    /// chain's lock: still in the team, their role now still holding every ability the page's
+    /// reads needed. A refusal is audited (the entry says `denied` and why) and answered: the
+    /// page must not be shown.
+    pub async fn record_page_view(&self, p: &Caller, properties: Value, subject: Option<(&str, &str)>) -> Result<()> {
+        let team_id = &p.in_team()?.team_id;
+        let mut entry = p.draft(PAGE_VIEW, team_id);
+        entry.subject_type = Some(subject.map_or("dashboard", |s| s.0).to_owned());
+        entry.subject_id = subject.map(|s| s.1.to_owned());
+        entry.properties = properties;
+        let abilities = p.page_view.as_ref().map(|v| v.abilities()).unwrap_or_default();
+        self.batch.append_checked_all(p, abilities, entry).await
     }
 
     /// Audits input refused before the body ran: which fields, never their values.

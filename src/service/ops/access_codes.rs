@@ -207,6 +207,10 @@ impl crate::service::Service {
         if !caller.can(Ability::AccessCodeCreate) {
             return Err(Error::missing(Ability::AccessCodeCreate));
         }
+        // The page's view entry is re-checked for it before the list is shown.
+        if let Some(view) = &caller.page_view {
+            view.read(Some(Ability::AccessCodeCreate));
+        }
         let p = caller.in_team()?;
         let mut conn = self.db().pool().acquire().await?;
         let rows = store::downloads_of_team(&mut conn, &p.team_id).await?;

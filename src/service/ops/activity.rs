@@ -24,6 +24,9 @@ pub struct ActivityQuery {
     pub actor_kind: Option<ActorKind>,
     pub event: Option<String>,
     pub outcome: Option<Outcome>,
+    /// `false`: leave out the dashboard's page views (`dashboard.view` entries), as the
+    /// dashboard's Activity Log does by default. Absent or `true`: every entry.
+    pub page_views: Option<bool>,
     /// Entries at or after this RFC 3339 time.
     pub since: Option<String>,
     /// Entries before this RFC 3339 time.
@@ -88,6 +91,7 @@ impl Operation for GetActivityLog {
             token_id: q.token_id,
             actor_kind: q.actor_kind.map(|k| k.as_str().to_owned()),
             event: q.event,
+            not_event: (q.page_views == Some(false)).then(|| crate::domain::audit::PAGE_VIEW.to_owned()),
             outcome: q.outcome.map(|o| o.as_str().to_owned()),
             before_seq,
         };

@@ -41,6 +41,8 @@ pub struct TeamTokensQuery {
     pub unused_days: Option<Days>,
     /// Only the tokens that expire within this many days (not the ones already expired).
     pub expiring_days: Option<Days>,
+    /// Only the tokens never used (`true`), or used at least once (`false`).
+    pub never_used: Option<bool>,
     /// Page number, from 1.
     pub page: Option<PageNo>,
     /// Items per page, 1 to 100 (default 25).
@@ -94,6 +96,9 @@ pub struct TeamToken {
     /// Its calls over the last 30 days (UTC, today included), per day: the entries its own
     /// calls left (see the README, "Usage you can see").
     pub usage: Usage,
+    /// The client of its latest successful call (the MCP client's name and version, else the
+    /// HTTP `User-Agent`), from the audit log; `null` when never used or not known.
+    pub last_used_client: Option<String>,
 }
 
 impl TeamToken {
@@ -124,6 +129,7 @@ impl TeamToken {
             },
             state,
             usage,
+            last_used_client: row.last_used_client.clone(),
         }
     }
 }
@@ -154,7 +160,7 @@ impl Operation for ListTeamTokens {
         subject_type: "token",
         summary: "Every token of the team (minted and OAuth, live or not) with its owner, whether it can write, \
                   its origin and state, and its calls per day over the last 30 days (successes, refusals, writes); \
-                  filters: user_id, ability, can_write, unused_days, expiring_days.",
+                  filters: user_id, ability, can_write, unused_days, expiring_days, never_used.",
         ..Spec::READ
     };
 
@@ -182,6 +188,7 @@ impl Operation for ListTeamTokens {
             can_write: args.can_write.map(|w| (writes.as_slice(), w)),
             idle_since: args.unused_days.map(|d| now - d.get() * DAY_MS),
             expires_by: args.expiring_days.map(|d| now + d.get() * DAY_MS),
+            never_used: args.never_used,
         };
         let page = Page::of(args.page, args.limit);
         let team = c.team_id();

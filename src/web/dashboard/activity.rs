@@ -71,6 +71,8 @@ struct ActivityPage {
     nav: Option<super::pages::Nav>,
     error: Option<String>,
     filters: Vec<Filter>,
+    /// The "Show page views" switch is on.
+    page_views: bool,
     query: String,
     entries: Vec<EntryView>,
     next: Option<String>,
@@ -143,9 +145,20 @@ pub async fn page(
         let since = crate::domain::time::rfc3339(crate::store::now_ms() - crate::domain::time::DAY_MS);
         args.insert("since".into(), Value::String(since));
     }
-    let filter_query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(args.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())))
-        .finish();
+    // People's page views (`dashboard.view`) are left out unless the switch asks for them (or
+    // the event filter names an event: then that event is what is asked for).
+    let page_views = given("page_views").is_some_and(|v| v == "on" || v == "true");
+    let filter_query = {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.extend_pairs(args.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())));
+        if page_views {
+            q.append_pair("page_views", "on");
+        }
+        q.finish()
+    };
+    if !page_views && !args.contains_key("event") {
+        args.insert("page_views".into(), Value::Bool(false));
+    }
     let format = given("format");
     let mut collected: Vec<AuditView> = Vec::new();
     let mut cursor = given("cursor").filter(|c| !c.is_empty());
@@ -206,6 +219,7 @@ pub async fn page(
                         choices: choices(name),
                     })
                     .collect(),
+                page_views,
                 query: filter_query,
                 entries: collected.iter().map(view).collect(),
                 next,

@@ -17,10 +17,12 @@ mod export;
 mod pages;
 mod session;
 mod sign_in;
+mod team_tokens;
 mod token;
 mod token_policy;
 mod tokens;
 mod usage_chart;
+mod views;
 
 use axum::Router;
 use axum::middleware;
@@ -59,6 +61,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/settings/token-policy",
             get(token_policy::page).post(token_policy::save),
         )
+        .route("/settings/team-tokens", get(team_tokens::page))
+        .route(
+            "/settings/team-tokens/{token_id}/revoke",
+            get(team_tokens::revoke_page).post(team_tokens::revoke),
+        )
         .route("/settings/activity", get(activity::page))
         .route("/settings/apps", get(apps::page))
         .route("/settings/apps/{grant_id}/revoke", axum::routing::post(apps::revoke))
@@ -85,5 +92,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route("/assets/app.css", get(assets::stylesheet))
         .route("/assets/app.js", get(assets::script))
+        .route_layer(middleware::from_fn_with_state(state.clone(), views::record))
         .layer(middleware::from_fn_with_state(state.clone(), assets::page_headers))
 }

@@ -47,6 +47,8 @@ pub(super) struct Nav {
     pub(super) teams: Vec<(String, String)>,
     pub(super) current: &'static str,
     pub(super) pending_approvals: usize,
+    /// The person's role may see every token of the team (Team tokens is in the bar).
+    pub(super) team_tokens: bool,
 }
 
 impl Nav {
@@ -65,6 +67,7 @@ impl Nav {
             teams: s.service.teams_of(&p.user_id).await.unwrap_or_default(),
             current,
             pending_approvals,
+            team_tokens: caller.can(crate::domain::ability::Ability::TokenViewAny),
         })
     }
 }

@@ -82,7 +82,12 @@ pub(super) struct SignedIn {
 impl SignedIn {
     async fn of(parts: &Parts, s: &AppState) -> Option<SignedIn> {
         let (secret, session) = current(s, &parts.headers).await?;
-        let caller = Caller::person(session.person.clone(), request_ctx(parts, s.http.behind_proxy));
+        let mut caller = Caller::person(session.person.clone(), request_ctx(parts, s.http.behind_proxy));
+        // A page (`GET`) of the dashboard: one `dashboard.view` entry stands for its reads.
+        if let Some(slot) = parts.extensions.get::<super::views::PageSlot>() {
+            caller.page_view = Some(crate::service::PageView::default());
+            slot.put(caller.clone());
+        }
         Some(SignedIn {
             secret,
             session,

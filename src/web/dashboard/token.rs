@@ -5,7 +5,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -44,6 +44,8 @@ struct TokenPage {
     entries: Vec<Row>,
     /// Its calls over the last 30 days: the chart and its text equivalent.
     usage: super::usage_chart::UsageFigure,
+    /// The "show page views" switch is on.
+    page_views: bool,
 }
 
 struct Grace {
@@ -56,7 +58,11 @@ pub async fn page(
     State(s): State<AppState>,
     Path(id): Path<String>,
     SignedIn { session, caller, .. }: SignedIn,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    // The person's own page views are left out of the 24 hours unless the switch asks for them.
+    let page_views = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "page_views" && (v == "on" || v == "true"));
     let p = &session.person;
     let token = match s.service.own_token(&caller, &id).await {
         Ok(t) => t,
@@ -67,6 +73,7 @@ pub async fn page(
         causer_id: Some(p.user_id.to_string()),
         since: Some(since),
         limit: Some(Bounded::max()),
+        page_views: (!page_views).then_some(false),
         ..ActivityQuery::default()
     };
     let mut entries = match s.service.invoke::<GetActivityLog>(&caller, args).await {
@@ -127,6 +134,7 @@ pub async fn page(
         csrf: session.csrf.clone(),
         entries: rows,
         usage: super::usage_chart::figure(&usage, &token.name),
+        page_views,
         id: token.id,
         name: token.name,
     }
