@@ -206,3 +206,94 @@ async fn the_dashboard_mint_form_takes_a_network_list_and_refuses_a_bad_one() {
         (403, Some("TOKEN_IP_NOT_ALLOWED"))
     );
 }
+
+#[tokio::test]
+async fn the_owner_changes_a_tokens_networks_on_its_page_and_the_replacement_keeps_them() {
+    use memberpass::domain::role::Role;
+
+    use crate::dashboard::{cookie, csrf_of, page, person, post_form};
+    const OWNER: &str = "fence-page@memberpass.test";
+    const PEER: &str = "fence-peer@memberpass.test";
+    let app = spawn_with(|_| {}).await;
+    let w = app.world().await;
+    person(&app, &w.team_a, OWNER, Role::Owner).await;
+    person(&app, &w.team_a, PEER, Role::Admin).await;
+    let token = app.mint(OWNER, &w.team_a, &[Ability::ProjectViewAny], &[]).await;
+    let id = token_id(&token);
+    let path = format!("/settings/tokens/{id}");
+    let session = cookie(&app, OWNER).await;
+    let html = page(&app, &path, &session).await.text().await.unwrap();
+    assert!(html.contains("Usable from anywhere."), "{html}");
+    let csrf = csrf_of(&html);
+    let save = |cookie: String, csrf: String, value: &'static str| {
+        let (app, target) = (&app, format!("{path}/allowed-ips"));
+        async move { post_form(app, &target, &cookie, &[("csrf", &csrf), ("allowed_ips", value)]).await }
+    };
+    let shown = |app: &TestApp| {
+        let (id, url) = (id.clone(), app.database_url.clone());
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_memberpass"))
+                    .args(["--database-url", &url, "--json", "token", "show", &id])
+                    .env("MEMBERPASS_LOG", "warn")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()["allowed_ips"].clone()
+        }
+    };
+
+    // A bad block: 422 naming it, nothing changed.
+    let res = save(session.clone(), csrf.clone(), "10.0.0.0/8, 300.1.1.1").await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("300.1.1.1"));
+    assert_eq!(shown(&app).await, Value::Null);
+
+    let res = save(session.clone(), csrf.clone(), "10.0.0.0/8, 2001:db8::/32").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(shown(&app).await, json!(["10.0.0.0/8", "2001:db8::/32"]));
+    let html = page(&app, &path, &session).await.text().await.unwrap();
+    assert!(
+        html.contains("Usable only from <code>10.0.0.0/8</code>, <code>2001:db8::/32</code>"),
+        "{html}"
+    );
+    let (status, _) = get_from(&app, &token, None).await;
+    assert_eq!(status, 403, "fenced from the test's loopback address");
+    let by: (String, String) = sqlx::query_as(
+        "SELECT actor_kind, properties FROM audit_log WHERE event = 'token.allowed_ips_changed' AND subject_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(by.0, "human");
+    let props: Value = serde_json::from_str(&by.1).unwrap();
+    assert_eq!(props["allowed_ips"]["from"], Value::Null);
+
+    // Another person of the team (an admin too) cannot change it: the token does not exist for them.
+    let peer = cookie(&app, PEER).await;
+    let peer_csrf = csrf_of(&page(&app, "/settings/tokens", &peer).await.text().await.unwrap());
+    let res = save(peer, peer_csrf, "").await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(shown(&app).await, json!(["10.0.0.0/8", "2001:db8::/32"]));
+
+    // The playbook's replacement is fenced like the old token.
+    let res = post_form(&app, &format!("{path}/replace"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(res.status(), 200);
+    let replaced_by: String = sqlx::query_scalar("SELECT replaced_by FROM tokens WHERE id = $1")
+        .bind(&id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let out = app.cli(&["--json", "token", "show", &replaced_by]).await;
+    let new: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(new["allowed_ips"], json!(["10.0.0.0/8", "2001:db8::/32"]));
+
+    // Empty clears it.
+    let res = save(session.clone(), csrf.clone(), "").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(shown(&app).await, Value::Null);
+    assert_eq!(get_from(&app, &token, None).await.0, 200);
+}

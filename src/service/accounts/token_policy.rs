@@ -161,6 +161,12 @@ impl Service {
     /// and 1 day before a token's deadline (once per last use: a token used since is warned
     /// afresh when it nears its new deadline), and at the deadline its expiry.
     pub(crate) async fn maintain_token_policies(&self) -> Result<usize> {
+        // Read first: with no team policy (the default) the pass never takes the writer.
+        let mut conn = self.db.read_pool().acquire().await?;
+        if token_policies::teams_with_rules(&mut conn).await?.is_empty() {
+            return Ok(0);
+        }
+        drop(conn);
         let mut w = self.audited().await?;
         let now = now_ms();
         let teams = token_policies::teams_with_rules(w.conn()).await?;

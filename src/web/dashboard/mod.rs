@@ -50,6 +50,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             axum::routing::post(tokens::rotate),
         )
         .route(
+            "/settings/tokens/{token_id}/allowed-ips",
+            axum::routing::post(token::set_allowed_ips),
+        )
+        .route(
             "/settings/tokens/{token_id}/end-grace",
             axum::routing::post(token::end_grace),
         )

@@ -46,6 +46,8 @@ struct TokenPage {
     usage: super::usage_chart::UsageFigure,
     /// The "show page views" switch is on.
     page_views: bool,
+    /// The networks it may be used from (empty: anywhere).
+    allowed_ips: Vec<String>,
 }
 
 struct Grace {
@@ -135,6 +137,7 @@ pub async fn page(
         entries: rows,
         usage: super::usage_chart::figure(&usage, &token.name),
         page_views,
+        allowed_ips: token.view().allowed_ips.unwrap_or_default(),
         id: token.id,
         name: token.name,
     }
@@ -149,6 +152,20 @@ pub async fn end_grace(
 ) -> Response {
     match s.service.end_grace(&caller, &id).await {
         Ok(row) => axum::response::Redirect::to(&format!("/settings/tokens/{}", row.id)).into_response(),
+        Err(e) => refused(e, "No such token."),
+    }
+}
+
+/// Replaces the token's network allowlist (empty: anywhere), back to its page; audited as
+/// `token.allowed_ips_changed` by the service, which lets only the token's owner do it.
+pub async fn set_allowed_ips(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    CsrfForm { caller, fields, .. }: CsrfForm,
+) -> Response {
+    let blocks = super::tokens::network_blocks(&fields);
+    match s.service.set_allowed_ips(&caller, &id, &blocks).await {
+        Ok(row) => axum::response::Redirect::to(&format!("/settings/tokens/{}#networks", row.id)).into_response(),
         Err(e) => refused(e, "No such token."),
     }
 }
@@ -171,7 +188,8 @@ pub async fn replace(
         abilities: old.ability_names(),
         project_ids: old.project_id_list().ok().flatten().unwrap_or_default(),
         expires_in_ms: old.expires_at.map(|e| e - old.created_at),
-        allowed_ips: Vec::new(),
+        // The replacement is fenced like the old one.
+        allowed_ips: old.view().allowed_ips.unwrap_or_default(),
         replaces: Some(old.id.clone()),
     };
     let nav = super::pages::Nav::of(&s, &session, &caller, "tokens").await;

@@ -251,15 +251,7 @@ pub(super) async fn mint(
                 abilities: all_of(&fields, "ability"),
                 project_ids: all_of(&fields, "project"),
                 expires_in_ms,
-                allowed_ips: all_of(&fields, "allowed_ips")
-                    .iter()
-                    .flat_map(|v| {
-                        v.split([',', ' ', '\n', '\r', '\t'])
-                            .map(str::to_owned)
-                            .collect::<Vec<_>>()
-                    })
-                    .filter(|b| !b.is_empty())
-                    .collect(),
+                allowed_ips: network_blocks(&fields),
                 replaces: None,
             };
             s.service.mint_token(&caller, request).await
@@ -285,6 +277,19 @@ pub(super) async fn mint(
         }
         Err(e) => refused(e, "No such token."),
     }
+}
+
+/// The network blocks a form's `allowed_ips` field lists: separated by commas or white space.
+pub(super) fn network_blocks(fields: &[(String, String)]) -> Vec<String> {
+    all_of(fields, "allowed_ips")
+        .iter()
+        .flat_map(|v| {
+            v.split([',', ' ', '\n', '\r', '\t'])
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// What a person reads when the team's token policy refuses a token: the rule and its limit.
