@@ -10,6 +10,7 @@ mod browser;
 mod browser_approvals;
 mod browser_oauth;
 mod browser_team_tokens;
+mod browser_token_policy;
 mod browser_usage;
 mod catalog;
 mod cli;
