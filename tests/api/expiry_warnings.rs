@@ -40,7 +40,7 @@ async fn mint(app: &TestApp, team: &str, name: &str, expires_in: &str) -> String
 }
 
 /// (event, subject, properties) of the warnings given so far.
-async fn warnings(app: &TestApp) -> Vec<(String, String, Value)> {
+pub(crate) async fn warnings(app: &TestApp) -> Vec<(String, String, Value)> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT event, subject_id, properties FROM audit_log WHERE event IN ('token.expiring', 'token.expired') ORDER BY seq",
     )

@@ -12,6 +12,7 @@ use memberpass::domain::time::{DAY_MS, now_ms};
 use serde_json::{Value, json};
 
 use crate::dashboard::{cookie, csrf_of, page, person, post_form};
+use crate::expiry_warnings::warnings;
 use crate::helpers::{OWNER_A, TestApp, spawn_app, spawn_with, token_id};
 use crate::mcp::rpc;
 
@@ -534,19 +535,6 @@ async fn unused_tokens_are_warned_then_expire_and_a_use_keeps_them() {
         .await
         .unwrap();
     assert!(used.is_some_and(|u| u > now_ms() - 60_000));
-}
-
-/// (event, token, properties) of the expiry warnings given so far.
-async fn warnings(app: &TestApp) -> Vec<(String, String, Value)> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT event, subject_id, properties FROM audit_log WHERE event IN ('token.expiring', 'token.expired') ORDER BY seq",
-    )
-    .fetch_all(app.pool())
-    .await
-    .unwrap();
-    rows.into_iter()
-        .map(|(e, s, p)| (e, s, serde_json::from_str(&p).unwrap()))
-        .collect()
 }
 
 #[tokio::test]
