@@ -51,8 +51,10 @@ pub struct ServeConfig {
     pub oauth: crate::domain::oauth::OAuthConfig,
     /// `--approval-ttl`: how long a held call's approval request lives.
     pub approval_ttl: Duration,
-    /// `--maintenance-interval`: how often expiry warnings are given (and, later, the unused rule).
+    /// `--maintenance-interval`: how often expiry warnings are given and the unused rule applied.
     pub maintenance_interval: Duration,
+    /// `--metrics-listen`: where `/metrics` is served (nowhere when `None`; never on `listen`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeConfig {
@@ -78,6 +80,7 @@ impl ServeConfig {
             oauth: Default::default(),
             approval_ttl: crate::service::DEFAULT_APPROVAL_TTL,
             maintenance_interval: Duration::from_secs(3600),
+            metrics_listen: None,
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Application {
     run_jobs: bool,
     header_read_timeout: Duration,
     maintenance_interval: Duration,
+    /// The `/metrics` listener, when `--metrics-listen` is given.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -145,6 +150,15 @@ impl Application {
             Backend::Sqlite => Limits::in_memory(per_minute),
         });
         limits.spawn_sweeper();
+        let _ = limits.metrics.set(service.metrics().clone());
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => {
+                let l = TcpListener::bind(at).with_context(|| format!("cannot listen on {at} for /metrics"))?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
         let state = AppState::new(crate::web::Shared {
             service: service.clone(),
             limits: limits.clone(),
@@ -172,11 +186,17 @@ impl Application {
             run_jobs: config.run_jobs,
             header_read_timeout: config.header_read_timeout,
             maintenance_interval: config.maintenance_interval,
+            metrics_listener,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn public_url(&self) -> &str {
@@ -235,12 +255,41 @@ impl Application {
                 }
             })
         };
+        let metrics_handle = axum_server::Handle::new();
         {
-            let handle = handle.clone();
+            let (handle, metrics_handle) = (handle.clone(), metrics_handle.clone());
             tokio::spawn(async move {
                 shutdown.await;
                 let _ = stop_jobs.send(true);
                 handle.graceful_shutdown(Some(Duration::from_secs(10)));
+                metrics_handle.shutdown();
+            });
+        }
+        if let Some(listener) = self.metrics_listener {
+            let service = self.service.clone();
+            let metrics = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let service = service.clone();
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            service.metrics_text().await,
+                        )
+                    }
+                }),
+            );
+            let handle = metrics_handle.clone();
+            tokio::spawn(async move {
+                let server = axum_server::from_tcp(listener).map(|s| s.handle(handle));
+                match server {
+                    Ok(server) => {
+                        if let Err(e) = server.serve(metrics.into_make_service()).await {
+                            tracing::error!(error = ?e, "the /metrics listener stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = ?e, "cannot serve /metrics"),
+                }
             });
         }
         let app = make_service(router(self.state));

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cli;
 pub mod domain;
+pub mod metrics;
 pub mod scan;
 pub mod service;
 pub mod store;

@@ -124,6 +124,10 @@ pub struct ServeArgs {
     /// expiry): e.g. 1h (default), 1s in tests.
     #[arg(long, default_value = "1h", value_parser = crate::domain::oauth::parse_duration)]
     pub maintenance_interval: std::time::Duration,
+    /// Serve Prometheus metrics at `/metrics` on this address (alone: 127.0.0.1:9464); off when
+    /// absent. Never on the main listener.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:9464")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A grace: `0` (none), or a duration of at most 7 days.

@@ -40,7 +40,11 @@ pub(super) async fn serve(g: &Global, args: ServeArgs) -> anyhow::Result<()> {
         },
         approval_ttl: args.approval_ttl,
         maintenance_interval: args.maintenance_interval,
+        metrics_listen: args.metrics_listen,
     };
+    if let Some(at) = args.metrics_listen.filter(|a| !a.ip().is_loopback()) {
+        tracing::warn!(%at, "/metrics is served beyond loopback: keep that address off the internet");
+    }
     let app = Application::build(config).await?;
     let url = app.public_url().to_owned();
     if args.demo {

@@ -201,3 +201,17 @@ pub async fn inputs_since(conn: &mut Conn, team_id: &str, kind: &str, since: i64
     .fetch_all(&mut *conn)
     .await
 }
+
+/// How many jobs are in each status (every status, zeros included), for the metrics.
+pub async fn counts_by_status(conn: &mut Conn) -> sqlx::Result<Vec<(&'static str, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(crate::domain::kinds::JobStatus::ALL
+        .iter()
+        .map(|s| {
+            let n = rows.iter().find(|(r, _)| r == s.as_str()).map_or(0, |(_, n)| *n);
+            (s.as_str(), n)
+        })
+        .collect())
+}

@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     let scope = ScopeState {
         docs_base: format!("{}/docs", state.http.public_url.trim_end_matches('/')).into(),
         requests: state.requests.clone(),
+        metrics: state.service.metrics().clone(),
     };
     Router::new()
         .merge(rest::routes(crate::service::ops::catalog::all()))
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
 struct ScopeState {
     docs_base: Arc<str>,
     requests: Arc<request_log::RequestCounts>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Gives every request an id: in the response header, error bodies and audit entries.
@@ -94,6 +96,7 @@ async fn request_scope(
     let mut res = REQUEST_SCOPE.scope(scope, next.run(req)).await;
     let took = started.elapsed();
     let status = res.status().as_u16();
+    state.metrics.http(&path, status, took);
     match res.extensions_mut().remove::<RouteTemplate>() {
         Some(RouteTemplate(route)) => state.requests.record(&id, &method, route.as_str(), status, took),
         None => state.requests.record(&id, &method, &loggable_path(&path), status, took),

@@ -59,6 +59,8 @@ enum Backing {
 
 pub struct TestApp {
     pub base: String,
+    /// `http://…/metrics` when the test asked for `--metrics-listen`.
+    pub metrics_url: Option<String>,
     pub service: Service,
     pub client: reqwest::Client,
     pub database_url: String,
@@ -105,6 +107,7 @@ async fn start(database_url: String, backing: Backing, tweak: impl FnOnce(&mut S
     tweak(&mut config);
     let app = Application::build(config).await.expect("app builds");
     let base = format!("http://{}", app.local_addr());
+    let metrics_url = app.metrics_addr().map(|a| format!("http://{a}/metrics"));
     let service = app.service().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -116,6 +119,7 @@ async fn start(database_url: String, backing: Backing, tweak: impl FnOnce(&mut S
     });
     TestApp {
         base,
+        metrics_url,
         service,
         client: reqwest::Client::new(),
         database_url,

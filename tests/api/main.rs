@@ -34,6 +34,7 @@ mod leaks;
 mod matrix;
 mod mcp;
 mod mcp_narrowing;
+mod metrics;
 mod oauth;
 mod oauth_binding;
 mod oauth_flow;

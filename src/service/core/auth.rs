@@ -284,6 +284,7 @@ impl Service {
     /// Hands a refusal to the `auth.failed` writer. Every refusal is handed off the same way,
     /// whether or not it has an entry to write, so recording costs a known ID no more time.
     pub fn record_refusal(&self, refusal: Refusal) {
+        self.metrics.auth_failure(refusal.reason.as_str());
         if self.auth_failures.try_send(refusal.entry.map(|e| *e)).is_err() {
             tracing::warn!("auth.failed queue full; an entry was dropped");
         }

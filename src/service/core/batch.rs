@@ -100,6 +100,8 @@ pub struct BatchStats {
     pub batches: AtomicU64,
     pub entries: AtomicU64,
     pub writes: AtomicU64,
+    /// The server's metrics, when it keeps them (batch sizes, commit times).
+    pub metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +118,17 @@ impl Batcher {
         let stats = Arc::new(BatchStats::default());
         tokio::spawn(write_batches(db, rx, stats.clone(), jobs));
         Batcher { queue, stats }
+    }
+
+    /// Reports each batch's size and commit time to `metrics`.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let _ = self.stats.metrics.set(metrics);
+        self
+    }
+
+    /// Calls waiting for the writer now.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 
     /// Appends a successful read's entry once its caller is still allowed; the error is the
@@ -222,7 +235,13 @@ async fn run_batch(
         drafts.push((pending.entry, pending.check));
     }
     let count = (drafts.len() + writes.len()) as u64;
-    match commit(&db, drafts, &mut writes, &mut ran, WRITE_BUDGET).await {
+    let started = std::time::Instant::now();
+    let committed = commit(&db, drafts, &mut writes, &mut ran, WRITE_BUDGET).await;
+    if let Some(m) = stats.metrics.get() {
+        let entries = committed.as_ref().map_or(0, |a| a.len() + ran.len());
+        m.audit_batch(entries, started.elapsed(), committed.is_ok());
+    }
+    match committed {
         Ok(answers) => {
             stats.batches.fetch_add(1, Ordering::Relaxed);
             stats

@@ -33,11 +33,30 @@ impl Service {
         if let Some(m) = value.as_object_mut() {
             m.retain(|_, v| !v.is_null());
         }
-        let entry = draft(p, &O::SPEC, Some(&value))?;
-        let entry = self.check_ability(&O::SPEC, p, entry, Some(&value)).await?;
-        let (keep, kept) = oneshot::channel();
-        self.run::<O>(p, args, entry, None, Some(keep)).await?;
-        typed(kept).await
+        let started = std::time::Instant::now();
+        let done = async {
+            let entry = draft(p, &O::SPEC, Some(&value))?;
+            let entry = self.check_ability(&O::SPEC, p, entry, Some(&value)).await?;
+            let (keep, kept) = oneshot::channel();
+            self.run::<O>(p, args, entry, None, Some(keep)).await?;
+            typed(kept).await
+        }
+        .await;
+        self.measure(p, &O::SPEC, &done, started);
+        done
+    }
+
+    /// Counts one call in the metrics: its surface, operation, outcome and time.
+    fn measure<T>(&self, p: &Caller, spec: &Spec, r: &Result<T>, started: std::time::Instant) {
+        use crate::domain::audit::ActorKind;
+        let surface = match p.actor_kind() {
+            ActorKind::ApiToken => "rest",
+            ActorKind::Mcp => "mcp",
+            ActorKind::Human => "dashboard",
+            ActorKind::System => "system",
+        };
+        self.metrics
+            .operation(surface, spec.name, crate::metrics::outcome_of(r), started.elapsed());
     }
 
     /// Calls an operation with JSON arguments read exactly as a surface's are (so a caller that
@@ -59,6 +78,13 @@ impl Service {
 
     /// The JSON path; `keep`, when given, receives the typed output of a success.
     async fn call_keeping<O: Operation>(&self, p: &Caller, input: Input, keep: Option<Keep<O>>) -> Result<Done> {
+        let started = std::time::Instant::now();
+        let done = self.call_unmeasured::<O>(p, input, keep).await;
+        self.measure(p, &O::SPEC, &done, started);
+        done
+    }
+
+    async fn call_unmeasured<O: Operation>(&self, p: &Caller, input: Input, keep: Option<Keep<O>>) -> Result<Done> {
         let spec = O::SPEC;
         let raw = input.args.as_ref().ok();
         let entry = draft(p, &spec, raw)?;

@@ -59,6 +59,8 @@ pub struct Inner {
     pub(in crate::service) decoy_token: std::sync::OnceLock<String>,
     /// Password verifications running at once (see `accounts::sessions`).
     pub(in crate::service) password_checks: Arc<tokio::sync::Semaphore>,
+    /// This server's Prometheus metrics (`serve --metrics-listen`).
+    pub(in crate::service) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Service {
@@ -69,6 +71,29 @@ impl Service {
             self.batch.stats.batches.load(Ordering::Relaxed),
             self.batch.stats.entries.load(Ordering::Relaxed),
         )
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The gauges a scrape reads: the audit writer's queue, the chain's head, the pools, the jobs.
+    pub async fn metrics_text(&self) -> String {
+        let mut g = crate::metrics::Gauges {
+            audit_queue_depth: self.batch.queue_depth(),
+            ..Default::default()
+        };
+        for (name, pool) in [("write", self.db.pool()), ("read", self.db.read_pool())] {
+            let (size, idle) = (pool.size() as usize, pool.num_idle());
+            g.pools.push((name, idle, size.saturating_sub(idle)));
+        }
+        if let Ok(mut conn) = self.db.read_pool().acquire().await {
+            g.chain_head_seq = crate::store::audit::head(&mut conn).await.ok().map(|(seq, _)| seq);
+            if let Ok(counts) = crate::store::jobs::counts_by_status(&mut conn).await {
+                g.jobs = counts;
+            }
+        }
+        self.metrics.render(&g)
     }
 
     pub fn db(&self) -> &Db {

@@ -45,6 +45,19 @@ impl Kind {
         Kind::OAuthTokens,
     ];
 
+    /// The bucket's name in the metrics.
+    pub fn bucket(self) -> &'static str {
+        match self {
+            Kind::Rest => "rest",
+            Kind::Mcp => "mcp",
+            Kind::RevokeReports => "revoke_reports",
+            Kind::PartnerAlerts => "partner_alerts",
+            Kind::AuthFailures => "auth_failures",
+            Kind::OAuthRegistrations => "oauth_registrations",
+            Kind::OAuthTokens => "oauth_tokens",
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Kind::Rest => "rest",
@@ -73,6 +86,8 @@ enum Store {
 
 pub struct Limits {
     store: Store,
+    /// The server's metrics: each refusal counted by bucket.
+    pub metrics: std::sync::OnceLock<std::sync::Arc<crate::metrics::Metrics>>,
     /// Failed sign-ins to the dashboard, per (account, address) and per address.
     pub sign_in: SignInLimits,
 }
@@ -87,6 +102,7 @@ impl Limits {
                 blocked_sweeper: Sweeper::new(),
             },
             sign_in: SignInLimits::in_memory(per_minute.auth_failures),
+            metrics: Default::default(),
         }
     }
 
@@ -95,6 +111,7 @@ impl Limits {
         shared::create(&pool).await?;
         Ok(Limits {
             sign_in: SignInLimits::shared(pool.clone(), per_minute.auth_failures),
+            metrics: Default::default(),
             store: Store::Shared {
                 pool,
                 quotas: Kind::ALL.map(|k| shared::Quota::per_minute(per_minute.of(k))),
@@ -149,38 +166,62 @@ impl Limits {
         key: &str,
         block_key: Option<&str>,
     ) -> sqlx::Result<Option<Wait>> {
-        match &self.store {
-            Store::Memory { buckets, blocked, .. } => {
-                if let Some(wait) = block_key.and_then(|b| memory_blocked(blocked, b)) {
-                    return Ok(Some(wait));
-                }
-                Ok(buckets[kind as usize].check(key))
-            }
+        let (wait, blocked) = match &self.store {
+            Store::Memory { buckets, blocked, .. } => match block_key.and_then(|b| memory_blocked(blocked, b)) {
+                Some(wait) => (Some(wait), true),
+                None => (buckets[kind as usize].check(key), false),
+            },
             Store::Shared { pool, quotas } => {
                 let key = quotas[kind as usize].map(|q| (format!("{}:{key}", kind.prefix()), q));
                 let block_key = block_key.map(|b| format!("block:{b}"));
                 let verdict =
                     shared::take(pool, key.as_ref().map(|(k, q)| (k.as_str(), *q)), block_key.as_deref()).await?;
-                Ok(verdict.blocked.or(verdict.refused).map(micros_to_seconds))
+                (
+                    verdict.blocked.or(verdict.refused).map(micros_to_seconds),
+                    verdict.blocked.is_some(),
+                )
             }
+        };
+        if wait.is_some() {
+            self.count(if blocked { Kind::AuthFailures } else { kind });
+        }
+        Ok(wait)
+    }
+
+    /// Counts a refusal of `kind`'s bucket in the metrics.
+    fn count(&self, kind: Kind) {
+        if let Some(m) = self.metrics.get() {
+            m.rate_limited(kind.bucket());
         }
     }
 
     /// Whether `key` (a client IP) is locked out after too many failed
     /// authentications.
     pub async fn auth_blocked(&self, key: &str) -> sqlx::Result<Option<Wait>> {
-        match &self.store {
-            Store::Memory { blocked, .. } => Ok(memory_blocked(blocked, key)),
+        let wait = match &self.store {
+            Store::Memory { blocked, .. } => memory_blocked(blocked, key),
             Store::Shared { pool, .. } => {
                 let verdict = shared::take(pool, None, Some(&format!("block:{key}"))).await?;
-                Ok(verdict.blocked.map(micros_to_seconds))
+                verdict.blocked.map(micros_to_seconds)
             }
+        };
+        if wait.is_some() {
+            self.count(Kind::AuthFailures);
         }
+        Ok(wait)
     }
 
     /// Counts a failed authentication; past the limit `key` is locked out until the bucket
     /// refills, and the wait is returned.
     pub async fn auth_failed(&self, key: &str) -> sqlx::Result<Option<Wait>> {
+        let wait = self.auth_failed_inner(key).await?;
+        if wait.is_some() {
+            self.count(Kind::AuthFailures);
+        }
+        Ok(wait)
+    }
+
+    async fn auth_failed_inner(&self, key: &str) -> sqlx::Result<Option<Wait>> {
         match &self.store {
             Store::Memory {
                 buckets,
