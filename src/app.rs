@@ -133,6 +133,7 @@ impl Application {
                 oauth: config.oauth.clone(),
                 approval_ttl: config.approval_ttl,
                 holdable: crate::service::ops::catalog::can_be_held,
+                metrics: config.metrics_listen.is_some(),
             },
         );
         let per_minute = PerMinute {

@@ -20,10 +20,38 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
+/// Every metric this server exports (the Grafana dashboard in `docs/grafana/` is checked against
+/// it).
+pub const NAMES: &[&str] = &[
+    "memberpass_operations_total",
+    "memberpass_operation_duration_seconds",
+    "memberpass_http_requests_total",
+    "memberpass_http_request_duration_seconds",
+    "memberpass_auth_failures_total",
+    "memberpass_rate_limited_total",
+    "memberpass_audit_batch_entries",
+    "memberpass_audit_commit_duration_seconds",
+    "memberpass_audit_batch_failures_total",
+    "memberpass_audit_queue_depth",
+    "memberpass_audit_chain_head_seq",
+    "memberpass_db_pool_connections",
+    "memberpass_jobs",
+];
+
+/// This server's metrics: a registry of its own when `--metrics-listen` is given, nothing at all
+/// (every record a no-op, nothing kept) when not.
 pub struct Metrics {
+    on: Option<On>,
+}
+
+struct On {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
 }
+
+/// How often histogram samples are folded into their buckets (the exporter keeps raw samples
+/// until then).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,14 +67,15 @@ pub fn outcome_of<T>(r: &crate::domain::error::Result<T>) -> &'static str {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// No metrics: every record is a no-op.
+    pub fn off() -> Metrics {
+        Metrics { on: None }
+    }
+
+    /// A registry of this server's own. Inside a Tokio runtime it folds histogram samples every
+    /// [`UPKEEP_EVERY`] until dropped, so memory stays bounded however rarely it is scraped.
+    pub fn new() -> std::sync::Arc<Metrics> {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
             .and_then(|b| {
@@ -56,11 +85,48 @@ impl Metrics {
             .unwrap_or_else(|_| PrometheusBuilder::new())
             .build_recorder();
         let handle = recorder.handle();
-        let m = Metrics { recorder, handle };
-        m.describe();
+        let on = On { recorder, handle };
+        on.describe();
+        let m = std::sync::Arc::new(Metrics { on: Some(on) });
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let weak = std::sync::Arc::downgrade(&m);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(UPKEEP_EVERY);
+                loop {
+                    tick.tick().await;
+                    let Some(m) = weak.upgrade() else { return };
+                    if let Some(on) = &m.on {
+                        on.handle.run_upkeep();
+                    }
+                }
+            });
+        }
         m
     }
 
+    fn counter(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Counter {
+        match &self.on {
+            Some(on) => on.recorder.register_counter(&key(name, labels), &METADATA),
+            None => Counter::noop(),
+        }
+    }
+
+    fn histogram(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Histogram {
+        match &self.on {
+            Some(on) => on.recorder.register_histogram(&key(name, labels), &METADATA),
+            None => Histogram::noop(),
+        }
+    }
+
+    fn gauge(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Gauge {
+        match &self.on {
+            Some(on) => on.recorder.register_gauge(&key(name, labels), &METADATA),
+            None => Gauge::noop(),
+        }
+    }
+}
+
+impl On {
     fn describe(&self) {
         let counter = |name: &'static str, help: &'static str| {
             self.recorder
@@ -125,24 +191,14 @@ impl Metrics {
             "Background jobs by status (queued, running, completed, failed).",
         );
     }
+}
 
-    fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
-        let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::from_static_parts(k, v)).collect();
-        Key::from_parts(name, labels)
-    }
+fn key(name: &'static str, labels: &[(&'static str, &'static str)]) -> Key {
+    let labels: Vec<Label> = labels.iter().map(|(k, v)| Label::from_static_parts(k, v)).collect();
+    Key::from_parts(name, labels)
+}
 
-    fn counter(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Counter {
-        self.recorder.register_counter(&Self::key(name, labels), &METADATA)
-    }
-
-    fn histogram(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Histogram {
-        self.recorder.register_histogram(&Self::key(name, labels), &METADATA)
-    }
-
-    fn gauge(&self, name: &'static str, labels: &[(&'static str, &'static str)]) -> Gauge {
-        self.recorder.register_gauge(&Self::key(name, labels), &METADATA)
-    }
-
+impl Metrics {
     /// One operation call: its surface, name, outcome and time.
     pub fn operation(&self, surface: &'static str, operation: &'static str, outcome: &'static str, took: Duration) {
         let labels = [("surface", surface), ("operation", operation), ("outcome", outcome)];
@@ -208,8 +264,13 @@ impl Metrics {
         for (status, n) in &now.jobs {
             self.gauge("memberpass_jobs", &[("status", status)]).set(*n as f64);
         }
-        self.handle.run_upkeep();
-        self.handle.render()
+        match &self.on {
+            Some(on) => {
+                on.handle.run_upkeep();
+                on.handle.render()
+            }
+            None => String::new(),
+        }
     }
 }
 
@@ -247,6 +308,27 @@ mod tests {
         assert_eq!(surface_of("/settings/tokens"), "dashboard");
         assert_eq!(surface_of("/.well-known/oauth-authorization-server"), "oauth");
         assert_eq!(surface_of("/mpt_live_secret"), "other");
+    }
+
+    #[test]
+    fn the_grafana_dashboard_uses_only_metrics_the_server_exports() {
+        let dashboard = include_str!("../docs/grafana/memberpass.json");
+        let mut used = std::collections::BTreeSet::new();
+        for (at, _) in dashboard.match_indices("memberpass_") {
+            let name: String = dashboard[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(NAMES.contains(&base), "{name} is not a metric of the server");
+            used.insert(base.to_owned());
+        }
+        for name in NAMES {
+            assert!(used.contains(*name), "the dashboard does not chart {name}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub(super) async fn service(g: &Global) -> anyhow::Result<Service> {
             oauth: Default::default(),
             approval_ttl: crate::service::DEFAULT_APPROVAL_TTL,
             holdable: crate::service::ops::catalog::can_be_held,
+            metrics: false,
         },
     ))
 }

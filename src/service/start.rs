@@ -16,7 +16,10 @@ impl Service {
         let (auth_failures, queue) = tokio::sync::mpsc::channel(auth::AUTH_FAILURE_QUEUE);
         tokio::spawn(auth::write_auth_failures(db.clone(), queue));
         let jobs_waiting: Arc<tokio::sync::Notify> = Default::default();
-        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let metrics = match config.metrics {
+            true => crate::metrics::Metrics::new(),
+            false => Arc::new(crate::metrics::Metrics::off()),
+        };
         Service(Arc::new(Inner {
             batch: Batcher::start(db.clone(), jobs_waiting.clone()).with_metrics(metrics.clone()),
             metrics,

@@ -140,3 +140,15 @@ fn promtool(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn without_the_flag_there_is_no_listener_and_nothing_is_kept() {
+    let app = crate::helpers::spawn_app().await;
+    assert!(app.metrics_url.is_none());
+    let w = app.world().await;
+    let token = app.mint(OWNER_A, &w.team_a, &[Ability::ProjectViewAny], &[]).await;
+    assert_eq!(app.get("/v1/projects", &token).await.status, 200);
+    assert_eq!(app.service.metrics_text().await, "", "no registry, no series");
+    let main = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(main.status(), 404);
+}

@@ -24,6 +24,8 @@ pub struct ServiceConfig {
     /// builds the service ([`crate::service::ops::catalog::can_be_held`]), since the machinery and
     /// the operations that read this do not import the catalog that lists them.
     pub holdable: fn(&str) -> bool,
+    /// Keep Prometheus metrics (`serve --metrics-listen`); off, every record is a no-op.
+    pub metrics: bool,
 }
 
 /// `serve --approval-ttl`'s default.
