@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{Nav, field_errors, refused};
-use super::session::{CsrfForm, SignedIn};
+use super::session::{CsrfForm, SignedIn, first_of};
 use crate::domain::approval::{ApproverRule, SurfaceRule};
 use crate::domain::error::Error;
 use crate::service::Caller;
@@ -151,13 +151,7 @@ pub(super) async fn save_budget(
         fields,
     }: CsrfForm,
 ) -> Response {
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| first_of(&fields, name).trim();
     let limit = match field("limit").parse::<u32>() {
         Ok(n) if n <= MAX_LIMIT => n,
         _ => {

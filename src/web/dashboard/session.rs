@@ -151,6 +151,15 @@ impl FromRequest<AppState> for CsrfForm {
     }
 }
 
+/// The first value of a form field, or empty when it was not sent.
+pub(super) fn first_of<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
 pub(super) fn all_of(fields: &[(String, String)], name: &str) -> Vec<String> {
     fields
         .iter()

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{Nav, field_errors, refused};
-use super::session::{CsrfForm, SignedIn};
+use super::session::{CsrfForm, SignedIn, first_of};
 use crate::domain::ability::Ability;
 use crate::domain::error::Error;
 use crate::domain::role::Role;
@@ -129,13 +129,7 @@ pub(super) async fn save(
         Ok(p) => p,
         Err(e) => return refused(e, "No such team."),
     };
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| first_of(&fields, name);
     let read = || -> Result<PolicyChange, Error> {
         let mut change = PolicyChange::default();
         let max = days_field("max_lifetime", field("max_lifetime_days"))?;
